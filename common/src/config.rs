@@ -1,0 +1,776 @@
+//! Configuration: one TOML file per environment (`config/default.toml` for the
+//! real exchanges, `config/dev.toml` for the local simulator), every key
+//! overridable by an environment variable, checked at start-up.
+//!
+//! Environment overrides use the prefix `ORACLE__` and `__` between path
+//! segments, matched case-insensitively (`-` and `/` in keys match `_`):
+//! `ORACLE__CHAIN__RPC_URL=http://…` sets `chain.rpc_url`,
+//! `ORACLE__FEEDS__0__HEARTBEAT=30s` sets the first feed's heartbeat.
+//!
+//! Secrets (keys) are never printed: [`Secret`] redacts itself in `Debug`,
+//! and a secret's value may be `file:/path` to read it from a file.
+//!
+//! Every error names the key it is about, e.g.
+//! `config key feeds[0].heartbeat: invalid value: …`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::{Pair, SourceId};
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "ORACLE__";
+
+/// A configuration that could not be loaded or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// What the TOML parser said.
+        message: String,
+    },
+    /// An environment override does not fit the file's structure.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key has a wrong type or value.
+    #[error("config key {key}: {message}")]
+    Key {
+        /// Dotted path of the key, e.g. `feeds[0].heartbeat`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Key {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A secret value (a private key). `Debug` and `Display` never show it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself. Call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether no value was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_empty() { "Secret(<empty>)" } else { "Secret(<redacted>)" })
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        match raw.strip_prefix("file:") {
+            Some(path) => std::fs::read_to_string(path)
+                .map(|s| Secret(s.trim().to_owned()))
+                .map_err(|e| serde::de::Error::custom(format!("cannot read secret file {path}: {e}"))),
+            None => Ok(Secret(raw)),
+        }
+    }
+}
+
+/// The whole configuration. Each service validates the parts it uses.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Logging.
+    pub telemetry: TelemetryConfig,
+    /// NATS connection and streams.
+    pub nats: NatsConfig,
+    /// The chain and the contract.
+    pub chain: ChainConfig,
+    /// The feeds the oracle serves.
+    pub feeds: Vec<FeedConfig>,
+    /// The price sources, by id.
+    pub sources: BTreeMap<SourceId, SourceConfig>,
+    /// The fetchers service.
+    pub fetchers: FetchersConfig,
+    /// The aggregator service.
+    pub aggregator: AggregatorConfig,
+    /// The client API.
+    pub bff: BffConfig,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// `auto` (JSON unless stderr is a terminal), `json` or `text`.
+    pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,oracle_fetchers=debug`;
+    /// `RUST_LOG` wins when set.
+    pub log_level: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Auto,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when stderr is not a terminal, text otherwise.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// NATS connection and JetStream streams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URL(s), comma-separated.
+    pub url: String,
+    /// How long the observation stream keeps messages.
+    #[serde(with = "humantime_serde")]
+    pub obs_max_age: Duration,
+    /// Window in which the stream drops a repeated `Nats-Msg-Id`.
+    #[serde(with = "humantime_serde")]
+    pub duplicate_window: Duration,
+    /// Stream replicas (1 for a single server, 3 for a cluster).
+    pub replicas: usize,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            obs_max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            replicas: 1,
+        }
+    }
+}
+
+/// The chain and the deployed contract.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainConfig {
+    /// JSON-RPC endpoint (HTTP).
+    pub rpc_url: String,
+    /// Address of the deployed `OracleHub`; required by the aggregator and the bff.
+    pub hub_address: Option<alloy::primitives::Address>,
+    /// The chain id the RPC must report; checked at start-up when set.
+    pub chain_id: Option<u64>,
+}
+
+/// One feed: which sources, how many are needed, when to update.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// The pair, `BTC/USD`.
+    pub pair: Pair,
+    /// Decimals of the on-chain integer.
+    #[serde(default = "default_decimals")]
+    pub decimals: u8,
+    /// Sources in priority order.
+    pub sources: Vec<SourceId>,
+    /// Fewest distinct sources an aggregate needs.
+    #[serde(default = "default_min_sources")]
+    pub min_sources: usize,
+    /// Oldest observation an aggregate may use.
+    #[serde(default = "default_max_age", with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Update when the aggregate moved this many basis points from the on-chain value.
+    #[serde(default = "default_deviation_bps")]
+    pub deviation_bps: u32,
+    /// Update at least this often.
+    #[serde(default = "default_heartbeat", with = "humantime_serde")]
+    pub heartbeat: Duration,
+}
+
+fn default_decimals() -> u8 {
+    8
+}
+fn default_min_sources() -> usize {
+    2
+}
+fn default_max_age() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_deviation_bps() -> u32 {
+    50
+}
+fn default_heartbeat() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// One price source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The connector that speaks this source's API; defaults to the source id.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Base URL of the API, e.g. `https://api.kraken.com` (a path prefix is kept).
+    pub base_url: String,
+    /// Per-request timeout.
+    #[serde(default = "default_source_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The source's symbol for each pair it serves, e.g. `"BTC/USD" = "XBTUSD"`.
+    pub symbols: BTreeMap<Pair, String>,
+}
+
+fn default_source_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+impl SourceConfig {
+    /// The connector name: `kind`, or the source id when `kind` is not set.
+    pub fn kind_or<'a>(&'a self, id: &'a SourceId) -> &'a str {
+        self.kind.as_deref().unwrap_or(id.as_str())
+    }
+}
+
+/// The fetchers service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FetchersConfig {
+    /// This process's name, carried in every observation.
+    pub id: String,
+    /// How often every source is polled.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Attempts per poll of one source (1 = no retry).
+    pub max_attempts: usize,
+    /// First retry delay; doubles each attempt, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub retry_min_delay: Duration,
+    /// Largest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub retry_max_delay: Duration,
+    /// Where `/metrics` and `/healthz` listen.
+    pub metrics_addr: SocketAddr,
+}
+
+impl Default for FetchersConfig {
+    fn default() -> Self {
+        Self {
+            id: "fetchers-1".into(),
+            poll_interval: Duration::from_secs(1),
+            max_attempts: 3,
+            retry_min_delay: Duration::from_millis(100),
+            retry_max_delay: Duration::from_secs(2),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9101)),
+        }
+    }
+}
+
+/// The aggregator service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AggregatorConfig {
+    /// Name of the durable JetStream consumer.
+    pub consumer: String,
+    /// How often feeds are evaluated for an update.
+    #[serde(with = "humantime_serde")]
+    pub tick: Duration,
+    /// Keys that sign reports (EIP-712), hex; each must be an authorized signer of the hub.
+    pub signer_keys: Vec<Secret>,
+    /// Key of the account that pays for and sends transactions, hex.
+    pub sender_key: Secret,
+    /// How long to wait for a transaction receipt.
+    #[serde(with = "humantime_serde")]
+    pub receipt_timeout: Duration,
+    /// Where `/metrics` and `/healthz` listen.
+    pub metrics_addr: SocketAddr,
+}
+
+impl Default for AggregatorConfig {
+    fn default() -> Self {
+        Self {
+            consumer: "aggregator".into(),
+            tick: Duration::from_millis(500),
+            signer_keys: Vec::new(),
+            sender_key: Secret::default(),
+            receipt_timeout: Duration::from_secs(60),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9102)),
+        }
+    }
+}
+
+/// The client API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BffConfig {
+    /// Where the API listens.
+    pub listen: SocketAddr,
+    /// Where `/metrics` listens.
+    pub metrics_addr: SocketAddr,
+}
+
+impl Default for BffConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9103)),
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`, applies `ORACLE__…` overrides from the process
+    /// environment, and checks the parts every service shares.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// Like [`Config::load`], with the environment given explicitly.
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_with_env(&text, path, env)
+    }
+
+    /// Parses TOML text (`origin` names it in errors), applies overrides, checks.
+    pub fn from_toml_with_env(
+        text: &str,
+        origin: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut root: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: origin.to_owned(),
+            message: e.message().to_owned(),
+        })?;
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        overrides.sort();
+        let mut applied = Vec::with_capacity(overrides.len());
+        for (var, value) in &overrides {
+            applied.push(apply_override(&mut root, var, value)?);
+        }
+        // A value set from the environment for a key the file does not have is
+        // typed by its look (`7` is an integer). Where the schema wants text
+        // instead, retry with the text: at most once per override.
+        let mut retries = applied.len();
+        let config: Config = loop {
+            match serde_path_to_error::deserialize::<_, Config>(root.clone()) {
+                Ok(config) => break config,
+                Err(e) => {
+                    let key = e.path().to_string();
+                    let by_env = applied.iter().find(|a| a.key == key);
+                    if let Some(a) = by_env.filter(|a| a.inferred && retries > 0) {
+                        retries -= 1;
+                        set_path(&mut root, &a.segments, toml::Value::String(a.text.clone()));
+                        if let Some(a) = applied.iter_mut().find(|x| x.key == key) {
+                            a.inferred = false;
+                        }
+                        continue;
+                    }
+                    let mut message = e.inner().to_string();
+                    if let Some(a) = by_env {
+                        message = format!("{} (set by {})", message.trim_end(), a.var);
+                    }
+                    let key = if key == "." { "(root)".to_owned() } else { key };
+                    return Err(ConfigError::key(key, message));
+                }
+            }
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the rules that span keys: feeds reference configured sources,
+    /// quorums are reachable, durations are positive.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.nats.url.trim().is_empty() {
+            return Err(ConfigError::key("nats.url", "must not be empty"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, feed) in self.feeds.iter().enumerate() {
+            let k = |field: &str| format!("feeds[{i}].{field}");
+            if !seen.insert(feed.pair.clone()) {
+                return Err(ConfigError::key(k("pair"), format!("{} is configured twice", feed.pair)));
+            }
+            if feed.decimals > 18 {
+                return Err(ConfigError::key(k("decimals"), "must be at most 18"));
+            }
+            if feed.sources.is_empty() {
+                return Err(ConfigError::key(k("sources"), "must name at least one source"));
+            }
+            for source in &feed.sources {
+                let Some(sc) = self.sources.get(source) else {
+                    return Err(ConfigError::key(
+                        k("sources"),
+                        format!("source {source} is not configured under [sources]"),
+                    ));
+                };
+                if !sc.symbols.contains_key(&feed.pair) {
+                    return Err(ConfigError::key(
+                        format!("sources.{source}.symbols"),
+                        format!("has no symbol for {}, which feed {} polls it for", feed.pair, feed.pair),
+                    ));
+                }
+            }
+            if feed.min_sources == 0 || feed.min_sources > feed.sources.len() {
+                return Err(ConfigError::key(
+                    k("min_sources"),
+                    format!("must be between 1 and the number of sources ({})", feed.sources.len()),
+                ));
+            }
+            if feed.max_age.is_zero() {
+                return Err(ConfigError::key(k("max_age"), "must be positive"));
+            }
+            if feed.heartbeat.is_zero() {
+                return Err(ConfigError::key(k("heartbeat"), "must be positive"));
+            }
+            if feed.deviation_bps == 0 || feed.deviation_bps > 10_000 {
+                return Err(ConfigError::key(k("deviation_bps"), "must be between 1 and 10000"));
+            }
+        }
+        for (id, source) in &self.sources {
+            let url = source.base_url.trim();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::key(
+                    format!("sources.{id}.base_url"),
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
+            if source.timeout.is_zero() {
+                return Err(ConfigError::key(format!("sources.{id}.timeout"), "must be positive"));
+            }
+        }
+        if self.fetchers.poll_interval.is_zero() {
+            return Err(ConfigError::key("fetchers.poll_interval", "must be positive"));
+        }
+        if self.fetchers.max_attempts == 0 {
+            return Err(ConfigError::key("fetchers.max_attempts", "must be at least 1"));
+        }
+        if self.aggregator.tick.is_zero() {
+            return Err(ConfigError::key("aggregator.tick", "must be positive"));
+        }
+        Ok(())
+    }
+
+    /// Checks what the aggregator and the bff need of the chain section.
+    pub fn require_chain(&self) -> Result<alloy::primitives::Address, ConfigError> {
+        let url = self.chain.rpc_url.trim();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::key("chain.rpc_url", format!("{url:?} is not an http(s) URL")));
+        }
+        self.chain
+            .hub_address
+            .ok_or_else(|| ConfigError::key("chain.hub_address", "is required (the deployed OracleHub)"))
+    }
+
+    /// The feed for a pair, if configured.
+    pub fn feed(&self, pair: &Pair) -> Option<&FeedConfig> {
+        self.feeds.iter().find(|f| &f.pair == pair)
+    }
+}
+
+/// Normalizes a key for case- and punctuation-insensitive matching.
+fn norm(key: &str) -> String {
+    key.chars()
+        .map(|c| match c {
+            '-' | '/' | '.' => '_',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// Parses an override's text as the type of the value it replaces.
+fn typed_value(text: &str, like: Option<&toml::Value>) -> Result<toml::Value, String> {
+    let parsed = || -> Option<toml::Value> {
+        toml::from_str::<toml::Table>(&format!("v = {text}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+    };
+    match like {
+        Some(toml::Value::String(_)) => Ok(toml::Value::String(text.to_owned())),
+        Some(existing) => match parsed() {
+            Some(v) if v.same_type(existing) => Ok(v),
+            Some(toml::Value::Integer(i)) if matches!(existing, toml::Value::Float(_)) => {
+                Ok(toml::Value::Float(i as f64))
+            }
+            _ => Err(format!("expected a {} value, got {text:?}", existing.type_str())),
+        },
+        None => Ok(match parsed() {
+            Some(v @ (toml::Value::Boolean(_) | toml::Value::Integer(_) | toml::Value::Float(_))) => v,
+            Some(v @ toml::Value::Array(_)) => v,
+            _ => toml::Value::String(text.to_owned()),
+        }),
+    }
+}
+
+/// What one environment override changed.
+#[derive(Debug)]
+struct Applied {
+    var: String,
+    /// The key as serde_path_to_error prints it: `feeds[0].heartbeat`.
+    key: String,
+    /// The actual keys and indices walked.
+    segments: Vec<Segment>,
+    text: String,
+    /// The value's type was guessed (the file had no value there).
+    inferred: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+fn set_path(root: &mut toml::Value, segments: &[Segment], value: toml::Value) {
+    let mut node = root;
+    for seg in segments {
+        let next = match (seg, node) {
+            (Segment::Key(k), toml::Value::Table(t)) => t.get_mut(k),
+            (Segment::Index(i), toml::Value::Array(a)) => a.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(n) => node = n,
+            None => return,
+        }
+    }
+    *node = value;
+}
+
+fn apply_override(root: &mut toml::Value, var: &str, text: &str) -> Result<Applied, ConfigError> {
+    let env_err = |message: String| ConfigError::Env {
+        var: var.to_owned(),
+        message,
+    };
+    let path: Vec<&str> = var[ENV_PREFIX.len()..].split("__").collect();
+    if path.iter().any(|s| s.is_empty()) {
+        return Err(env_err("empty path segment".into()));
+    }
+    let mut applied = Applied {
+        var: var.to_owned(),
+        key: String::new(),
+        segments: Vec::with_capacity(path.len()),
+        text: text.to_owned(),
+        inferred: false,
+    };
+    let mut node = root;
+    for (depth, segment) in path.iter().enumerate() {
+        let last = depth + 1 == path.len();
+        node = match node {
+            toml::Value::Table(table) => {
+                let wanted = norm(segment);
+                let key = table
+                    .keys()
+                    .find(|k| norm(k) == wanted)
+                    .cloned()
+                    .unwrap_or_else(|| segment.to_ascii_lowercase());
+                if !applied.key.is_empty() {
+                    applied.key.push('.');
+                }
+                applied.key.push_str(&key);
+                applied.segments.push(Segment::Key(key.clone()));
+                if last {
+                    applied.inferred = !table.contains_key(&key);
+                    let value = typed_value(text, table.get(&key)).map_err(env_err)?;
+                    table.insert(key, value);
+                    return Ok(applied);
+                }
+                table
+                    .entry(key)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            }
+            toml::Value::Array(items) => {
+                let index: usize = segment
+                    .parse()
+                    .map_err(|_| env_err(format!("{segment:?} is not an index into a list")))?;
+                let len = items.len();
+                let item = items
+                    .get_mut(index)
+                    .ok_or_else(|| env_err(format!("index {index} is past the list's {len} items")))?;
+                applied.key.push_str(&format!("[{index}]"));
+                applied.segments.push(Segment::Index(index));
+                if last {
+                    *item = typed_value(text, Some(item)).map_err(env_err)?;
+                    return Ok(applied);
+                }
+                item
+            }
+            other => {
+                return Err(env_err(format!(
+                    "{} is a {} and has no key {segment:?}",
+                    path[..depth].join("__"),
+                    other.type_str()
+                )));
+            }
+        };
+    }
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+[nats]
+url = "nats://127.0.0.1:4222"
+
+[chain]
+rpc_url = "http://127.0.0.1:8545"
+
+[sources.kraken]
+base_url = "https://api.kraken.com"
+symbols = { "BTC/USD" = "XBTUSD" }
+
+[sources.coinbase]
+base_url = "https://api.exchange.coinbase.com"
+symbols = { "BTC/USD" = "BTC-USD" }
+
+[[feeds]]
+pair = "BTC/USD"
+sources = ["kraken", "coinbase"]
+heartbeat = "1h"
+
+[aggregator]
+signer_keys = ["0x01"]
+"#;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_toml_with_env(
+            text,
+            Path::new("test.toml"),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn loads_with_defaults() {
+        let c = load(SAMPLE, &[]).unwrap();
+        assert_eq!(c.feeds[0].decimals, 8);
+        assert_eq!(c.feeds[0].heartbeat, Duration::from_secs(3600));
+        assert_eq!(c.sources.len(), 2);
+        assert_eq!(c.fetchers.poll_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn env_overrides_nested_keys_and_list_items() {
+        let c = load(
+            SAMPLE,
+            &[
+                ("ORACLE__CHAIN__RPC_URL", "http://10.0.0.1:8545"),
+                ("ORACLE__FEEDS__0__HEARTBEAT", "30s"),
+                ("ORACLE__FEEDS__0__MIN_SOURCES", "1"),
+                ("ORACLE__FETCHERS__ID", "7"),
+                ("ORACLE__SOURCES__KRAKEN__SYMBOLS__BTC_USD", "XXBTZUSD"),
+                ("UNRELATED", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.chain.rpc_url, "http://10.0.0.1:8545");
+        assert_eq!(c.feeds[0].heartbeat, Duration::from_secs(30));
+        assert_eq!(c.feeds[0].min_sources, 1);
+        assert_eq!(c.fetchers.id, "7");
+        let pair: Pair = "BTC/USD".parse().unwrap();
+        assert_eq!(c.sources[&"kraken".parse().unwrap()].symbols[&pair], "XXBTZUSD");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = load(SAMPLE, &[("ORACLE__FEEDS__0__HEARTBEAT", "soon")]).unwrap_err();
+        assert!(err.to_string().contains("feeds[0].heartbeat"), "{err}");
+
+        let err = load(&SAMPLE.replace("heartbeat = \"1h\"", "hartbeat = \"1h\""), &[]).unwrap_err();
+        assert!(err.to_string().contains("hartbeat"), "{err}");
+
+        let err = load(&SAMPLE.replace("\"kraken\", \"coinbase\"", "\"kraken\", \"bitstamp\""), &[])
+            .unwrap_err();
+        assert!(err.to_string().contains("feeds[0].sources"), "{err}");
+        assert!(err.to_string().contains("bitstamp"), "{err}");
+
+        let err = load(SAMPLE, &[("ORACLE__FEEDS__0__MIN_SOURCES", "3")]).unwrap_err();
+        assert!(err.to_string().contains("feeds[0].min_sources"), "{err}");
+
+        let err = load(SAMPLE, &[("ORACLE__FEEDS__0__MIN_SOURCES", "many")]).unwrap_err();
+        assert!(err.to_string().contains("feeds[0].min_sources"), "{err}");
+        assert!(err.to_string().contains("ORACLE__FEEDS__0__MIN_SOURCES"), "{err}");
+
+        let err = load(SAMPLE, &[("ORACLE__FEEDS__5__HEARTBEAT", "1s")]).unwrap_err();
+        assert!(err.to_string().contains("past the list"), "{err}");
+
+        let err = load("[nats\nurl=1", &[]).unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_can_come_from_files() {
+        let dir = std::env::temp_dir().join(format!("oracle-secret-{}", std::process::id()));
+        std::fs::write(&dir, "0xabc\n").unwrap();
+        let c = load(
+            SAMPLE,
+            &[("ORACLE__AGGREGATOR__SENDER_KEY", &format!("file:{}", dir.display()))],
+        )
+        .unwrap();
+        std::fs::remove_file(&dir).ok();
+        assert_eq!(c.aggregator.sender_key.expose(), "0xabc");
+        let shown = format!("{:?}", c.aggregator);
+        assert!(!shown.contains("0xabc") && !shown.contains("0x01"), "{shown}");
+    }
+
+    #[test]
+    fn shipped_configs_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("config");
+        for name in ["default.toml", "dev.toml"] {
+            let c = Config::load_with_env(&root.join(name), Vec::new())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!c.feeds.is_empty(), "{name} has no feeds");
+        }
+    }
+}
