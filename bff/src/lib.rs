@@ -1,1 +1,142 @@
-//! placeholder
+//! The backend-for-frontend: the client API. Every price it returns is read
+//! from the `OracleHub` contract at a definite block and carries the chain
+//! reference that proves it.
+//!
+//! Layout:
+//! - [`routes`]: one handler per file; the router is [`router`].
+//! - [`chain`]: reads a feed at the latest block.
+//! - [`error`]: [`ApiError`], JSON errors with stable codes.
+//! - [`metrics`]: request metrics and their middleware.
+#![forbid(unsafe_code)]
+
+pub mod chain;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use oracle_common::Pair;
+use oracle_common::config::{Config, FeedConfig};
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use error::ApiError;
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The chain reader.
+    pub reader: chain::ChainReader,
+    /// Served feeds.
+    pub feeds: Arc<BTreeMap<Pair, FeedConfig>>,
+    /// Metrics.
+    pub metrics: metrics::Metrics,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration does not fit this service.
+    #[error("config: {0}")]
+    Config(String),
+    /// The chain could not be reached.
+    #[error("chain: {0}")]
+    Chain(String),
+    /// The listener could not be bound.
+    #[error("listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// The API router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/v1/prices/{pair}", get(routes::prices::get_price))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+/// Builds the handler state: checks the chain section and asks the RPC for
+/// its chain id (and checks it against `chain.chain_id` when set).
+pub async fn state(config: &Config, registry: &Registry) -> Result<AppState, StartError> {
+    let hub = config
+        .require_chain()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let url: alloy::transports::http::reqwest::Url = config
+        .chain
+        .rpc_url
+        .parse()
+        .map_err(|_| StartError::Config("chain.rpc_url: not a URL".into()))?;
+    let chain_id = chain::ChainReader::fetch_chain_id(url.clone())
+        .await
+        .map_err(|e| StartError::Chain(format!("eth_chainId at {}: {e}", config.chain.rpc_url)))?;
+    if let Some(expected) = config.chain.chain_id
+        && expected != chain_id
+    {
+        return Err(StartError::Config(format!(
+            "chain.chain_id: expected {expected}, the RPC serves chain {chain_id}"
+        )));
+    }
+    Ok(AppState {
+        reader: chain::ChainReader::new(url, hub, chain_id),
+        feeds: Arc::new(
+            config
+                .feeds
+                .iter()
+                .map(|f| (f.pair.clone(), f.clone()))
+                .collect(),
+        ),
+        metrics: metrics::Metrics::register(registry)?,
+    })
+}
+
+/// Serves the API on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// Binds `bff.listen` and serves the API until `shutdown`.
+pub async fn run(
+    config: Config,
+    registry: &Registry,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let state = state(&config, registry).await?;
+    let listener = TcpListener::bind(config.bff.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.bff.listen,
+            source,
+        })?;
+    info!(addr = %config.bff.listen, chain_id = state.reader.chain_id(), hub = %state.reader.hub(), "bff listening");
+    serve(listener, state, shutdown)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.bff.listen,
+            source,
+        })
+}

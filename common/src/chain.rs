@@ -85,7 +85,10 @@ pub enum SignError {
 
 /// Signs `digest` with every key and returns the signatures ordered by
 /// ascending signer address, as `OracleHub.submit` requires.
-pub fn sign_digest(digest: B256, keys: &[PrivateKeySigner]) -> Result<Vec<HubSignature>, SignError> {
+pub fn sign_digest(
+    digest: B256,
+    keys: &[PrivateKeySigner],
+) -> Result<Vec<HubSignature>, SignError> {
     let mut signed: Vec<(Address, HubSignature)> = Vec::with_capacity(keys.len());
     for key in keys {
         let sig = key
@@ -132,9 +135,15 @@ mod tests {
             price: 9_712_340_000_000,
             observedAt: alloy::primitives::aliases::U40::from(1_763_700_000u64),
         }];
-        let hub: Address = "0x5FbDB2315678afecb367f032d93F642f64180aa3".parse().unwrap();
+        let hub: Address = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+            .parse()
+            .unwrap();
         let digest = batch_digest(&reports, 31337, hub);
-        assert_ne!(digest, batch_digest(&reports, 1, hub), "chain id must be bound");
+        assert_ne!(
+            digest,
+            batch_digest(&reports, 1, hub),
+            "chain id must be bound"
+        );
         let sigs = sign_digest(digest, &keys()).unwrap();
         let mut recovered = Vec::new();
         for s in &sigs {
@@ -151,7 +160,10 @@ mod tests {
     fn duplicate_keys_are_refused() {
         let k = keys();
         let twice = vec![k[0].clone(), k[0].clone()];
-        assert!(matches!(sign_digest(B256::ZERO, &twice), Err(SignError::Duplicate(_))));
+        assert!(matches!(
+            sign_digest(B256::ZERO, &twice),
+            Err(SignError::Duplicate(_))
+        ));
     }
 
     /// The checked-in artifact must be what the Solidity source compiles to.
@@ -165,7 +177,8 @@ mod tests {
             "forge not found at {}: run scripts/bootstrap.sh",
             forge.display()
         );
-        let tmp = std::env::temp_dir().join(format!("oracle-artifact-check-{}", std::process::id()));
+        let tmp =
+            std::env::temp_dir().join(format!("oracle-artifact-check-{}", std::process::id()));
         let status = Command::new(&forge)
             .current_dir(root.join("contracts"))
             .args(["build", "--quiet", "--out"])
@@ -185,8 +198,16 @@ mod tests {
         .unwrap();
         std::fs::remove_dir_all(&tmp).ok();
         for field in ["abi", "bytecode", "deployedBytecode"] {
-            let b = if field == "abi" { &built[field] } else { &built[field]["object"] };
-            let c = if field == "abi" { &committed[field] } else { &committed[field]["object"] };
+            let b = if field == "abi" {
+                &built[field]
+            } else {
+                &built[field]["object"]
+            };
+            let c = if field == "abi" {
+                &committed[field]
+            } else {
+                &committed[field]["object"]
+            };
             assert_eq!(
                 b, c,
                 "contracts/artifacts/OracleHub.json {field} is stale: run scripts/export-artifacts.sh"

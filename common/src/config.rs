@@ -95,7 +95,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.is_empty() { "Secret(<empty>)" } else { "Secret(<redacted>)" })
+        f.write_str(if self.is_empty() {
+            "Secret(<empty>)"
+        } else {
+            "Secret(<redacted>)"
+        })
     }
 }
 
@@ -105,7 +109,9 @@ impl<'de> Deserialize<'de> for Secret {
         match raw.strip_prefix("file:") {
             Some(path) => std::fs::read_to_string(path)
                 .map(|s| Secret(s.trim().to_owned()))
-                .map_err(|e| serde::de::Error::custom(format!("cannot read secret file {path}: {e}"))),
+                .map_err(|e| {
+                    serde::de::Error::custom(format!("cannot read secret file {path}: {e}"))
+                }),
             None => Ok(Secret(raw)),
         }
     }
@@ -437,13 +443,19 @@ impl Config {
         for (i, feed) in self.feeds.iter().enumerate() {
             let k = |field: &str| format!("feeds[{i}].{field}");
             if !seen.insert(feed.pair.clone()) {
-                return Err(ConfigError::key(k("pair"), format!("{} is configured twice", feed.pair)));
+                return Err(ConfigError::key(
+                    k("pair"),
+                    format!("{} is configured twice", feed.pair),
+                ));
             }
             if feed.decimals > 18 {
                 return Err(ConfigError::key(k("decimals"), "must be at most 18"));
             }
             if feed.sources.is_empty() {
-                return Err(ConfigError::key(k("sources"), "must name at least one source"));
+                return Err(ConfigError::key(
+                    k("sources"),
+                    "must name at least one source",
+                ));
             }
             for source in &feed.sources {
                 let Some(sc) = self.sources.get(source) else {
@@ -455,14 +467,20 @@ impl Config {
                 if !sc.symbols.contains_key(&feed.pair) {
                     return Err(ConfigError::key(
                         format!("sources.{source}.symbols"),
-                        format!("has no symbol for {}, which feed {} polls it for", feed.pair, feed.pair),
+                        format!(
+                            "has no symbol for {}, which feed {} polls it for",
+                            feed.pair, feed.pair
+                        ),
                     ));
                 }
             }
             if feed.min_sources == 0 || feed.min_sources > feed.sources.len() {
                 return Err(ConfigError::key(
                     k("min_sources"),
-                    format!("must be between 1 and the number of sources ({})", feed.sources.len()),
+                    format!(
+                        "must be between 1 and the number of sources ({})",
+                        feed.sources.len()
+                    ),
                 ));
             }
             if feed.max_age.is_zero() {
@@ -472,7 +490,10 @@ impl Config {
                 return Err(ConfigError::key(k("heartbeat"), "must be positive"));
             }
             if feed.deviation_bps == 0 || feed.deviation_bps > 10_000 {
-                return Err(ConfigError::key(k("deviation_bps"), "must be between 1 and 10000"));
+                return Err(ConfigError::key(
+                    k("deviation_bps"),
+                    "must be between 1 and 10000",
+                ));
             }
         }
         for (id, source) in &self.sources {
@@ -484,14 +505,23 @@ impl Config {
                 ));
             }
             if source.timeout.is_zero() {
-                return Err(ConfigError::key(format!("sources.{id}.timeout"), "must be positive"));
+                return Err(ConfigError::key(
+                    format!("sources.{id}.timeout"),
+                    "must be positive",
+                ));
             }
         }
         if self.fetchers.poll_interval.is_zero() {
-            return Err(ConfigError::key("fetchers.poll_interval", "must be positive"));
+            return Err(ConfigError::key(
+                "fetchers.poll_interval",
+                "must be positive",
+            ));
         }
         if self.fetchers.max_attempts == 0 {
-            return Err(ConfigError::key("fetchers.max_attempts", "must be at least 1"));
+            return Err(ConfigError::key(
+                "fetchers.max_attempts",
+                "must be at least 1",
+            ));
         }
         if self.aggregator.tick.is_zero() {
             return Err(ConfigError::key("aggregator.tick", "must be positive"));
@@ -503,11 +533,14 @@ impl Config {
     pub fn require_chain(&self) -> Result<alloy::primitives::Address, ConfigError> {
         let url = self.chain.rpc_url.trim();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ConfigError::key("chain.rpc_url", format!("{url:?} is not an http(s) URL")));
+            return Err(ConfigError::key(
+                "chain.rpc_url",
+                format!("{url:?} is not an http(s) URL"),
+            ));
         }
-        self.chain
-            .hub_address
-            .ok_or_else(|| ConfigError::key("chain.hub_address", "is required (the deployed OracleHub)"))
+        self.chain.hub_address.ok_or_else(|| {
+            ConfigError::key("chain.hub_address", "is required (the deployed OracleHub)")
+        })
     }
 
     /// The feed for a pair, if configured.
@@ -540,10 +573,15 @@ fn typed_value(text: &str, like: Option<&toml::Value>) -> Result<toml::Value, St
             Some(toml::Value::Integer(i)) if matches!(existing, toml::Value::Float(_)) => {
                 Ok(toml::Value::Float(i as f64))
             }
-            _ => Err(format!("expected a {} value, got {text:?}", existing.type_str())),
+            _ => Err(format!(
+                "expected a {} value, got {text:?}",
+                existing.type_str()
+            )),
         },
         None => Ok(match parsed() {
-            Some(v @ (toml::Value::Boolean(_) | toml::Value::Integer(_) | toml::Value::Float(_))) => v,
+            Some(
+                v @ (toml::Value::Boolean(_) | toml::Value::Integer(_) | toml::Value::Float(_)),
+            ) => v,
             Some(v @ toml::Value::Array(_)) => v,
             _ => toml::Value::String(text.to_owned()),
         }),
@@ -632,9 +670,9 @@ fn apply_override(root: &mut toml::Value, var: &str, text: &str) -> Result<Appli
                     .parse()
                     .map_err(|_| env_err(format!("{segment:?} is not an index into a list")))?;
                 let len = items.len();
-                let item = items
-                    .get_mut(index)
-                    .ok_or_else(|| env_err(format!("index {index} is past the list's {len} items")))?;
+                let item = items.get_mut(index).ok_or_else(|| {
+                    env_err(format!("index {index} is past the list's {len} items"))
+                })?;
                 applied.key.push_str(&format!("[{index}]"));
                 applied.segments.push(Segment::Index(index));
                 if last {
@@ -719,7 +757,10 @@ signer_keys = ["0x01"]
         assert_eq!(c.feeds[0].min_sources, 1);
         assert_eq!(c.fetchers.id, "7");
         let pair: Pair = "BTC/USD".parse().unwrap();
-        assert_eq!(c.sources[&"kraken".parse().unwrap()].symbols[&pair], "XXBTZUSD");
+        assert_eq!(
+            c.sources[&"kraken".parse().unwrap()].symbols[&pair],
+            "XXBTZUSD"
+        );
     }
 
     #[test]
@@ -727,11 +768,18 @@ signer_keys = ["0x01"]
         let err = load(SAMPLE, &[("ORACLE__FEEDS__0__HEARTBEAT", "soon")]).unwrap_err();
         assert!(err.to_string().contains("feeds[0].heartbeat"), "{err}");
 
-        let err = load(&SAMPLE.replace("heartbeat = \"1h\"", "hartbeat = \"1h\""), &[]).unwrap_err();
+        let err = load(
+            &SAMPLE.replace("heartbeat = \"1h\"", "hartbeat = \"1h\""),
+            &[],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("hartbeat"), "{err}");
 
-        let err = load(&SAMPLE.replace("\"kraken\", \"coinbase\"", "\"kraken\", \"bitstamp\""), &[])
-            .unwrap_err();
+        let err = load(
+            &SAMPLE.replace("\"kraken\", \"coinbase\"", "\"kraken\", \"bitstamp\""),
+            &[],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("feeds[0].sources"), "{err}");
         assert!(err.to_string().contains("bitstamp"), "{err}");
 
@@ -740,7 +788,10 @@ signer_keys = ["0x01"]
 
         let err = load(SAMPLE, &[("ORACLE__FEEDS__0__MIN_SOURCES", "many")]).unwrap_err();
         assert!(err.to_string().contains("feeds[0].min_sources"), "{err}");
-        assert!(err.to_string().contains("ORACLE__FEEDS__0__MIN_SOURCES"), "{err}");
+        assert!(
+            err.to_string().contains("ORACLE__FEEDS__0__MIN_SOURCES"),
+            "{err}"
+        );
 
         let err = load(SAMPLE, &[("ORACLE__FEEDS__5__HEARTBEAT", "1s")]).unwrap_err();
         assert!(err.to_string().contains("past the list"), "{err}");
@@ -755,18 +806,26 @@ signer_keys = ["0x01"]
         std::fs::write(&dir, "0xabc\n").unwrap();
         let c = load(
             SAMPLE,
-            &[("ORACLE__AGGREGATOR__SENDER_KEY", &format!("file:{}", dir.display()))],
+            &[(
+                "ORACLE__AGGREGATOR__SENDER_KEY",
+                &format!("file:{}", dir.display()),
+            )],
         )
         .unwrap();
         std::fs::remove_file(&dir).ok();
         assert_eq!(c.aggregator.sender_key.expose(), "0xabc");
         let shown = format!("{:?}", c.aggregator);
-        assert!(!shown.contains("0xabc") && !shown.contains("0x01"), "{shown}");
+        assert!(
+            !shown.contains("0xabc") && !shown.contains("0x01"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn shipped_configs_are_valid() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("config");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("config");
         for name in ["default.toml", "dev.toml"] {
             let c = Config::load_with_env(&root.join(name), Vec::new())
                 .unwrap_or_else(|e| panic!("{name}: {e}"));

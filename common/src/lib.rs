@@ -9,6 +9,7 @@
 //!   validation that names the offending key.
 //! - [`chain`]: contract bindings generated from the checked-in artifact and
 //!   the EIP-712 batch signing that the contract verifies.
+//! - [`streams`]: idempotent JetStream stream creation.
 //! - [`telemetry`]: logging set-up, the `/metrics` endpoint, shutdown signals.
 #![forbid(unsafe_code)]
 
@@ -17,6 +18,7 @@ pub mod config;
 pub mod pair;
 pub mod price;
 pub mod source;
+pub mod streams;
 pub mod telemetry;
 pub mod wire;
 

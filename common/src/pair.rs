@@ -19,7 +19,9 @@ pub struct Pair {
 
 /// Why a text is not a pair.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid pair {input:?}: expected BASE/QUOTE or BASE-QUOTE with 1-16 upper-case letters or digits each")]
+#[error(
+    "invalid pair {input:?}: expected BASE/QUOTE or BASE-QUOTE with 1-16 upper-case letters or digits each"
+)]
 pub struct PairError {
     input: String,
 }
@@ -30,7 +32,8 @@ impl Pair {
         let ok = |s: &str| {
             !s.is_empty()
                 && s.len() <= 16
-                && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                && s.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
         };
         if ok(base) && ok(quote) {
             Ok(Self {
@@ -128,7 +131,17 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "BTC", "btc/usd", "BTC/", "/USD", "BTC/USD/EUR", "BTC USD", "B.C/USD", "BTC-USD-X"] {
+        for bad in [
+            "",
+            "BTC",
+            "btc/usd",
+            "BTC/",
+            "/USD",
+            "BTC/USD/EUR",
+            "BTC USD",
+            "B.C/USD",
+            "BTC-USD-X",
+        ] {
             assert!(bad.parse::<Pair>().is_err(), "{bad:?} should be rejected");
         }
     }

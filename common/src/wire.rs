@@ -144,9 +144,18 @@ mod tests {
     #[test]
     fn rejects_other_versions_and_bad_prices() {
         let v2 = DESIGN_EXAMPLE.replace("\"v\":1", "\"v\":2");
-        assert!(matches!(Observation::decode(v2.as_bytes()), Err(WireError::Version(2))));
+        assert!(matches!(
+            Observation::decode(v2.as_bytes()),
+            Err(WireError::Version(2))
+        ));
         let neg = DESIGN_EXAMPLE.replace("\"97123.40\"", "\"-1\"");
-        assert!(matches!(Observation::decode(neg.as_bytes()), Err(WireError::Invalid(_))));
-        assert!(matches!(Observation::decode(b"{"), Err(WireError::Malformed(_))));
+        assert!(matches!(
+            Observation::decode(neg.as_bytes()),
+            Err(WireError::Invalid(_))
+        ));
+        assert!(matches!(
+            Observation::decode(b"{"),
+            Err(WireError::Malformed(_))
+        ));
     }
 }

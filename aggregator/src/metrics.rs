@@ -1,0 +1,116 @@
+//! The aggregator's Prometheus metrics, registered once in the process registry.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+
+/// Every metric the aggregator exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// `oracle_aggregator_observations_consumed_total{pair,source}`.
+    pub consumed: IntCounterVec,
+    /// `oracle_aggregator_invalid_messages_total`: messages terminated as unreadable.
+    pub invalid: IntCounter,
+    /// `oracle_aggregator_quorum_failures_total{pair}`: evaluations without quorum.
+    pub no_quorum: IntCounterVec,
+    /// `oracle_aggregator_sources{pair}`: sources in the latest aggregate.
+    pub sources: IntGaugeVec,
+    /// `oracle_aggregator_reports_total{pair,reason}`: reports put into a batch.
+    pub reports: IntCounterVec,
+    /// `oracle_aggregator_submissions_total{status}`: transactions by final status.
+    pub submissions: IntCounterVec,
+    /// `oracle_aggregator_confirmation_seconds`: send to receipt.
+    pub confirmation: Histogram,
+    /// `oracle_aggregator_gas_used`: gas of each submitted batch.
+    pub gas_used: Histogram,
+    /// `oracle_aggregator_onchain_round{pair}`.
+    pub round: IntGaugeVec,
+    /// `oracle_aggregator_onchain_updated_timestamp_seconds{pair}`.
+    pub updated_at: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            consumed: IntCounterVec::new(
+                Opts::new(
+                    "oracle_aggregator_observations_consumed_total",
+                    "Observations read from ORACLE_OBS",
+                ),
+                &["pair", "source"],
+            )?,
+            invalid: IntCounter::new(
+                "oracle_aggregator_invalid_messages_total",
+                "Messages on ORACLE_OBS that could not be read (terminated)",
+            )?,
+            no_quorum: IntCounterVec::new(
+                Opts::new(
+                    "oracle_aggregator_quorum_failures_total",
+                    "Evaluations with too few fresh sources",
+                ),
+                &["pair"],
+            )?,
+            sources: IntGaugeVec::new(
+                Opts::new(
+                    "oracle_aggregator_sources",
+                    "Fresh sources in the latest evaluation",
+                ),
+                &["pair"],
+            )?,
+            reports: IntCounterVec::new(
+                Opts::new(
+                    "oracle_aggregator_reports_total",
+                    "Reports put into a batch, by trigger",
+                ),
+                &["pair", "reason"],
+            )?,
+            submissions: IntCounterVec::new(
+                Opts::new(
+                    "oracle_aggregator_submissions_total",
+                    "Batch transactions by final status",
+                ),
+                &["status"],
+            )?,
+            confirmation: Histogram::with_opts(
+                HistogramOpts::new(
+                    "oracle_aggregator_confirmation_seconds",
+                    "Time from sending a batch to its receipt",
+                )
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            )?,
+            gas_used: Histogram::with_opts(
+                HistogramOpts::new(
+                    "oracle_aggregator_gas_used",
+                    "Gas used by each batch transaction",
+                )
+                .buckets(prometheus::exponential_buckets(20_000.0, 2.0, 10)?),
+            )?,
+            round: IntGaugeVec::new(
+                Opts::new(
+                    "oracle_aggregator_onchain_round",
+                    "Latest on-chain round per feed",
+                ),
+                &["pair"],
+            )?,
+            updated_at: IntGaugeVec::new(
+                Opts::new(
+                    "oracle_aggregator_onchain_updated_timestamp_seconds",
+                    "When the feed was last updated on chain (Unix seconds)",
+                ),
+                &["pair"],
+            )?,
+        };
+        registry.register(Box::new(m.consumed.clone()))?;
+        registry.register(Box::new(m.invalid.clone()))?;
+        registry.register(Box::new(m.no_quorum.clone()))?;
+        registry.register(Box::new(m.sources.clone()))?;
+        registry.register(Box::new(m.reports.clone()))?;
+        registry.register(Box::new(m.submissions.clone()))?;
+        registry.register(Box::new(m.confirmation.clone()))?;
+        registry.register(Box::new(m.gas_used.clone()))?;
+        registry.register(Box::new(m.round.clone()))?;
+        registry.register(Box::new(m.updated_at.clone()))?;
+        Ok(m)
+    }
+}

@@ -1,0 +1,239 @@
+//! The chain side: reads each feed's on-chain state, signs batches of reports
+//! (EIP-712, every configured signer key) and sends them with the sender key,
+//! waiting for the receipt.
+
+use std::time::{Duration, Instant};
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use oracle_common::Pair;
+use oracle_common::chain::{OracleHub, Report, batch_digest, sign_digest};
+use oracle_common::config::Config;
+use tracing::{info, instrument};
+
+use crate::policy::OnChain;
+
+/// A failure talking to the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The configuration does not allow submitting.
+    #[error("config key {key}: {message}")]
+    Config {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The RPC failed or answered with an error.
+    #[error("rpc: {0}")]
+    Rpc(String),
+    /// The contract rejected the call (decoded custom error when possible).
+    #[error("contract reverted: {0}")]
+    Reverted(String),
+    /// The transaction was mined but failed.
+    #[error("transaction {0} failed on chain")]
+    Failed(B256),
+    /// No receipt within the timeout; the outcome is unknown.
+    #[error("no receipt for {tx} within {timeout:?}")]
+    Timeout {
+        /// The transaction.
+        tx: B256,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// Signing failed.
+    #[error(transparent)]
+    Sign(#[from] oracle_common::chain::SignError),
+}
+
+/// A batch that was included.
+#[derive(Debug, Clone)]
+pub struct Included {
+    /// Transaction hash.
+    pub tx: B256,
+    /// Block number.
+    pub block: u64,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Send to receipt.
+    pub elapsed: Duration,
+}
+
+/// Reads and writes the hub.
+#[derive(Debug, Clone)]
+pub struct Submitter {
+    hub: OracleHub::OracleHubInstance<DynProvider>,
+    chain_id: u64,
+    hub_address: Address,
+    signers: Vec<PrivateKeySigner>,
+    receipt_timeout: Duration,
+}
+
+fn contract_error(e: alloy::contract::Error) -> SubmitError {
+    if let Some(decoded) = e.as_decoded_interface_error::<OracleHub::OracleHubErrors>() {
+        return SubmitError::Reverted(format!("{decoded:?}"));
+    }
+    match e {
+        alloy::contract::Error::TransportError(t) => SubmitError::Rpc(t.to_string()),
+        other => SubmitError::Reverted(other.to_string()),
+    }
+}
+
+fn parse_key(text: &str, key: &'static str) -> Result<PrivateKeySigner, SubmitError> {
+    text.trim().parse().map_err(|_| SubmitError::Config {
+        key,
+        message: "not a hex secp256k1 private key".into(),
+    })
+}
+
+impl Submitter {
+    /// Connects to the RPC, checks the chain id and that every signer key is
+    /// authorized on the hub.
+    pub async fn connect(config: &Config) -> Result<Self, SubmitError> {
+        let hub_address = config.require_chain().map_err(|e| SubmitError::Config {
+            key: "chain",
+            message: e.to_string(),
+        })?;
+        if config.aggregator.sender_key.is_empty() {
+            return Err(SubmitError::Config {
+                key: "aggregator.sender_key",
+                message: "is required (the account that sends transactions)".into(),
+            });
+        }
+        if config.aggregator.signer_keys.is_empty() {
+            return Err(SubmitError::Config {
+                key: "aggregator.signer_keys",
+                message: "needs at least one key authorized on the hub".into(),
+            });
+        }
+        let sender = parse_key(
+            config.aggregator.sender_key.expose(),
+            "aggregator.sender_key",
+        )?;
+        let signers = config
+            .aggregator
+            .signer_keys
+            .iter()
+            .map(|k| parse_key(k.expose(), "aggregator.signer_keys"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let url = config
+            .chain
+            .rpc_url
+            .parse()
+            .map_err(|_| SubmitError::Config {
+                key: "chain.rpc_url",
+                message: "not a URL".into(),
+            })?;
+        let sender_address = sender.address();
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(sender))
+            .connect_http(url)
+            .erased();
+        let chain_id = provider
+            .get_chain_id()
+            .await
+            .map_err(|e| SubmitError::Rpc(format!("eth_chainId: {e}")))?;
+        if let Some(expected) = config.chain.chain_id
+            && expected != chain_id
+        {
+            return Err(SubmitError::Config {
+                key: "chain.chain_id",
+                message: format!("expected {expected}, the RPC serves chain {chain_id}"),
+            });
+        }
+        let hub = OracleHub::new(hub_address, provider);
+        let threshold = hub.threshold().call().await.map_err(contract_error)?;
+        let mut authorized = 0usize;
+        for s in &signers {
+            if hub
+                .isSigner(s.address())
+                .call()
+                .await
+                .map_err(contract_error)?
+            {
+                authorized += 1;
+            } else {
+                return Err(SubmitError::Config {
+                    key: "aggregator.signer_keys",
+                    message: format!(
+                        "{} is not an authorized signer of hub {hub_address}",
+                        s.address()
+                    ),
+                });
+            }
+        }
+        if alloy::primitives::U256::from(authorized) < threshold {
+            return Err(SubmitError::Config {
+                key: "aggregator.signer_keys",
+                message: format!("{authorized} signer keys, the hub's threshold is {threshold}"),
+            });
+        }
+        info!(%hub_address, chain_id, sender = %sender_address, signers = signers.len(), %threshold, "connected to chain");
+        Ok(Self {
+            hub,
+            chain_id,
+            hub_address,
+            signers,
+            receipt_timeout: config.aggregator.receipt_timeout,
+        })
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// What the hub holds for a pair.
+    pub async fn read(&self, pair: &Pair) -> Result<OnChain, SubmitError> {
+        let r = self
+            .hub
+            .latest(pair.feed_id())
+            .call()
+            .await
+            .map_err(contract_error)?;
+        Ok(OnChain {
+            price: r.price,
+            round: r.roundId,
+            observed_at: r.observedAt.to::<u64>(),
+            updated_at: r.updatedAt.to::<u64>(),
+        })
+    }
+
+    /// Signs and sends a batch, then waits for its receipt.
+    #[instrument(skip_all, fields(reports = reports.len(), tx))]
+    pub async fn submit(&self, reports: Vec<Report>) -> Result<Included, SubmitError> {
+        let digest = batch_digest(&reports, self.chain_id, self.hub_address);
+        let signatures = sign_digest(digest, &self.signers)?;
+        let started = Instant::now();
+        let pending = self
+            .hub
+            .submit(reports, signatures)
+            .send()
+            .await
+            .map_err(contract_error)?;
+        let tx = *pending.tx_hash();
+        tracing::Span::current().record("tx", tracing::field::display(tx));
+        let receipt = pending
+            .with_timeout(Some(self.receipt_timeout))
+            .get_receipt()
+            .await
+            .map_err(|e| match e {
+                alloy::providers::PendingTransactionError::TxWatcher(_) => SubmitError::Timeout {
+                    tx,
+                    timeout: self.receipt_timeout,
+                },
+                other => SubmitError::Rpc(other.to_string()),
+            })?;
+        if !receipt.status() {
+            return Err(SubmitError::Failed(tx));
+        }
+        Ok(Included {
+            tx,
+            block: receipt.block_number.unwrap_or_default(),
+            gas_used: receipt.gas_used,
+            elapsed: started.elapsed(),
+        })
+    }
+}

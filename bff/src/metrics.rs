@@ -1,0 +1,81 @@
+//! The bff's Prometheus metrics and the middleware that records every request.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+use crate::AppState;
+
+/// Every metric the bff exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// `oracle_bff_requests_total{route,status}`.
+    pub requests: IntCounterVec,
+    /// `oracle_bff_request_duration_seconds{route}`.
+    pub latency: HistogramVec,
+    /// `oracle_bff_chain_read_seconds`.
+    pub chain_read: Histogram,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            requests: IntCounterVec::new(
+                Opts::new(
+                    "oracle_bff_requests_total",
+                    "HTTP requests by route and status",
+                ),
+                &["route", "status"],
+            )?,
+            latency: HistogramVec::new(
+                HistogramOpts::new(
+                    "oracle_bff_request_duration_seconds",
+                    "HTTP request latency",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ]),
+                &["route"],
+            )?,
+            chain_read: Histogram::with_opts(
+                HistogramOpts::new(
+                    "oracle_bff_chain_read_seconds",
+                    "Latency of reading a feed from the chain",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ]),
+            )?,
+        };
+        registry.register(Box::new(m.requests.clone()))?;
+        registry.register(Box::new(m.latency.clone()))?;
+        registry.register(Box::new(m.chain_read.clone()))?;
+        Ok(m)
+    }
+}
+
+/// Records route (the matched pattern, never the raw path), status and latency.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .latency
+        .with_label_values(&[&route])
+        .observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .requests
+        .with_label_values(&[&route, response.status().as_str()])
+        .inc();
+    response
+}

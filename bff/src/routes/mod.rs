@@ -1,0 +1,4 @@
+//! HTTP handlers, one per file.
+
+pub mod health;
+pub mod prices;

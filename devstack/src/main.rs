@@ -1,0 +1,115 @@
+//! `oracle-devstack`: runs the whole oracle locally (see `scripts/dev.sh`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use oracle_common::config::Config;
+use oracle_common::telemetry;
+use oracle_devstack::{Mode, Options, Stack, tools};
+
+/// Starts nats-server, anvil, the contract, the exchange simulator and the services.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start everything and run until Ctrl-C.
+    Up {
+        /// Configuration file for the stack and the services.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+        /// Use free ports instead of the configured ones.
+        #[arg(long)]
+        ephemeral_ports: bool,
+        /// How often simulated prices move.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        sim_tick: Duration,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    match args.command {
+        Command::Up {
+            config,
+            ephemeral_ports,
+            sim_tick,
+        } => up(config, ephemeral_ports, sim_tick).await,
+    }
+}
+
+async fn up(config_path: PathBuf, ephemeral_ports: bool, sim_tick: Duration) -> anyhow::Result<()> {
+    let config =
+        Config::load(&config_path).with_context(|| format!("loading {}", config_path.display()))?;
+    telemetry::init_tracing(&config.telemetry);
+    let bin_dir = std::env::current_exe()
+        .context("locating this executable")?
+        .parent()
+        .map(PathBuf::from)
+        .context("executable has no directory")?;
+    let data_dir = tools::workspace_root().join(".devstack");
+    let shutdown = telemetry::shutdown_on_signals();
+    println!(
+        "starting the local oracle stack (state and logs in {})…",
+        data_dir.display()
+    );
+    let start = Stack::start(Options {
+        config,
+        mode: Mode::Processes {
+            bin_dir,
+            config_path: config_path.clone(),
+        },
+        ephemeral_ports,
+        data_dir,
+        sim_tick,
+    });
+    let mut stack = tokio::select! {
+        stack = start => stack.context("starting the stack")?,
+        _ = shutdown.cancelled() => anyhow::bail!("interrupted during start-up"),
+    };
+    let c = &stack.config;
+    println!();
+    println!("  client API     {}/v1/prices/BTC-USD", stack.bff_url);
+    println!("  simulator      {}/_sim/state", stack.simulator_url);
+    println!("  NATS           {}", c.nats.url);
+    println!(
+        "  anvil (chain)  {}  chain id {}",
+        c.chain.rpc_url,
+        c.chain.chain_id.unwrap_or_default()
+    );
+    println!("  OracleHub      {}", stack.deployment.hub);
+    println!(
+        "  metrics        fetchers http://{}/metrics  aggregator http://{}/metrics  bff http://{}/metrics",
+        c.fetchers.metrics_addr, c.aggregator.metrics_addr, c.bff.metrics_addr
+    );
+    for (name, log) in stack.logs() {
+        println!("  {name:<14} log {}", log.display());
+    }
+    println!("\nrunning; Ctrl-C stops everything.");
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                if let Err(e) = stack.check_services() {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    println!("stopping…");
+    stack.stop().await;
+    println!("stopped.");
+    match failure {
+        Some(e) => Err(anyhow::anyhow!(e).context("a part of the stack stopped")),
+        None => Ok(()),
+    }
+}

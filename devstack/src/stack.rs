@@ -1,0 +1,526 @@
+//! The whole local stack: `nats-server -js`, `anvil`, the hub deployed with
+//! the dev signer set, the exchange simulator, and the three services, either
+//! as child processes (the `up` command) or as tasks in this process
+//! (integration tests). Stopping, or dropping, the stack stops everything.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::Address;
+use oracle_common::config::Config;
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::deploy::{self, Deployment};
+use crate::process::{ChildProcess, Output};
+use crate::simulator::Simulator;
+use crate::tools;
+
+/// Why the stack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// A tool is not installed.
+    #[error(transparent)]
+    Tool(#[from] tools::MissingTool),
+    /// A process or socket failed.
+    #[error("{0}")]
+    Io(String),
+    /// Something did not become ready in time.
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, String),
+    /// The contract could not be deployed.
+    #[error(transparent)]
+    Deploy(#[from] deploy::DeployError),
+    /// The configuration does not fit the local stack.
+    #[error("config: {0}")]
+    Config(String),
+}
+
+/// How the services run.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// As tasks in this process (tests).
+    InProcess,
+    /// As child processes: the binaries in `bin_dir`, reading `config_path`.
+    Processes {
+        /// Where `oracle-fetchers`, `oracle-aggregator` and `oracle-bff` are.
+        bin_dir: PathBuf,
+        /// The config file they read (overrides come by environment).
+        config_path: PathBuf,
+    },
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration (normally `config/dev.toml`).
+    pub config: Config,
+    /// How the services run.
+    pub mode: Mode,
+    /// Give every listener a free port instead of the configured one.
+    pub ephemeral_ports: bool,
+    /// State and logs (nats data, anvil and service logs). Emptied at start.
+    pub data_dir: PathBuf,
+    /// How often simulated prices move.
+    pub sim_tick: Duration,
+}
+
+/// The per-service metric registries of an in-process stack.
+#[derive(Debug, Clone, Default)]
+pub struct Registries {
+    /// The fetchers' metrics.
+    pub fetchers: Registry,
+    /// The aggregator's metrics.
+    pub aggregator: Registry,
+    /// The bff's metrics.
+    pub bff: Registry,
+}
+
+#[derive(Debug)]
+enum Services {
+    InProcess(Vec<(&'static str, JoinHandle<Result<(), String>>)>),
+    Processes(Vec<ChildProcess>),
+}
+
+/// A running stack.
+#[derive(Debug)]
+pub struct Stack {
+    /// The effective configuration (ports, hub address).
+    pub config: Config,
+    /// The deployed hub.
+    pub deployment: Deployment,
+    /// The simulator (in this process in both modes).
+    pub simulator: Simulator,
+    /// Base URL of the client API.
+    pub bff_url: String,
+    /// Base URL of the simulator.
+    pub simulator_url: String,
+    /// Metric registries (in-process mode only; empty otherwise).
+    pub registries: Registries,
+    /// Where state and logs are.
+    pub data_dir: PathBuf,
+    nats: ChildProcess,
+    anvil: ChildProcess,
+    services: Services,
+    shutdown: CancellationToken,
+    simulator_task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Polls `check` every 100 ms until it yields a value or `timeout` passes.
+pub async fn eventually<T, F, Fut>(
+    timeout: Duration,
+    what: &str,
+    mut check: F,
+) -> Result<T, StackError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            return Err(StackError::Timeout(timeout, what.to_owned()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn io(context: &str) -> impl FnOnce(std::io::Error) -> StackError + '_ {
+    move |e| StackError::Io(format!("{context}: {e}"))
+}
+
+fn port_of(url: &str, key: &str) -> Result<(String, u16), StackError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|_| StackError::Config(format!("{key}: {url:?} is not a URL")))?;
+    let host = parsed.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = parsed
+        .port_or_known_default()
+        .ok_or_else(|| StackError::Config(format!("{key}: {url:?} has no port")))?;
+    Ok((host, port))
+}
+
+/// Where the simulator listens: the common `host:port` of every source's
+/// base URL, each of which must be `http://host:port/{source_id}`.
+fn simulator_addr(config: &Config) -> Result<String, StackError> {
+    let mut addr: Option<String> = None;
+    for (id, source) in &config.sources {
+        let url = reqwest::Url::parse(&source.base_url)
+            .map_err(|_| StackError::Config(format!("sources.{id}.base_url is not a URL")))?;
+        let this = format!(
+            "{}:{}",
+            url.host_str().unwrap_or("127.0.0.1"),
+            url.port_or_known_default().unwrap_or(80)
+        );
+        if url.path().trim_end_matches('/') != format!("/{id}") {
+            return Err(StackError::Config(format!(
+                "sources.{id}.base_url must be http://HOST:PORT/{id} for the simulator, got {}",
+                source.base_url
+            )));
+        }
+        match &addr {
+            Some(a) if a != &this => {
+                return Err(StackError::Config(format!(
+                    "all sources must point at one simulator; {id} points at {this}, others at {a}"
+                )));
+            }
+            _ => addr = Some(this),
+        }
+    }
+    addr.ok_or_else(|| StackError::Config("no [sources] configured".into()))
+}
+
+impl Stack {
+    /// Starts everything and waits until the client API answers.
+    pub async fn start(options: Options) -> Result<Self, StackError> {
+        let mut config = options.config;
+        let data_dir = options.data_dir;
+        let _ = std::fs::remove_dir_all(&data_dir);
+        std::fs::create_dir_all(&data_dir).map_err(io("creating the data dir"))?;
+        let logs = data_dir.join("logs");
+
+        if options.ephemeral_ports {
+            let p = || tools::free_port().map_err(io("finding a free port"));
+            config.nats.url = format!("nats://127.0.0.1:{}", p()?);
+            config.chain.rpc_url = format!("http://127.0.0.1:{}", p()?);
+            let sim_port = p()?;
+            for (id, source) in config.sources.iter_mut() {
+                source.base_url = format!("http://127.0.0.1:{sim_port}/{id}");
+            }
+            config.bff.listen = ([127, 0, 0, 1], p()?).into();
+            config.fetchers.metrics_addr = ([127, 0, 0, 1], p()?).into();
+            config.aggregator.metrics_addr = ([127, 0, 0, 1], p()?).into();
+            config.bff.metrics_addr = ([127, 0, 0, 1], p()?).into();
+        }
+        let sim_addr = simulator_addr(&config)?;
+
+        // NATS with JetStream.
+        let (_, nats_port) = port_of(&config.nats.url, "nats.url")?;
+        let mut nats = ChildProcess::spawn(
+            "nats-server",
+            &tools::find("nats-server")?,
+            &[
+                "-js".into(),
+                "-a".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                nats_port.to_string(),
+                "-sd".into(),
+                data_dir.join("nats").display().to_string(),
+            ],
+            &[],
+            Output::File(logs.join("nats-server.log")),
+        )
+        .map_err(io("nats-server"))?;
+        let nats_url = config.nats.url.clone();
+        wait_ready(&mut nats, "nats-server", || async {
+            match async_nats::connect(&nats_url).await {
+                Ok(client) => async_nats::jetstream::new(client)
+                    .query_account()
+                    .await
+                    .ok()
+                    .map(|_| ()),
+                Err(_) => None,
+            }
+        })
+        .await?;
+
+        // The chain.
+        let (_, rpc_port) = port_of(&config.chain.rpc_url, "chain.rpc_url")?;
+        let chain_id = config.chain.chain_id.unwrap_or(31337);
+        let mut anvil = ChildProcess::spawn(
+            "anvil",
+            &tools::find("anvil")?,
+            &[
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                rpc_port.to_string(),
+                "--chain-id".into(),
+                chain_id.to_string(),
+            ],
+            &[],
+            Output::File(logs.join("anvil.log")),
+        )
+        .map_err(io("anvil"))?;
+        let rpc_url = config.chain.rpc_url.clone();
+        wait_ready(&mut anvil, "anvil", || async {
+            use alloy::providers::{Provider, ProviderBuilder};
+            let url = rpc_url.parse().ok()?;
+            ProviderBuilder::new()
+                .connect_http(url)
+                .get_chain_id()
+                .await
+                .ok()
+        })
+        .await?;
+
+        let deployment =
+            deploy::deploy(&config.chain.rpc_url, deploy::DEV_OWNER_KEY, &config).await?;
+        config.chain.hub_address = Some(deployment.hub);
+        config.chain.chain_id = Some(chain_id);
+
+        // The simulator, in this process.
+        let shutdown = CancellationToken::new();
+        let simulator = Simulator::from_config(&config);
+        let listener = TcpListener::bind(&sim_addr)
+            .await
+            .map_err(io("binding the simulator"))?;
+        let simulator_task = tokio::spawn(simulator.clone().serve(
+            listener,
+            options.sim_tick,
+            shutdown.clone(),
+        ));
+
+        let bff_url = format!("http://{}", config.bff.listen);
+        let mut registries = Registries::default();
+        let services = match &options.mode {
+            Mode::InProcess => {
+                registries = Registries {
+                    fetchers: Registry::new(),
+                    aggregator: Registry::new(),
+                    bff: Registry::new(),
+                };
+                Services::InProcess(spawn_in_process(&config, &registries, &shutdown))
+            }
+            Mode::Processes {
+                bin_dir,
+                config_path,
+            } => Services::Processes(spawn_processes(
+                bin_dir,
+                config_path,
+                &deployment.hub,
+                options.ephemeral_ports.then_some(&config),
+            )?),
+        };
+
+        let mut stack = Self {
+            config,
+            deployment,
+            simulator,
+            bff_url,
+            simulator_url: format!("http://{sim_addr}"),
+            registries,
+            data_dir,
+            nats,
+            anvil,
+            services,
+            shutdown,
+            simulator_task,
+        };
+        let health = format!("{}/healthz", stack.bff_url);
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = client.get(&health).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            stack.check_services()?;
+            if Instant::now() >= deadline {
+                return Err(StackError::Timeout(
+                    Duration::from_secs(60),
+                    format!("the bff at {health}"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(stack)
+    }
+
+    /// Fails if a service or tool has stopped.
+    pub fn check_services(&mut self) -> Result<(), StackError> {
+        self.nats.check_running().map_err(io("nats-server"))?;
+        self.anvil.check_running().map_err(io("anvil"))?;
+        match &mut self.services {
+            Services::InProcess(tasks) => {
+                for (name, task) in tasks.iter() {
+                    if task.is_finished() {
+                        return Err(StackError::Io(format!("{name} stopped")));
+                    }
+                }
+            }
+            Services::Processes(children) => {
+                for child in children.iter_mut() {
+                    child.check_running().map_err(io("service"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Log files of the processes, by name.
+    pub fn logs(&self) -> Vec<(String, PathBuf)> {
+        let mut out = vec![];
+        for (name, p) in [("nats-server", &self.nats), ("anvil", &self.anvil)] {
+            if let Some(log) = p.log() {
+                out.push((name.to_owned(), log.to_path_buf()));
+            }
+        }
+        out
+    }
+
+    /// Stops the services, then the simulator, anvil and nats-server.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let grace = Duration::from_secs(10);
+        match &mut self.services {
+            Services::InProcess(tasks) => {
+                for (name, task) in tasks.drain(..) {
+                    match tokio::time::timeout(grace, task).await {
+                        Ok(Ok(Err(e))) => {
+                            tracing::warn!(service = name, error = %e, "service ended with an error")
+                        }
+                        Ok(_) => {}
+                        Err(_) => tracing::warn!(service = name, "did not stop in time"),
+                    }
+                }
+            }
+            Services::Processes(children) => {
+                for child in children.iter_mut() {
+                    child.stop(grace).await;
+                }
+            }
+        }
+        let _ = tokio::time::timeout(grace, &mut self.simulator_task).await;
+        self.anvil.stop(grace).await;
+        self.nats.stop(grace).await;
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Child processes are killed by their own drop (kill_on_drop).
+        self.shutdown.cancel();
+        self.simulator_task.abort();
+    }
+}
+
+async fn wait_ready<F, Fut, T>(
+    child: &mut ChildProcess,
+    name: &str,
+    mut check: F,
+) -> Result<T, StackError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let timeout = Duration::from_secs(30);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        child.check_running().map_err(io(name))?;
+        if Instant::now() >= deadline {
+            return Err(StackError::Timeout(
+                timeout,
+                format!("{name}; log:\n{}", child.log_tail()),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn spawn_in_process(
+    config: &Config,
+    registries: &Registries,
+    shutdown: &CancellationToken,
+) -> Vec<(&'static str, JoinHandle<Result<(), String>>)> {
+    let (c, r, s) = (
+        config.clone(),
+        registries.fetchers.clone(),
+        shutdown.clone(),
+    );
+    let fetchers = tokio::spawn(async move {
+        oracle_fetchers::run(c, &r, s)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    let (c, r, s) = (
+        config.clone(),
+        registries.aggregator.clone(),
+        shutdown.clone(),
+    );
+    let aggregator = tokio::spawn(async move {
+        oracle_aggregator::run(c, &r, s)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    let (c, r, s) = (config.clone(), registries.bff.clone(), shutdown.clone());
+    let bff =
+        tokio::spawn(async move { oracle_bff::run(c, &r, s).await.map_err(|e| e.to_string()) });
+    vec![
+        ("fetchers", fetchers),
+        ("aggregator", aggregator),
+        ("bff", bff),
+    ]
+}
+
+/// Environment overrides that carry the stack's effective settings to a child.
+fn child_env(hub: &Address, ephemeral: Option<&Config>) -> Vec<(String, String)> {
+    let mut env = vec![("ORACLE__CHAIN__HUB_ADDRESS".to_owned(), hub.to_string())];
+    if let Some(c) = ephemeral {
+        env.push(("ORACLE__NATS__URL".into(), c.nats.url.clone()));
+        env.push(("ORACLE__CHAIN__RPC_URL".into(), c.chain.rpc_url.clone()));
+        env.push(("ORACLE__BFF__LISTEN".into(), c.bff.listen.to_string()));
+        env.push((
+            "ORACLE__FETCHERS__METRICS_ADDR".into(),
+            c.fetchers.metrics_addr.to_string(),
+        ));
+        env.push((
+            "ORACLE__AGGREGATOR__METRICS_ADDR".into(),
+            c.aggregator.metrics_addr.to_string(),
+        ));
+        env.push((
+            "ORACLE__BFF__METRICS_ADDR".into(),
+            c.bff.metrics_addr.to_string(),
+        ));
+        for (id, source) in &c.sources {
+            env.push((
+                format!(
+                    "ORACLE__SOURCES__{}__BASE_URL",
+                    id.as_str().to_ascii_uppercase().replace('-', "_")
+                ),
+                source.base_url.clone(),
+            ));
+        }
+    }
+    env
+}
+
+fn spawn_processes(
+    bin_dir: &Path,
+    config_path: &Path,
+    hub: &Address,
+    ephemeral: Option<&Config>,
+) -> Result<Vec<ChildProcess>, StackError> {
+    let env = child_env(hub, ephemeral);
+    let mut children = Vec::new();
+    for name in ["oracle-fetchers", "oracle-aggregator", "oracle-bff"] {
+        let bin = bin_dir.join(name);
+        if !bin.is_file() {
+            return Err(StackError::Config(format!(
+                "{} not found: build the services first (cargo build --workspace --bins)",
+                bin.display()
+            )));
+        }
+        children.push(
+            ChildProcess::spawn(
+                name,
+                &bin,
+                &["--config".into(), config_path.display().to_string()],
+                &env,
+                Output::Inherit,
+            )
+            .map_err(io(name))?,
+        );
+    }
+    Ok(children)
+}

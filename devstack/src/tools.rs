@@ -1,0 +1,58 @@
+//! Finding the external tools (`nats-server`, `anvil`) that
+//! `scripts/bootstrap.sh` installs into `.tools/bin`.
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (where `Cargo.toml` and `.tools/` live).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// A tool could not be found.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{tool} not found (looked in ${env}, {tools_dir} and PATH): run scripts/bootstrap.sh to install it"
+)]
+pub struct MissingTool {
+    tool: String,
+    env: String,
+    tools_dir: String,
+}
+
+/// Locates `tool`: `$ORACLE_<TOOL>_BIN`, then `.tools/bin/<tool>`, then `PATH`.
+pub fn find(tool: &str) -> Result<PathBuf, MissingTool> {
+    let env = format!("ORACLE_{}_BIN", tool.to_ascii_uppercase().replace('-', "_"));
+    if let Some(p) = std::env::var_os(&env).map(PathBuf::from)
+        && p.is_file()
+    {
+        return Ok(p);
+    }
+    let tools_dir = workspace_root().join(".tools").join("bin");
+    let local = tools_dir.join(tool);
+    if local.is_file() {
+        return Ok(local);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(tool);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(MissingTool {
+        tool: tool.to_owned(),
+        env,
+        tools_dir: tools_dir.display().to_string(),
+    })
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; used at once).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}

@@ -1,0 +1,190 @@
+//! End to end on real processes: nats-server, anvil, the deployed hub, the
+//! simulator and the three services. The price the bff serves must be the
+//! median of what the simulator served, read back from the chain at a block
+//! that exists on the node.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use alloy::eips::BlockId;
+use alloy::providers::{Provider, ProviderBuilder};
+use oracle_common::chain::OracleHub;
+use oracle_common::config::Config;
+use oracle_common::{Pair, SourceId};
+use oracle_devstack::{Mode, Options, Stack, eventually, tools};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+fn data_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("oracle-devstack-{name}-{}", std::process::id()))
+}
+
+/// Whether `target` is the median of one price per source, for some choice of
+/// at least `min` sources and of one candidate price per chosen source.
+fn is_median_of_some_choice(
+    candidates: &BTreeMap<SourceId, Vec<Decimal>>,
+    min: usize,
+    target: Decimal,
+) -> bool {
+    let sources: Vec<&Vec<Decimal>> = candidates.values().collect();
+    let n = sources.len();
+    for mask in 1u32..(1 << n) {
+        if (mask.count_ones() as usize) < min {
+            continue;
+        }
+        let chosen: Vec<&Vec<Decimal>> = (0..n)
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| sources[i])
+            .collect();
+        // Odometer over one candidate per chosen source.
+        let mut idx = vec![0usize; chosen.len()];
+        loop {
+            let mut values: Vec<Decimal> = chosen.iter().zip(&idx).map(|(c, &i)| c[i]).collect();
+            values.sort();
+            let mid = values.len() / 2;
+            let median = if values.len() % 2 == 1 {
+                values[mid]
+            } else {
+                (values[mid - 1] + values[mid]) / Decimal::TWO
+            };
+            if median == target {
+                return true;
+            }
+            let mut k = 0;
+            loop {
+                if k == idx.len() {
+                    break;
+                }
+                idx[k] += 1;
+                if idx[k] < chosen[k].len() {
+                    break;
+                }
+                idx[k] = 0;
+                k += 1;
+            }
+            if k == idx.len() {
+                break;
+            }
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
+    let config =
+        Config::load(&tools::workspace_root().join("config/dev.toml")).expect("config/dev.toml");
+    let stack = Stack::start(Options {
+        config,
+        mode: Mode::InProcess,
+        ephemeral_ports: true,
+        data_dir: data_dir("thin-path"),
+        sim_tick: Duration::from_secs(1),
+    })
+    .await
+    .expect("stack starts (run scripts/bootstrap.sh if a tool is missing)");
+
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/prices/BTC-USD", stack.bff_url);
+    // Round 2 or later: the first value, then at least one update driven by
+    // the moving simulator (deviation) or the heartbeat (30 s in dev.toml).
+    let body: Value = eventually(
+        Duration::from_secs(90),
+        "a second BTC/USD round from the bff",
+        || async {
+            let r = client.get(&url).send().await.ok()?;
+            if !r.status().is_success() {
+                return None;
+            }
+            let body: Value = r.json().await.ok()?;
+            (body["round"].as_u64()? >= 2).then_some(body)
+        },
+    )
+    .await
+    .expect("bff serves BTC/USD");
+
+    let pair: Pair = "BTC/USD".parse().unwrap();
+    let price: Decimal = body["price"].as_str().unwrap().parse().unwrap();
+    let price_raw: i128 = body["price_raw"].as_str().unwrap().parse().unwrap();
+    let round = body["round"].as_u64().unwrap();
+    let observed_at = body["observed_at"].as_u64().unwrap();
+    let block_number = body["chain"]["block_number"].as_u64().unwrap();
+    let block_hash = body["chain"]["block_hash"].as_str().unwrap().to_owned();
+    assert_eq!(body["pair"], "BTC/USD");
+    assert_eq!(body["decimals"], 8);
+    assert_eq!(body["stale"], false);
+    assert_eq!(body["chain"]["chain_id"], 31337);
+    assert_eq!(
+        body["chain"]["contract"].as_str().unwrap().to_lowercase(),
+        stack.deployment.hub.to_string().to_lowercase()
+    );
+
+    // The block exists on the node, with that hash.
+    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let block = provider
+        .get_block_by_number(block_number.into())
+        .await
+        .unwrap()
+        .expect("the block the bff cites exists");
+    assert_eq!(block.header.hash.to_string(), block_hash);
+
+    // The contract holds exactly that value at that block.
+    let hub = OracleHub::new(stack.deployment.hub, &provider);
+    let on_chain = hub
+        .latest(pair.feed_id())
+        .block(BlockId::number(block_number))
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(on_chain.price, price_raw);
+    assert_eq!(u64::from(on_chain.roundId), round);
+    assert_eq!(Decimal::from_i128_with_scale(price_raw, 8), price);
+
+    // The value is the median of prices the simulator served for BTC/USD in
+    // the aggregation window before the observation time.
+    let feed = stack.config.feed(&pair).unwrap().clone();
+    let to_ms = observed_at * 1000 + 2_000;
+    let from_ms = (observed_at * 1000).saturating_sub(feed.max_age.as_millis() as u64 + 2_000);
+    let mut candidates: BTreeMap<SourceId, Vec<Decimal>> = BTreeMap::new();
+    for s in stack.simulator.served() {
+        if s.pair == pair && (from_ms..=to_ms).contains(&s.at_ms) {
+            let list = candidates.entry(s.source).or_default();
+            if !list.contains(&s.price) {
+                list.push(s.price);
+            }
+        }
+    }
+    assert!(
+        candidates.len() >= feed.min_sources,
+        "the simulator served fewer than {} venues in the window: {candidates:?}",
+        feed.min_sources
+    );
+    assert!(
+        is_median_of_some_choice(&candidates, feed.min_sources, price),
+        "on-chain {price} is not the median of any choice of served prices {candidates:?}"
+    );
+
+    stack.stop().await;
+}
+
+#[test]
+fn median_search_finds_only_true_medians() {
+    let d = |s: &str| s.parse::<Decimal>().unwrap();
+    let a: SourceId = "a".parse().unwrap();
+    let b: SourceId = "b".parse().unwrap();
+    let c: SourceId = "c".parse().unwrap();
+    let candidates = BTreeMap::from([
+        (a, vec![d("100"), d("101")]),
+        (b, vec![d("103")]),
+        (c, vec![d("110")]),
+    ]);
+    assert!(is_median_of_some_choice(&candidates, 2, d("103")));
+    assert!(
+        is_median_of_some_choice(&candidates, 2, d("102")),
+        "mean of 101 and 103"
+    );
+    assert!(!is_median_of_some_choice(&candidates, 2, d("104")));
+    assert!(!is_median_of_some_choice(&candidates, 3, d("102")));
+}

@@ -1,0 +1,94 @@
+//! The fetchers' Prometheus metrics, registered once in the process registry.
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+/// Every metric the fetchers export.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// `oracle_fetchers_requests_total{source,outcome}`: HTTP requests by result
+    /// (`ok` or the error kind).
+    pub requests: IntCounterVec,
+    /// `oracle_fetchers_request_duration_seconds{source}`.
+    pub latency: HistogramVec,
+    /// `oracle_fetchers_retries_total{source}`.
+    pub retries: IntCounterVec,
+    /// `oracle_fetchers_observations_published_total{pair,source}`.
+    pub published: IntCounterVec,
+    /// `oracle_fetchers_publish_duplicates_total`: PubAcks that said "duplicate".
+    pub duplicates: IntCounter,
+    /// `oracle_fetchers_publish_failures_total`: publish attempts that failed.
+    pub publish_failures: IntCounter,
+    /// `oracle_fetchers_dropped_total{reason}`: observations never published.
+    pub dropped: IntCounterVec,
+    /// `oracle_fetchers_buffer_depth`: observations waiting to be published.
+    pub buffer_depth: IntGauge,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            requests: IntCounterVec::new(
+                Opts::new(
+                    "oracle_fetchers_requests_total",
+                    "HTTP requests to sources by outcome",
+                ),
+                &["source", "outcome"],
+            )?,
+            latency: HistogramVec::new(
+                HistogramOpts::new(
+                    "oracle_fetchers_request_duration_seconds",
+                    "Latency of one HTTP request to a source",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+                &["source"],
+            )?,
+            retries: IntCounterVec::new(
+                Opts::new(
+                    "oracle_fetchers_retries_total",
+                    "Retried requests to sources",
+                ),
+                &["source"],
+            )?,
+            published: IntCounterVec::new(
+                Opts::new(
+                    "oracle_fetchers_observations_published_total",
+                    "Observations acknowledged by JetStream",
+                ),
+                &["pair", "source"],
+            )?,
+            duplicates: IntCounter::new(
+                "oracle_fetchers_publish_duplicates_total",
+                "Publishes the stream dropped as duplicates (Nats-Msg-Id seen before)",
+            )?,
+            publish_failures: IntCounter::new(
+                "oracle_fetchers_publish_failures_total",
+                "Publish attempts that got no PubAck",
+            )?,
+            dropped: IntCounterVec::new(
+                Opts::new(
+                    "oracle_fetchers_dropped_total",
+                    "Observations never published",
+                ),
+                &["reason"],
+            )?,
+            buffer_depth: IntGauge::new(
+                "oracle_fetchers_buffer_depth",
+                "Observations waiting to be published",
+            )?,
+        };
+        registry.register(Box::new(m.requests.clone()))?;
+        registry.register(Box::new(m.latency.clone()))?;
+        registry.register(Box::new(m.retries.clone()))?;
+        registry.register(Box::new(m.published.clone()))?;
+        registry.register(Box::new(m.duplicates.clone()))?;
+        registry.register(Box::new(m.publish_failures.clone()))?;
+        registry.register(Box::new(m.dropped.clone()))?;
+        registry.register(Box::new(m.buffer_depth.clone()))?;
+        Ok(m)
+    }
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the whole oracle locally: installs the tools, builds the services, then
+# starts nats-server, anvil (with OracleHub deployed), the exchange simulator,
+# the fetchers, the aggregator and the bff. Ctrl-C stops everything.
+# Extra arguments go to `oracle-devstack up` (e.g. --ephemeral-ports).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+"$root/scripts/bootstrap.sh"
+cargo build --workspace --bins --locked
+exec "${CARGO_TARGET_DIR:-$root/target}/debug/oracle-devstack" up --config config/dev.toml "$@"
