@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 const [outDir, destDir] = process.argv.slice(2);
-const contracts = ['OracleHub'];
+const contracts = ['OracleHub', 'FeedAdapter'];
 fs.mkdirSync(destDir, { recursive: true });
 for (const name of contracts) {
   const src = JSON.parse(fs.readFileSync(path.join(outDir, `${name}.sol`, `${name}.json`), 'utf8'));

@@ -22,7 +22,10 @@ step "forge fmt --check"
 (cd contracts && forge fmt --check)
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-step "forge test"
-(cd contracts && forge test)
+# CI runs the heavier fuzz/invariant profile (foundry.toml [profile.ci]).
+step "forge test (profile ${FOUNDRY_PROFILE:=$([ -n "${CI:-}" ] && echo ci || echo default)})"
+(cd contracts && FOUNDRY_PROFILE="$FOUNDRY_PROFILE" forge test)
+step "forge snapshot --check (gas targets, contracts/.gas-snapshot)"
+(cd contracts && forge snapshot --match-contract Gas --check)
 step "cargo test"
 cargo test --workspace --locked

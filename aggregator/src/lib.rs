@@ -53,6 +53,7 @@ pub enum RunError {
 #[derive(Debug)]
 struct FeedState {
     config: FeedConfig,
+    hub: submitter::FeedOnHub,
     window: Window,
     chain: OnChain,
     /// Last time (Unix ms) the feed had quorum, or the start time.
@@ -71,19 +72,31 @@ pub async fn run(
     let submitter = Submitter::connect(&config).await?;
     let mut feeds: BTreeMap<Pair, FeedState> = BTreeMap::new();
     for feed in &config.feeds {
-        let chain = submitter.read(&feed.pair).await.map_err(|e| match e {
+        let not_usable = |e: SubmitError| match e {
             SubmitError::Reverted(r) => SubmitError::Config {
                 key: "feeds",
                 message: format!("feed {} is not usable on the hub: {r}", feed.pair),
             },
             other => other,
-        })?;
-        info!(pair = %feed.pair, round = chain.round, "feed state read from chain");
+        };
+        let on_hub = submitter.feed(&feed.pair).await.map_err(not_usable)?;
+        if on_hub.decimals != feed.decimals {
+            return Err(RunError::Chain(SubmitError::Config {
+                key: "feeds",
+                message: format!(
+                    "feed {} has {} decimals in the config and {} on the hub",
+                    feed.pair, feed.decimals, on_hub.decimals
+                ),
+            }));
+        }
+        let chain = submitter.read(&feed.pair).await.map_err(not_usable)?;
+        info!(pair = %feed.pair, index = on_hub.index, round = chain.round, "feed state read from chain");
         record_chain(&metrics, &feed.pair, &chain);
         feeds.insert(
             feed.pair.clone(),
             FeedState {
                 config: feed.clone(),
+                hub: on_hub,
                 window: Window::default(),
                 chain,
                 last_quorum_ms: now_ms(),
@@ -233,6 +246,16 @@ async fn evaluate(
         let Some(reason) = policy::decide(&state.config, &state.chain, scaled, now / 1000) else {
             continue;
         };
+        // The hub skips out-of-bounds reports (never clamps): do not pay for one.
+        if scaled <= state.hub.min_price || scaled >= state.hub.max_price {
+            metrics
+                .rejected
+                .with_label_values(&[&label, "OutOfBounds"])
+                .inc();
+            warn!(pair = %pair, price = %agg.price, min = state.hub.min_price, max = state.hub.max_price,
+                  "aggregate outside the feed's sanity bounds, not submitted");
+            continue;
+        }
         let observed_at = (agg.observed_at_ms / 1000).max(state.chain.observed_at);
         let round = state.chain.round.saturating_add(1);
         debug!(pair = %pair, price = %agg.price, round, reason = reason.as_str(), "update due");
@@ -241,10 +264,10 @@ async fn evaluate(
             .with_label_values(&[&label, reason.as_str()])
             .inc();
         reports.push(Report {
-            feedId: pair.feed_id(),
+            feedIndex: state.hub.index,
             roundId: round,
             price: scaled,
-            observedAt: alloy::primitives::aliases::U40::from(observed_at),
+            observedAt: u32::try_from(observed_at).unwrap_or(u32::MAX),
         });
         due.push((
             pair.clone(),
@@ -267,6 +290,26 @@ async fn evaluate(
             metrics.confirmation.observe(included.elapsed.as_secs_f64());
             metrics.gas_used.observe(included.gas_used as f64);
             for (pair, chain, value, reason) in due {
+                let index = feeds.get(&pair).map(|s| s.hub.index);
+                if let Some((_, _, why)) = included
+                    .rejected
+                    .iter()
+                    .find(|(i, r, _)| Some(*i) == index && *r == chain.round)
+                {
+                    metrics
+                        .rejected
+                        .with_label_values(&[&pair.to_string(), why])
+                        .inc();
+                    warn!(pair = %pair, round = chain.round, reason = %why, tx = %included.tx,
+                          "hub skipped the report; re-reading feed state");
+                    if let Ok(fresh) = submitter.read(&pair).await {
+                        record_chain(metrics, &pair, &fresh);
+                        if let Some(state) = feeds.get_mut(&pair) {
+                            state.chain = fresh;
+                        }
+                    }
+                    continue;
+                }
                 info!(pair = %pair, round = chain.round, price = %value, reason = reason.as_str(),
                       tx = %included.tx, block = included.block, "feed updated");
                 record_chain(metrics, &pair, &chain);

@@ -17,6 +17,9 @@ pub struct Metrics {
     pub sources: IntGaugeVec,
     /// `oracle_aggregator_reports_total{pair,reason}`: reports put into a batch.
     pub reports: IntCounterVec,
+    /// `oracle_aggregator_rejected_total{pair,reason}`: reports not applied (skipped by the
+    /// hub, or withheld because the hub would skip them).
+    pub rejected: IntCounterVec,
     /// `oracle_aggregator_submissions_total{status}`: transactions by final status.
     pub submissions: IntCounterVec,
     /// `oracle_aggregator_confirmation_seconds`: send to receipt.
@@ -65,6 +68,13 @@ impl Metrics {
                 ),
                 &["pair", "reason"],
             )?,
+            rejected: IntCounterVec::new(
+                Opts::new(
+                    "oracle_aggregator_rejected_total",
+                    "Reports not applied, by reason",
+                ),
+                &["pair", "reason"],
+            )?,
             submissions: IntCounterVec::new(
                 Opts::new(
                     "oracle_aggregator_submissions_total",
@@ -106,6 +116,7 @@ impl Metrics {
         registry.register(Box::new(m.no_quorum.clone()))?;
         registry.register(Box::new(m.sources.clone()))?;
         registry.register(Box::new(m.reports.clone()))?;
+        registry.register(Box::new(m.rejected.clone()))?;
         registry.register(Box::new(m.submissions.clone()))?;
         registry.register(Box::new(m.confirmation.clone()))?;
         registry.register(Box::new(m.gas_used.clone()))?;

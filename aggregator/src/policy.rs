@@ -70,6 +70,8 @@ mod tests {
         FeedConfig {
             pair: "BTC/USD".parse().unwrap(),
             decimals: 8,
+            min_price: 1.into(),
+            max_price: 1_000_000.into(),
             sources: vec!["a".parse().unwrap()],
             min_sources: 1,
             max_age: Duration::from_secs(10),

@@ -59,6 +59,43 @@ pub struct Included {
     pub gas_used: u64,
     /// Send to receipt.
     pub elapsed: Duration,
+    /// Reports the hub skipped: `(feed index, round, reason)` (see IOracleHub's batch policy).
+    pub rejected: Vec<(u16, u32, String)>,
+}
+
+/// What the hub says about a feed at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedOnHub {
+    /// Index used in reports.
+    pub index: u16,
+    /// Decimals of the scaled price.
+    pub decimals: u8,
+    /// Scaled lower bound (exclusive).
+    pub min_price: i128,
+    /// Scaled upper bound (exclusive).
+    pub max_price: i128,
+}
+
+/// The name of a skip reason selector (IOracleHub's errors).
+fn reason_name(selector: [u8; 4]) -> String {
+    use OracleHub::{
+        FeedPaused, ObservationInFuture, ObservationTooOld, OutOfBounds, StaleRound,
+        UnknownFeedIndex,
+    };
+    use alloy::sol_types::SolError;
+    let known: [([u8; 4], &str); 6] = [
+        (UnknownFeedIndex::SELECTOR, "UnknownFeedIndex"),
+        (FeedPaused::SELECTOR, "FeedPaused"),
+        (StaleRound::SELECTOR, "StaleRound"),
+        (ObservationTooOld::SELECTOR, "ObservationTooOld"),
+        (ObservationInFuture::SELECTOR, "ObservationInFuture"),
+        (OutOfBounds::SELECTOR, "OutOfBounds"),
+    ];
+    known
+        .iter()
+        .find(|(s, _)| *s == selector)
+        .map(|(_, n)| (*n).to_owned())
+        .unwrap_or_else(|| format!("0x{}", alloy::primitives::hex::encode(selector)))
 }
 
 /// Reads and writes the hub.
@@ -196,8 +233,25 @@ impl Submitter {
         Ok(OnChain {
             price: r.price,
             round: r.roundId,
-            observed_at: r.observedAt.to::<u64>(),
-            updated_at: r.updatedAt.to::<u64>(),
+            observed_at: u64::from(r.observedAt),
+            updated_at: u64::from(r.updatedAt),
+        })
+    }
+
+    /// The feed's registration on the hub (index, decimals, bounds).
+    pub async fn feed(&self, pair: &Pair) -> Result<FeedOnHub, SubmitError> {
+        let info = self
+            .hub
+            .feedInfo(pair.feed_id())
+            .call()
+            .await
+            .map_err(contract_error)?;
+        let bound = |v: alloy::primitives::I256| i128::try_from(v).unwrap_or(i128::MAX);
+        Ok(FeedOnHub {
+            index: info.index,
+            decimals: info.decimals,
+            min_price: bound(info.minPrice),
+            max_price: bound(info.maxPrice),
         })
     }
 
@@ -229,11 +283,21 @@ impl Submitter {
         if !receipt.status() {
             return Err(SubmitError::Failed(tx));
         }
+        let rejected = receipt
+            .logs()
+            .iter()
+            .filter_map(|log| log.log_decode::<OracleHub::ReportRejected>().ok())
+            .map(|log| {
+                let e = log.inner.data;
+                (e.feedIndex, e.roundId, reason_name(e.reason.0))
+            })
+            .collect();
         Ok(Included {
             tx,
             block: receipt.block_number.unwrap_or_default(),
             gas_used: receipt.gas_used,
             elapsed: started.elapsed(),
+            rejected,
         })
     }
 }

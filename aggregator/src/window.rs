@@ -122,6 +122,8 @@ mod tests {
         FeedConfig {
             pair: "BTC/USD".parse().unwrap(),
             decimals: 8,
+            min_price: 1.into(),
+            max_price: 1_000_000.into(),
             sources: sources.iter().map(|s| s.parse().unwrap()).collect(),
             min_sources: min,
             max_age: Duration::from_secs(10),

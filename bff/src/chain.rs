@@ -102,8 +102,8 @@ impl ChainReader {
             price: r.price,
             decimals: r.decimals,
             round: r.roundId,
-            observed_at: r.observedAt.to::<u64>(),
-            updated_at: r.updatedAt.to::<u64>(),
+            observed_at: u64::from(r.observedAt),
+            updated_at: u64::from(r.updatedAt),
             block_number,
             block_hash,
         })

@@ -20,6 +20,8 @@ fn state(registry: &Registry) -> AppState {
     let feed = FeedConfig {
         pair: "BTC/USD".parse().unwrap(),
         decimals: 8,
+        min_price: 1.into(),
+        max_price: 1_000_000.into(),
         sources: vec!["kraken".parse().unwrap()],
         min_sources: 1,
         max_age: std::time::Duration::from_secs(10),

@@ -19,9 +19,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use crate::{Pair, SourceId};
+use crate::{Pair, SourceId, price};
 
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "ORACLE__";
@@ -137,6 +138,8 @@ pub struct Config {
     pub aggregator: AggregatorConfig,
     /// The client API.
     pub bff: BffConfig,
+    /// Deploying the contracts (`oracle-deploy`, the local stack).
+    pub deploy: DeployConfig,
 }
 
 /// Log output.
@@ -219,6 +222,12 @@ pub struct FeedConfig {
     /// Decimals of the on-chain integer.
     #[serde(default = "default_decimals")]
     pub decimals: u8,
+    /// Sanity bound: prices at or below it are rejected, never clamped (quote
+    /// units, a decimal string such as `"1000"`). The hub stores bounds as
+    /// `m × 10^e` with m < 65536 after scaling by `decimals`.
+    pub min_price: Decimal,
+    /// Sanity bound: prices at or above it are rejected, never clamped.
+    pub max_price: Decimal,
     /// Sources in priority order.
     pub sources: Vec<SourceId>,
     /// Fewest distinct sources an aggregate needs.
@@ -275,6 +284,33 @@ impl SourceConfig {
     /// The connector name: `kind`, or the source id when `kind` is not set.
     pub fn kind_or<'a>(&'a self, id: &'a SourceId) -> &'a str {
         self.kind.as_deref().unwrap_or(id.as_str())
+    }
+}
+
+/// Deploying the hub and its adapters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeployConfig {
+    /// Authorized signers; when empty, the addresses of `aggregator.signer_keys`.
+    pub signers: Vec<alloy::primitives::Address>,
+    /// Distinct signatures per batch; when unset, a majority of the signers.
+    pub threshold: Option<u8>,
+    /// How far a report's observation time may run ahead of the block.
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// Who owns the hub; when unset, the deployer. A different owner must
+    /// accept the transfer (two-step).
+    pub owner: Option<alloy::primitives::Address>,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        Self {
+            signers: Vec::new(),
+            threshold: None,
+            max_future_skew: Duration::from_secs(60),
+            owner: None,
+        }
     }
 }
 
@@ -494,6 +530,31 @@ impl Config {
                     k("deviation_bps"),
                     "must be between 1 and 10000",
                 ));
+            }
+            if feed.min_price < Decimal::ZERO || feed.max_price <= feed.min_price {
+                return Err(ConfigError::key(
+                    k("max_price"),
+                    format!(
+                        "bounds must satisfy 0 <= min_price < max_price, got {} and {}",
+                        feed.min_price, feed.max_price
+                    ),
+                ));
+            }
+            for (field, value) in [("min_price", feed.min_price), ("max_price", feed.max_price)] {
+                let decimals = u32::from(feed.decimals);
+                let exact = price::to_scaled(value, decimals).is_ok_and(|scaled| {
+                    Decimal::from_i128_with_scale(scaled, decimals) == value
+                        && price::bound_representable(scaled)
+                });
+                if !exact {
+                    return Err(ConfigError::key(
+                        k(field),
+                        format!(
+                            "{value} cannot be stored by the hub: use at most 5 significant digits \
+                             (like 1000 or 12.5) and at most {decimals} decimals"
+                        ),
+                    ));
+                }
             }
         }
         for (id, source) in &self.sources {
@@ -716,6 +777,8 @@ symbols = { "BTC/USD" = "BTC-USD" }
 pair = "BTC/USD"
 sources = ["kraken", "coinbase"]
 heartbeat = "1h"
+min_price = "1000"
+max_price = "10000000"
 
 [aggregator]
 signer_keys = ["0x01"]
@@ -795,6 +858,11 @@ signer_keys = ["0x01"]
 
         let err = load(SAMPLE, &[("ORACLE__FEEDS__5__HEARTBEAT", "1s")]).unwrap_err();
         assert!(err.to_string().contains("past the list"), "{err}");
+
+        let err = load(SAMPLE, &[("ORACLE__FEEDS__0__MAX_PRICE", "10000001")]).unwrap_err();
+        assert!(err.to_string().contains("feeds[0].max_price"), "{err}");
+        let err = load(SAMPLE, &[("ORACLE__FEEDS__0__MIN_PRICE", "20000000")]).unwrap_err();
+        assert!(err.to_string().contains("min_price < max_price"), "{err}");
 
         let err = load("[nats\nurl=1", &[]).unwrap_err();
         assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");

@@ -40,6 +40,24 @@ pub fn from_scaled(value: i128, decimals: u32) -> Result<Decimal, PriceError> {
         .map_err(|_| PriceError::Overflow(Decimal::ZERO, decimals))
 }
 
+/// A bound the hub can store: `mantissa * 10^exponent` with a 16-bit mantissa
+/// and an exponent of at most 33 (see `OracleHub._encodeBound`).
+pub fn bound_representable(scaled: i128) -> bool {
+    if scaled < 0 {
+        return false;
+    }
+    let mut v = scaled as u128;
+    let mut exp = 0;
+    while v > 0xFFFF {
+        if !v.is_multiple_of(10) {
+            return false;
+        }
+        v /= 10;
+        exp += 1;
+    }
+    exp <= 33
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +84,19 @@ mod tests {
     fn round_trips() {
         let v = to_scaled(d("97123.4"), 8).unwrap();
         assert_eq!(from_scaled(v, 8).unwrap(), d("97123.40000000"));
+    }
+
+    #[test]
+    fn bounds_follow_the_hubs_encoding() {
+        assert!(bound_representable(0));
+        assert!(bound_representable(65_535));
+        assert!(bound_representable(100_000_000_000)); // 1000 with 8 decimals
+        assert!(bound_representable(12_345 * 10i128.pow(30)));
+        assert!(!bound_representable(65_536 + 1));
+        assert!(!bound_representable(123_456_789));
+        assert!(bound_representable(10i128.pow(37))); // 10000 * 10^33
+        assert!(!bound_representable(10i128.pow(38))); // exponent 34
+        assert!(!bound_representable(-1));
     }
 
     #[test]

@@ -15,4 +15,4 @@ pub mod simulator;
 pub mod stack;
 pub mod tools;
 
-pub use stack::{Mode, Options, Stack, StackError, eventually};
+pub use stack::{Mode, Options, Stack, StackError, eventually, start_anvil};

@@ -85,6 +85,12 @@ async fn up(config_path: PathBuf, ephemeral_ports: bool, sim_tick: Duration) -> 
         c.chain.chain_id.unwrap_or_default()
     );
     println!("  OracleHub      {}", stack.deployment.hub);
+    for feed in &stack.deployment.feeds {
+        println!(
+            "  {:<14} FeedAdapter {} (AggregatorV3Interface), index {}",
+            feed.pair, feed.adapter, feed.index
+        );
+    }
     println!(
         "  metrics        fetchers http://{}/metrics  aggregator http://{}/metrics  bff http://{}/metrics",
         c.fetchers.metrics_addr, c.aggregator.metrics_addr, c.bff.metrics_addr

@@ -231,37 +231,10 @@ impl Stack {
         .await?;
 
         // The chain.
-        let (_, rpc_port) = port_of(&config.chain.rpc_url, "chain.rpc_url")?;
         let chain_id = config.chain.chain_id.unwrap_or(31337);
-        let mut anvil = ChildProcess::spawn(
-            "anvil",
-            &tools::find("anvil")?,
-            &[
-                "--host".into(),
-                "127.0.0.1".into(),
-                "--port".into(),
-                rpc_port.to_string(),
-                "--chain-id".into(),
-                chain_id.to_string(),
-            ],
-            &[],
-            Output::File(logs.join("anvil.log")),
-        )
-        .map_err(io("anvil"))?;
-        let rpc_url = config.chain.rpc_url.clone();
-        wait_ready(&mut anvil, "anvil", || async {
-            use alloy::providers::{Provider, ProviderBuilder};
-            let url = rpc_url.parse().ok()?;
-            ProviderBuilder::new()
-                .connect_http(url)
-                .get_chain_id()
-                .await
-                .ok()
-        })
-        .await?;
+        let anvil = start_anvil(&config.chain.rpc_url, chain_id, &logs.join("anvil.log")).await?;
 
-        let deployment =
-            deploy::deploy(&config.chain.rpc_url, deploy::DEV_OWNER_KEY, &config).await?;
+        let deployment = deploy::deploy(&config.chain.rpc_url, &config).await?;
         config.chain.hub_address = Some(deployment.hub);
         config.chain.chain_id = Some(chain_id);
 
@@ -400,6 +373,43 @@ impl Drop for Stack {
         self.shutdown.cancel();
         self.simulator_task.abort();
     }
+}
+
+/// Starts anvil listening at `rpc_url` (host and port are taken from it) and
+/// waits until it answers `eth_chainId`.
+pub async fn start_anvil(
+    rpc_url: &str,
+    chain_id: u64,
+    log: &Path,
+) -> Result<ChildProcess, StackError> {
+    let (_, rpc_port) = port_of(rpc_url, "chain.rpc_url")?;
+    let mut anvil = ChildProcess::spawn(
+        "anvil",
+        &tools::find("anvil")?,
+        &[
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            rpc_port.to_string(),
+            "--chain-id".into(),
+            chain_id.to_string(),
+        ],
+        &[],
+        Output::File(log.to_path_buf()),
+    )
+    .map_err(io("anvil"))?;
+    let url = rpc_url.to_owned();
+    wait_ready(&mut anvil, "anvil", || async {
+        use alloy::providers::{Provider, ProviderBuilder};
+        let url = url.parse().ok()?;
+        ProviderBuilder::new()
+            .connect_http(url)
+            .get_chain_id()
+            .await
+            .ok()
+    })
+    .await?;
+    Ok(anvil)
 }
 
 async fn wait_ready<F, Fut, T>(
