@@ -73,6 +73,7 @@ mod tests {
             min_price: 1.into(),
             max_price: 1_000_000.into(),
             sources: vec!["a".parse().unwrap()],
+            fallbacks: vec![],
             min_sources: 1,
             max_age: Duration::from_secs(10),
             deviation_bps: 50,

@@ -63,12 +63,16 @@ impl Window {
         let max_age = feed.max_age.as_millis() as u64;
         let mut used = Vec::with_capacity(feed.sources.len());
         let mut missing = Vec::new();
-        for source in &feed.sources {
+        // Primaries, then fallbacks (only polled when primaries fail); only
+        // primaries are reported missing.
+        let primaries = feed.sources.iter().map(|s| (s, true));
+        for (source, primary) in primaries.chain(feed.fallbacks.iter().map(|s| (s, false))) {
             match self.newest.get(source) {
                 Some(o) if now_ms.saturating_sub(o.observed_at_ms) <= max_age => {
                     used.push(o.clone())
                 }
-                _ => missing.push(source.clone()),
+                _ if primary => missing.push(source.clone()),
+                _ => {}
             }
         }
         if used.len() < feed.min_sources {
@@ -125,6 +129,7 @@ mod tests {
             min_price: 1.into(),
             max_price: 1_000_000.into(),
             sources: sources.iter().map(|s| s.parse().unwrap()).collect(),
+            fallbacks: vec![],
             min_sources: min,
             max_age: Duration::from_secs(10),
             deviation_bps: 50,
@@ -145,6 +150,7 @@ mod tests {
             fetcher: "t".into(),
             fallback_rank: 0,
             trigger: None,
+            market_quote: None,
         }
     }
 
@@ -217,6 +223,24 @@ mod tests {
         w.insert(obs("a", "100", 1_000));
         w.insert(obs("z", "1", 1_000));
         assert!(w.aggregate(&f, 1_000).is_err());
+    }
+
+    #[test]
+    fn fallbacks_count_towards_quorum() {
+        let mut f = feed(&["a", "b"], 2);
+        f.fallbacks = vec!["c".parse().unwrap()];
+        let mut w = Window::default();
+        w.insert(obs("a", "100", 1_000));
+        w.insert(obs("c", "102", 1_000));
+        let agg = w.aggregate(&f, 1_000).unwrap();
+        assert_eq!(agg.price, d("101"));
+        // Only primaries are reported missing.
+        w = Window::default();
+        w.insert(obs("a", "100", 1_000));
+        assert_eq!(
+            w.aggregate(&f, 1_000).unwrap_err().missing,
+            vec!["b".parse().unwrap()]
+        );
     }
 
     #[test]

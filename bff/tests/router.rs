@@ -23,6 +23,7 @@ fn state(registry: &Registry) -> AppState {
         min_price: 1.into(),
         max_price: 1_000_000.into(),
         sources: vec!["kraken".parse().unwrap()],
+        fallbacks: vec![],
         min_sources: 1,
         max_age: std::time::Duration::from_secs(10),
         deviation_bps: 50,

@@ -228,8 +228,12 @@ pub struct FeedConfig {
     pub min_price: Decimal,
     /// Sanity bound: prices at or above it are rejected, never clamped.
     pub max_price: Decimal,
-    /// Sources in priority order.
+    /// Primary sources, polled every cycle.
     pub sources: Vec<SourceId>,
+    /// Fallback sources in priority order, polled within the same cycle only
+    /// when fewer than `min_sources` primaries answered.
+    #[serde(default)]
+    pub fallbacks: Vec<SourceId>,
     /// Fewest distinct sources an aggregate needs.
     #[serde(default = "default_min_sources")]
     pub min_sources: usize,
@@ -272,8 +276,59 @@ pub struct SourceConfig {
     /// Per-request timeout.
     #[serde(default = "default_source_timeout", with = "humantime_serde")]
     pub timeout: Duration,
-    /// The source's symbol for each pair it serves, e.g. `"BTC/USD" = "XBTUSD"`.
-    pub symbols: BTreeMap<Pair, String>,
+    /// The source's market for each pair it serves: `"BTC/USD" = "XBTUSD"`
+    /// (a market quoted in the pair's quote currency), or
+    /// `"BTC/USD" = { symbol = "BTCUSDT", quote = "USDT" }` to let a market
+    /// quoted in another currency stand in for it (observations then carry
+    /// `market_quote`).
+    pub symbols: BTreeMap<Pair, SymbolSpec>,
+    /// Request budget, never exceeded; defaults to the API's documented limit.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A source's market for a pair.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum SymbolSpec {
+    /// A market quoted in the pair's own quote currency.
+    Plain(String),
+    /// A market quoted in `quote`, standing in for the pair's quote currency.
+    Proxy {
+        /// The source's symbol.
+        symbol: String,
+        /// The market's quote currency, e.g. `USDT`.
+        quote: String,
+    },
+}
+
+impl SymbolSpec {
+    /// The source's symbol.
+    pub fn symbol(&self) -> &str {
+        match self {
+            SymbolSpec::Plain(s) => s,
+            SymbolSpec::Proxy { symbol, .. } => symbol,
+        }
+    }
+
+    /// The market's quote currency when it differs from the pair's.
+    pub fn proxy_quote(&self) -> Option<&str> {
+        match self {
+            SymbolSpec::Plain(_) => None,
+            SymbolSpec::Proxy { quote, .. } => Some(quote),
+        }
+    }
+}
+
+/// A request budget: at most `requests` in any window of `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per window.
+    pub requests: u32,
+    /// The window.
+    #[serde(with = "humantime_serde")]
+    pub per: Duration,
 }
 
 fn default_source_timeout() -> Duration {
@@ -331,6 +386,17 @@ pub struct FetchersConfig {
     /// Largest retry delay.
     #[serde(with = "humantime_serde")]
     pub retry_max_delay: Duration,
+    /// When, within a cycle, to decide on fallbacks if primaries have not all
+    /// answered; default half the poll interval.
+    #[serde(with = "humantime_serde::option")]
+    pub fallback_after: Option<Duration>,
+    /// Consecutive failed polls of a source that open its circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker skips its source before one probe request.
+    #[serde(with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
+    /// Observations that may wait for NATS before new ones are dropped.
+    pub publish_buffer: usize,
     /// Where `/metrics` and `/healthz` listen.
     pub metrics_addr: SocketAddr,
 }
@@ -343,6 +409,10 @@ impl Default for FetchersConfig {
             max_attempts: 3,
             retry_min_delay: Duration::from_millis(100),
             retry_max_delay: Duration::from_secs(2),
+            fallback_after: None,
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            publish_buffer: 10_000,
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9101)),
         }
     }
@@ -493,10 +563,18 @@ impl Config {
                     "must name at least one source",
                 ));
             }
-            for source in &feed.sources {
+            let mut named = std::collections::BTreeSet::new();
+            let listed = feed.sources.iter().map(|s| ("sources", s));
+            for (field, source) in listed.chain(feed.fallbacks.iter().map(|s| ("fallbacks", s))) {
+                if !named.insert(source) {
+                    return Err(ConfigError::key(
+                        k(field),
+                        format!("source {source} is named twice"),
+                    ));
+                }
                 let Some(sc) = self.sources.get(source) else {
                     return Err(ConfigError::key(
-                        k("sources"),
+                        k(field),
                         format!("source {source} is not configured under [sources]"),
                     ));
                 };
@@ -510,12 +588,12 @@ impl Config {
                     ));
                 }
             }
-            if feed.min_sources == 0 || feed.min_sources > feed.sources.len() {
+            let available = feed.sources.len() + feed.fallbacks.len();
+            if feed.min_sources == 0 || feed.min_sources > available {
                 return Err(ConfigError::key(
                     k("min_sources"),
                     format!(
-                        "must be between 1 and the number of sources ({})",
-                        feed.sources.len()
+                        "must be between 1 and the number of sources and fallbacks ({available})"
                     ),
                 ));
             }
@@ -571,11 +649,31 @@ impl Config {
                     "must be positive",
                 ));
             }
+            if let Some(limit) = source.rate_limit
+                && (limit.requests == 0 || limit.per.is_zero())
+            {
+                return Err(ConfigError::key(
+                    format!("sources.{id}.rate_limit"),
+                    "requests and per must be positive",
+                ));
+            }
         }
         if self.fetchers.poll_interval.is_zero() {
             return Err(ConfigError::key(
                 "fetchers.poll_interval",
                 "must be positive",
+            ));
+        }
+        if self.fetchers.breaker_failures == 0 {
+            return Err(ConfigError::key(
+                "fetchers.breaker_failures",
+                "must be at least 1",
+            ));
+        }
+        if self.fetchers.publish_buffer == 0 {
+            return Err(ConfigError::key(
+                "fetchers.publish_buffer",
+                "must be at least 1",
             ));
         }
         if self.fetchers.max_attempts == 0 {
@@ -821,7 +919,7 @@ signer_keys = ["0x01"]
         assert_eq!(c.fetchers.id, "7");
         let pair: Pair = "BTC/USD".parse().unwrap();
         assert_eq!(
-            c.sources[&"kraken".parse().unwrap()].symbols[&pair],
+            c.sources[&"kraken".parse().unwrap()].symbols[&pair].symbol(),
             "XXBTZUSD"
         );
     }
@@ -866,6 +964,41 @@ signer_keys = ["0x01"]
 
         let err = load("[nats\nurl=1", &[]).unwrap_err();
         assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    }
+
+    #[test]
+    fn fallbacks_and_proxy_markets() {
+        let text = SAMPLE.replace(
+            "sources = [\"kraken\", \"coinbase\"]",
+            "sources = [\"kraken\"]\nfallbacks = [\"coinbase\"]",
+        ).replace(
+            "symbols = { \"BTC/USD\" = \"BTC-USD\" }",
+            "symbols = { \"BTC/USD\" = { symbol = \"BTC-USDT\", quote = \"USDT\" } }\nrate_limit = { requests = 5, per = \"1s\" }",
+        );
+        let c = load(&text, &[]).unwrap();
+        assert_eq!(c.feeds[0].fallbacks.len(), 1);
+        let pair: Pair = "BTC/USD".parse().unwrap();
+        let cb = &c.sources[&"coinbase".parse().unwrap()];
+        assert_eq!(cb.symbols[&pair].symbol(), "BTC-USDT");
+        assert_eq!(cb.symbols[&pair].proxy_quote(), Some("USDT"));
+        assert_eq!(cb.rate_limit.unwrap().requests, 5);
+
+        let twice = SAMPLE.replace(
+            "heartbeat = \"1h\"",
+            "heartbeat = \"1h\"\nfallbacks = [\"kraken\"]",
+        );
+        let err = load(&twice, &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("feeds[0].fallbacks")
+                && err.to_string().contains("named twice"),
+            "{err}"
+        );
+        let zero = text.replace("requests = 5", "requests = 0");
+        let err = load(&zero, &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("sources.coinbase.rate_limit"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -42,6 +42,33 @@ pub fn report_subject(pair: &Pair) -> String {
     format!("oracle.report.{}", pair.subject_token())
 }
 
+/// Body of a request on `oracle.fetch.{PAIR}` (core NATS, request/reply or
+/// plain publish): poll that pair's sources now. An empty body is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchRequest {
+    /// Schema version.
+    pub v: u32,
+    /// When the fetch was asked for, Unix ms. Fetchers use it as the
+    /// observation time of sources without a timestamp of their own, so that
+    /// redundant fetchers answering the same request are deduplicated.
+    pub requested_at_ms: u64,
+}
+
+/// Reply of a fetcher to a [`FetchRequest`] (one per fetcher process).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchReply {
+    /// Schema version.
+    pub v: u32,
+    /// The pair polled.
+    pub pair: Pair,
+    /// Sources whose observation was handed to the publisher.
+    pub sources: Vec<SourceId>,
+    /// Whether `min_sources` of the feed answered.
+    pub quorum: bool,
+    /// Why nothing was polled (unknown pair), if so.
+    pub error: Option<String>,
+}
+
 /// Errors decoding a message from the wire.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -82,6 +109,10 @@ pub struct Observation {
     pub fallback_rank: u32,
     /// Why it was fetched out of schedule (`on-demand`), `None` for a scheduled poll.
     pub trigger: Option<String>,
+    /// The quote currency of the market the price came from, when it is not the
+    /// pair's own (a `USDT` market standing in for `USD`, as configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market_quote: Option<String>,
 }
 
 impl Observation {
@@ -136,6 +167,12 @@ mod tests {
         assert_eq!(obs.subject(), "oracle.obs.BTC-USD.kraken");
         let again = Observation::decode(&obs.encode()).unwrap();
         assert_eq!(again, obs);
+        assert_eq!(obs.market_quote, None);
+        assert!(
+            !String::from_utf8(obs.encode())
+                .unwrap()
+                .contains("market_quote")
+        );
         // Prices travel as strings, never as JSON numbers.
         let json: serde_json::Value = serde_json::from_slice(&obs.encode()).unwrap();
         assert_eq!(json["price"], "97123.40");

@@ -38,6 +38,7 @@ fn feed(i: usize) -> FeedConfig {
         min_price: Decimal::from(1),
         max_price: Decimal::from(10_000_000),
         sources: vec!["sim".parse().unwrap()],
+        fallbacks: vec![],
         min_sources: 1,
         max_age: Duration::from_secs(10),
         deviation_bps: 50,

@@ -48,6 +48,13 @@ pub enum FetchError {
     /// The body is not in the source's documented format.
     #[error("malformed response: {0}")]
     Malformed(String),
+    /// Not sent: the source's request budget (or a pause it asked for) allows
+    /// no request before the cycle's deadline.
+    #[error("not sent: request budget exhausted until {0:?} from now")]
+    Throttled(Duration),
+    /// Not sent: the source's circuit breaker is open.
+    #[error("not sent: circuit breaker open")]
+    CircuitOpen,
 }
 
 impl FetchError {
@@ -60,6 +67,19 @@ impl FetchError {
                 | Self::Connect(_)
                 | Self::RateLimited { .. }
                 | Self::Unavailable { .. }
+        )
+    }
+
+    /// Whether the source was reached and answered like a working API (for the
+    /// circuit breaker): only availability failures count against it.
+    pub fn source_is_down(&self) -> bool {
+        matches!(
+            self,
+            Self::Timeout(_)
+                | Self::Connect(_)
+                | Self::RateLimited { .. }
+                | Self::Unavailable { .. }
+                | Self::Malformed(_)
         )
     }
 
@@ -81,6 +101,8 @@ impl FetchError {
             Self::UnknownSymbol { .. } => "unknown_symbol",
             Self::Rejected { .. } => "rejected",
             Self::Malformed(_) => "malformed",
+            Self::Throttled(_) => "throttled",
+            Self::CircuitOpen => "circuit_open",
         }
     }
 

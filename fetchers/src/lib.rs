@@ -2,35 +2,42 @@
 //! observations onto the JetStream stream `ORACLE_OBS`.
 //!
 //! Layout:
-//! - [`sources`]: one connector per exchange (request URL, wire format, error bodies).
+//! - [`sources`]: one connector per exchange (request URL, wire format, error bodies, limits).
 //! - [`error`]: [`FetchError`] and which failures are worth a retry.
-//! - [`poller`]: the per-source polling loop with backoff and jitter.
+//! - [`limiter`], [`breaker`]: a source's request budget and circuit breaker.
+//! - [`source`]: one poll of one market: breaker, budget, request, retries.
+//! - [`engine`]: per-feed cycles with fallbacks, wall-clock slots, on-demand triggers.
 //! - [`publisher`]: the bounded buffer and PubAck-awaiting publisher.
 //! - [`metrics`]: the Prometheus metrics.
 //!
-//! [`run`] is the entry point the binary and the tests call.
+//! [`run`] is the entry point the binary and the tests call; [`probe`] is the
+//! one-shot fetch behind `oracle-fetchers probe`.
 #![forbid(unsafe_code)]
 
+pub mod breaker;
+pub mod engine;
 pub mod error;
+pub mod limiter;
 pub mod metrics;
-pub mod poller;
 pub mod publisher;
+pub mod source;
 pub mod sources;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use oracle_common::config::Config;
+use oracle_common::config::{Config, SourceConfig};
+use oracle_common::wire::{Observation, SCHEMA_VERSION};
+use oracle_common::{Pair, SourceId, now_ms};
 use prometheus::Registry;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use engine::{Engine, FeedPlan, Leg};
 pub use error::FetchError;
-use poller::SourcePlan;
-use sources::{Venue, valid_symbol};
-
-/// How many observations may wait for NATS before new ones are dropped.
-const PUBLISH_BUFFER: usize = 10_000;
+use source::Source;
+use sources::{Market, Venue, valid_symbol};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,56 +61,121 @@ pub enum StartError {
     Http(String),
 }
 
-/// Builds the polling plan: for every configured source used by a feed, its
-/// connector and the symbols to poll, checked against the connectors.
-pub fn plan(config: &Config) -> Result<Vec<SourcePlan>, StartError> {
-    let mut plans: BTreeMap<_, SourcePlan> = BTreeMap::new();
-    for feed in &config.feeds {
-        for source_id in &feed.sources {
-            // Config::validate guarantees the source and its symbol exist.
-            let Some(source) = config.sources.get(source_id) else {
-                continue;
-            };
-            let kind = source.kind_or(source_id);
-            let venue = Venue::from_kind(kind).ok_or_else(|| StartError::Config {
-                key: format!("sources.{source_id}.kind"),
-                message: format!(
-                    "unknown connector {kind:?}; known: {}",
-                    Venue::ALL.map(|v| v.name()).join(", ")
-                ),
-            })?;
-            let Some(symbol) = source.symbols.get(&feed.pair) else {
-                continue;
-            };
-            if !valid_symbol(symbol) {
-                return Err(StartError::Config {
-                    key: format!("sources.{source_id}.symbols"),
-                    message: format!("symbol {symbol:?} has characters not allowed in a URL"),
-                });
-            }
-            let plan = plans
-                .entry(source_id.clone())
-                .or_insert_with(|| SourcePlan {
-                    id: source_id.clone(),
-                    venue,
-                    base_url: source.base_url.clone(),
-                    timeout: source.timeout,
-                    symbols: Vec::new(),
-                });
-            plan.symbols.push((feed.pair.clone(), symbol.clone(), 0));
-        }
+fn config_err(key: String, message: String) -> StartError {
+    StartError::Config { key, message }
+}
+
+/// The connector of a configured source.
+pub fn venue_of(id: &SourceId, source: &SourceConfig) -> Result<Venue, StartError> {
+    let kind = source.kind_or(id);
+    Venue::from_kind(kind).ok_or_else(|| {
+        config_err(
+            format!("sources.{id}.kind"),
+            format!(
+                "unknown connector {kind:?}; known: {}",
+                Venue::ALL.map(|v| v.name()).join(", ")
+            ),
+        )
+    })
+}
+
+fn build_source(
+    id: &SourceId,
+    sc: &SourceConfig,
+    config: &Config,
+) -> Result<Arc<Source>, StartError> {
+    let venue = venue_of(id, sc)?;
+    let budget = sc
+        .rate_limit
+        .map(|l| (l.requests, l.per))
+        .unwrap_or_else(|| venue.default_rate_limit());
+    Ok(Arc::new(Source::new(
+        id.clone(),
+        venue,
+        sc.base_url.clone(),
+        sc.timeout,
+        budget,
+        &config.fetchers,
+    )))
+}
+
+fn leg(pair: &Pair, source: &Arc<Source>, sc: &SourceConfig, rank: u32) -> Result<Leg, StartError> {
+    let Some(spec) = sc.symbols.get(pair) else {
+        return Err(config_err(
+            format!("sources.{}.symbols", source.id),
+            format!("no symbol for {pair}"),
+        ));
+    };
+    if !valid_symbol(spec.symbol()) {
+        return Err(config_err(
+            format!("sources.{}.symbols", source.id),
+            format!(
+                "symbol {:?} has characters not allowed in a URL",
+                spec.symbol()
+            ),
+        ));
     }
-    Ok(plans.into_values().collect())
+    Ok(Leg {
+        source: Arc::clone(source),
+        symbol: spec.symbol().to_owned(),
+        quote: spec.proxy_quote().unwrap_or(pair.quote()).to_owned(),
+        proxy_quote: spec.proxy_quote().map(str::to_owned),
+        rank,
+    })
+}
+
+/// Builds the polling plan: one [`Source`] per source a feed uses (with its
+/// budget and breaker), and per feed its primary and fallback legs.
+pub fn plan(config: &Config) -> Result<BTreeMap<Pair, FeedPlan>, StartError> {
+    let mut sources: BTreeMap<SourceId, Arc<Source>> = BTreeMap::new();
+    let mut feeds = BTreeMap::new();
+    for feed in &config.feeds {
+        let mut legs = |ids: &[SourceId], first_rank: u32| -> Result<Vec<Leg>, StartError> {
+            let mut out = Vec::with_capacity(ids.len());
+            for (i, id) in ids.iter().enumerate() {
+                let sc = config.sources.get(id).ok_or_else(|| {
+                    config_err("feeds".into(), format!("source {id} is not configured"))
+                })?;
+                let source = match sources.get(id) {
+                    Some(s) => Arc::clone(s),
+                    None => {
+                        let s = build_source(id, sc, config)?;
+                        sources.insert(id.clone(), Arc::clone(&s));
+                        s
+                    }
+                };
+                let rank = if first_rank == 0 {
+                    0
+                } else {
+                    first_rank + i as u32
+                };
+                out.push(leg(&feed.pair, &source, sc, rank)?);
+            }
+            Ok(out)
+        };
+        let primaries = legs(&feed.sources, 0)?;
+        let fallbacks = legs(&feed.fallbacks, 1)?;
+        feeds.insert(
+            feed.pair.clone(),
+            FeedPlan {
+                config: feed.clone(),
+                primaries,
+                fallbacks,
+            },
+        );
+    }
+    Ok(feeds)
 }
 
 /// Runs the fetchers until `shutdown` is cancelled: connects to NATS, makes
-/// sure `ORACLE_OBS` exists, polls every source and publishes.
+/// sure `ORACLE_OBS` exists, polls every feed on its schedule, serves
+/// on-demand requests, and publishes.
 pub async fn run(
     config: Config,
     registry: &Registry,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
-    let plans = plan(&config)?;
+    let feeds = plan(&config)?;
     let metrics = metrics::Metrics::register(registry)?;
     let client = reqwest::Client::builder()
         .user_agent(concat!("oracle-fetchers/", env!("CARGO_PKG_VERSION")))
@@ -112,12 +184,12 @@ pub async fn run(
     let nats = async_nats::connect(&config.nats.url)
         .await
         .map_err(|e| StartError::Nats(format!("connect {}: {e}", config.nats.url)))?;
-    let js = async_nats::jetstream::new(nats);
+    let js = async_nats::jetstream::new(nats.clone());
     oracle_common::streams::ensure_obs_stream(&js, &config.nats)
         .await
         .map_err(|e| StartError::Nats(e.to_string()))?;
 
-    let (tx, rx) = mpsc::channel(PUBLISH_BUFFER);
+    let (tx, rx) = mpsc::channel(config.fetchers.publish_buffer);
     let publisher_stop = CancellationToken::new();
     let publisher = tokio::spawn(publisher::run(
         js,
@@ -125,23 +197,76 @@ pub async fn run(
         metrics.clone(),
         publisher_stop.clone(),
     ));
-    let mut pollers = tokio::task::JoinSet::new();
-    for plan in plans {
-        info!(source = %plan.id, venue = plan.venue.name(), symbols = plan.symbols.len(), "polling source");
-        pollers.spawn(poller::run_source(
-            client.clone(),
-            plan,
-            config.fetchers.clone(),
-            tx.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        ));
+    let engine = Arc::new(Engine::new(
+        client,
+        config.fetchers.clone(),
+        feeds,
+        tx,
+        metrics,
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    for pair in engine.pairs().cloned().collect::<Vec<_>>() {
+        info!(pair = %pair, "polling feed");
+        tasks.spawn(Arc::clone(&engine).run_schedule(pair, shutdown.clone()));
     }
-    drop(tx);
-    while pollers.join_next().await.is_some() {}
-    // Pollers are done: let the publisher flush what they produced.
+    let triggers = tokio::spawn(Arc::clone(&engine).run_triggers(nats, shutdown.clone()));
+    while tasks.join_next().await.is_some() {}
+    let _ = triggers.await;
+    // Every sender lives in the engine: dropping it lets the publisher drain.
+    drop(engine);
     publisher_stop.cancel();
     let _ = publisher.await;
     info!("fetchers stopped");
     Ok(())
+}
+
+/// One fetch of one source for one pair, as `oracle-fetchers probe` does:
+/// the observation it would publish, or the error. `base_url` overrides the
+/// configured one.
+pub async fn probe(
+    config: &Config,
+    source_id: &SourceId,
+    pair: &Pair,
+    base_url: Option<&str>,
+) -> Result<Observation, StartError> {
+    let mut sc =
+        config.sources.get(source_id).cloned().ok_or_else(|| {
+            config_err(format!("sources.{source_id}"), "is not configured".into())
+        })?;
+    if let Some(url) = base_url {
+        sc.base_url = url.to_owned();
+    }
+    let source = build_source(source_id, &sc, config)?;
+    let leg = leg(pair, &source, &sc, 0)?;
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("oracle-fetchers/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| StartError::Http(e.to_string()))?;
+    let metrics = metrics::Metrics::register(&Registry::new())?;
+    let market = Market {
+        symbol: &leg.symbol,
+        quote: &leg.quote,
+    };
+    let deadline = tokio::time::Instant::now()
+        + sc.timeout * config.fetchers.max_attempts as u32
+        + config.fetchers.retry_max_delay;
+    let quote = source
+        .fetch(&client, &market, &config.fetchers, &metrics, deadline)
+        .await
+        .map_err(|e| StartError::Http(format!("{source_id} {pair}: {e} ({})", e.kind())))?;
+    let now = now_ms();
+    Ok(Observation {
+        v: SCHEMA_VERSION,
+        pair: pair.clone(),
+        source: source_id.clone(),
+        price: quote.price,
+        bid: quote.bid,
+        ask: quote.ask,
+        observed_at_ms: quote.observed_at_ms.unwrap_or(now),
+        fetched_at_ms: now,
+        fetcher: config.fetchers.id.clone(),
+        fallback_rank: 0,
+        trigger: Some("probe".into()),
+        market_quote: leg.proxy_quote,
+    })
 }

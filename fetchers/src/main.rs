@@ -1,19 +1,47 @@
-//! `oracle-fetchers`: polls exchanges and publishes observations to NATS.
+//! `oracle-fetchers`: polls exchanges and publishes observations to NATS;
+//! `oracle-fetchers probe` checks one source for one pair.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use oracle_common::config::Config;
 use oracle_common::telemetry;
+use oracle_common::{Pair, SourceId};
 
 /// Polls public exchange APIs and publishes price observations to NATS JetStream.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
     /// Configuration file (TOML); keys can be overridden by ORACLE__… variables.
-    #[arg(long, env = "ORACLE_CONFIG", default_value = "config/default.toml")]
+    #[arg(
+        long,
+        env = "ORACLE_CONFIG",
+        default_value = "config/default.toml",
+        global = true
+    )]
     config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Poll and publish until stopped (the default).
+    Run,
+    /// Fetch one source for one pair once and print the observation as JSON
+    /// (exit code 1 and the error on stderr if it fails). Nothing is published.
+    Probe {
+        /// The source, as configured under [sources].
+        #[arg(long)]
+        source: SourceId,
+        /// The pair, `BTC/USD` or `BTC-USD`.
+        #[arg(long)]
+        pair: Pair,
+        /// Ask this host instead of the configured base URL.
+        #[arg(long)]
+        base_url: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -21,18 +49,32 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config =
         Config::load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
-    telemetry::init_tracing(&config.telemetry);
-    let registry = prometheus::Registry::new();
-    let shutdown = telemetry::shutdown_on_signals();
-    let (addr, metrics_server) = telemetry::serve_metrics(
-        config.fetchers.metrics_addr,
-        registry.clone(),
-        shutdown.clone(),
-    )
-    .await
-    .with_context(|| format!("binding metrics on {}", config.fetchers.metrics_addr))?;
-    tracing::info!(%addr, "metrics listening");
-    oracle_fetchers::run(config, &registry, shutdown).await?;
-    let _ = metrics_server.await;
-    Ok(())
+    match args.command.unwrap_or(Command::Run) {
+        Command::Probe {
+            source,
+            pair,
+            base_url,
+        } => {
+            let obs = oracle_fetchers::probe(&config, &source, &pair, base_url.as_deref()).await?;
+            println!("{}", serde_json::to_string_pretty(&obs)?);
+            Ok(())
+        }
+        Command::Run => {
+            telemetry::init_tracing(&config.telemetry);
+            let registry = prometheus::Registry::new();
+            let shutdown = telemetry::shutdown_on_signals();
+            let (addr, metrics_server) = telemetry::serve_metrics(
+                config.fetchers.metrics_addr,
+                registry.clone(),
+                shutdown.clone(),
+            )
+            .await
+            .with_context(|| format!("binding metrics on {}", config.fetchers.metrics_addr))?;
+            tracing::info!(%addr, "metrics listening");
+            let result = oracle_fetchers::run(config, &registry, shutdown.clone()).await;
+            shutdown.cancel();
+            let _ = metrics_server.await;
+            result.context("fetchers failed")
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The fetchers' Prometheus metrics, registered once in the process registry.
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    CounterVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
 /// Every metric the fetchers export.
@@ -24,6 +25,16 @@ pub struct Metrics {
     pub dropped: IntCounterVec,
     /// `oracle_fetchers_buffer_depth`: observations waiting to be published.
     pub buffer_depth: IntGauge,
+    /// `oracle_fetchers_rate_limit_wait_seconds_total{source}`: time spent waiting for budget.
+    pub rate_limit_wait: CounterVec,
+    /// `oracle_fetchers_circuit_state{source}`: 0 closed, 1 open, 2 half-open.
+    pub circuit_state: IntGaugeVec,
+    /// `oracle_fetchers_fallback_polls_total{pair,source}`: fallback sources that answered.
+    pub fallback_polls: IntCounterVec,
+    /// `oracle_fetchers_triggers_total{pair}`: on-demand fetch requests.
+    pub triggers: IntCounterVec,
+    /// `oracle_fetchers_cycles_total{pair,outcome}`: cycles that reached quorum or not.
+    pub cycles: IntCounterVec,
 }
 
 impl Metrics {
@@ -80,8 +91,42 @@ impl Metrics {
                 "oracle_fetchers_buffer_depth",
                 "Observations waiting to be published",
             )?,
+            rate_limit_wait: CounterVec::new(
+                Opts::new(
+                    "oracle_fetchers_rate_limit_wait_seconds_total",
+                    "Time spent waiting for a source's request budget",
+                ),
+                &["source"],
+            )?,
+            circuit_state: IntGaugeVec::new(
+                Opts::new(
+                    "oracle_fetchers_circuit_state",
+                    "Circuit breaker: 0 closed, 1 open, 2 half-open",
+                ),
+                &["source"],
+            )?,
+            fallback_polls: IntCounterVec::new(
+                Opts::new(
+                    "oracle_fetchers_fallback_polls_total",
+                    "Fallback sources that answered",
+                ),
+                &["pair", "source"],
+            )?,
+            triggers: IntCounterVec::new(
+                Opts::new("oracle_fetchers_triggers_total", "On-demand fetch requests"),
+                &["pair"],
+            )?,
+            cycles: IntCounterVec::new(
+                Opts::new("oracle_fetchers_cycles_total", "Polling cycles by outcome"),
+                &["pair", "outcome"],
+            )?,
         };
         registry.register(Box::new(m.requests.clone()))?;
+        registry.register(Box::new(m.rate_limit_wait.clone()))?;
+        registry.register(Box::new(m.circuit_state.clone()))?;
+        registry.register(Box::new(m.fallback_polls.clone()))?;
+        registry.register(Box::new(m.triggers.clone()))?;
+        registry.register(Box::new(m.cycles.clone()))?;
         registry.register(Box::new(m.latency.clone()))?;
         registry.register(Box::new(m.retries.clone()))?;
         registry.register(Box::new(m.published.clone()))?;

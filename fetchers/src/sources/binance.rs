@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::{Quote, Response, decimal, json};
+use super::{Market, Quote, Response, decimal, json};
 use crate::error::{FetchError, excerpt};
 
 #[derive(Deserialize)]
@@ -23,7 +23,8 @@ struct ApiError<'a> {
 }
 
 /// Parses a ticker answer.
-pub fn parse(symbol: &str, r: &Response<'_>) -> Result<Quote, FetchError> {
+pub fn parse(m: &Market<'_>, r: &Response<'_>) -> Result<Quote, FetchError> {
+    let symbol = m.symbol;
     if r.status != 200 {
         let (code, message) = match serde_json::from_slice::<ApiError<'_>>(r.body) {
             Ok(e) => (Some(e.code), e.msg.to_owned()),
@@ -68,7 +69,7 @@ mod tests {
     #[test]
     fn parses_recorded_ticker() {
         let q = parse(
-            "BTCUSDT",
+            &Market::of("BTCUSDT"),
             &resp(
                 200,
                 include_str!("../../fixtures/binance/ticker_price_ok.json"),
@@ -83,7 +84,7 @@ mod tests {
     #[test]
     fn invalid_symbol_is_permanent_with_the_exchange_text() {
         let e = parse(
-            "BTCXYZ",
+            &Market::of("BTCXYZ"),
             &resp(
                 400,
                 include_str!("../../fixtures/binance/invalid_symbol.json"),
@@ -104,10 +105,10 @@ mod tests {
             body: include_str!("../../fixtures/binance/rate_limited.json").as_bytes(),
             retry_after: Some(std::time::Duration::from_secs(7)),
         };
-        let e = parse("BTCUSDT", &r).unwrap_err();
+        let e = parse(&Market::of("BTCUSDT"), &r).unwrap_err();
         assert!(e.is_transient());
         assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(7)));
-        let banned = parse("BTCUSDT", &resp(418, "")).unwrap_err();
+        let banned = parse(&Market::of("BTCUSDT"), &resp(418, "")).unwrap_err();
         assert!(matches!(
             banned,
             FetchError::RateLimited { status: 418, .. }
@@ -117,26 +118,29 @@ mod tests {
     #[test]
     fn rejects_malformed_and_mismatched_answers() {
         assert!(matches!(
-            parse("BTCUSDT", &resp(200, "{\"symbol\":\"BTCUSDT\"")),
+            parse(
+                &Market::of("BTCUSDT"),
+                &resp(200, "{\"symbol\":\"BTCUSDT\"")
+            ),
             Err(FetchError::Malformed(_))
         ));
         assert!(matches!(
             parse(
-                "BTCUSDT",
+                &Market::of("BTCUSDT"),
                 &resp(200, r#"{"symbol":"BTCUSDT","price":"abc"}"#)
             ),
             Err(FetchError::Malformed(_))
         ));
         assert!(matches!(
             parse(
-                "BTCUSDT",
+                &Market::of("BTCUSDT"),
                 &resp(200, r#"{"symbol":"BTCUSDT","price":97123.4}"#)
             ),
             Err(FetchError::Malformed(_))
         ));
         assert!(matches!(
             parse(
-                "ETHUSDT",
+                &Market::of("ETHUSDT"),
                 &resp(
                     200,
                     include_str!("../../fixtures/binance/ticker_price_ok.json")
@@ -145,7 +149,7 @@ mod tests {
             Err(FetchError::Malformed(_))
         ));
         assert!(matches!(
-            parse("BTCUSDT", &resp(503, "<html>")),
+            parse(&Market::of("BTCUSDT"), &resp(503, "<html>")),
             Err(FetchError::Unavailable { status: 503, .. })
         ));
     }

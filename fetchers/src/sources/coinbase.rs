@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use super::{Quote, Response, decimal, json};
+use super::{Market, Quote, Response, decimal, json};
 use crate::error::{FetchError, excerpt};
 
 #[derive(Deserialize)]
@@ -25,7 +25,8 @@ struct ApiError<'a> {
 }
 
 /// Parses a ticker answer.
-pub fn parse(symbol: &str, r: &Response<'_>) -> Result<Quote, FetchError> {
+pub fn parse(m: &Market<'_>, r: &Response<'_>) -> Result<Quote, FetchError> {
+    let symbol = m.symbol;
     if r.status != 200 {
         let message = serde_json::from_slice::<ApiError<'_>>(r.body)
             .map(|e| e.message.to_owned())
@@ -75,7 +76,7 @@ mod tests {
     #[test]
     fn parses_recorded_ticker_with_its_trade_time() {
         let q = parse(
-            "BTC-USD",
+            &Market::of("BTC-USD"),
             &resp(200, include_str!("../../fixtures/coinbase/ticker_ok.json")),
         )
         .unwrap();
@@ -89,7 +90,7 @@ mod tests {
     #[test]
     fn not_found_is_an_unknown_symbol() {
         let e = parse(
-            "BTC-XYZ",
+            &Market::of("BTC-XYZ"),
             &resp(404, include_str!("../../fixtures/coinbase/not_found.json")),
         )
         .unwrap_err();
@@ -103,20 +104,23 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         assert!(matches!(
-            parse("BTC-USD", &resp(200, "[]")),
+            parse(&Market::of("BTC-USD"), &resp(200, "[]")),
             Err(FetchError::Malformed(_))
         ));
         assert!(matches!(
-            parse("BTC-USD", &resp(200, r#"{"price":"1","time":"yesterday"}"#)),
+            parse(
+                &Market::of("BTC-USD"),
+                &resp(200, r#"{"price":"1","time":"yesterday"}"#)
+            ),
             Err(FetchError::Malformed(_))
         ));
         assert!(matches!(
-            parse("BTC-USD", &resp(200, r#"{"price":"0"}"#)),
+            parse(&Market::of("BTC-USD"), &resp(200, r#"{"price":"0"}"#)),
             Err(FetchError::Malformed(_))
         ));
         assert!(
             parse(
-                "BTC-USD",
+                &Market::of("BTC-USD"),
                 &resp(429, r#"{"message":"Public rate limit exceeded"}"#)
             )
             .unwrap_err()

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Quote, Response, decimal, json};
+use super::{Market, Quote, Response, decimal, json};
 use crate::error::FetchError;
 
 #[derive(Deserialize)]
@@ -35,7 +35,8 @@ struct Ticker<'a> {
 }
 
 /// Parses a ticker answer.
-pub fn parse(symbol: &str, r: &Response<'_>) -> Result<Quote, FetchError> {
+pub fn parse(m: &Market<'_>, r: &Response<'_>) -> Result<Quote, FetchError> {
+    let symbol = m.symbol;
     if r.status != 200 {
         return Err(FetchError::from_status(
             r.status,
@@ -109,7 +110,7 @@ mod tests {
     #[test]
     fn parses_recorded_ticker_under_krakens_own_key() {
         let q = parse(
-            "XBTUSD",
+            &Market::of("XBTUSD"),
             &resp(include_str!("../../fixtures/kraken/ticker_ok.json")),
         )
         .unwrap();
@@ -117,7 +118,7 @@ mod tests {
         assert_eq!(q.bid.unwrap().to_string(), "97123.40000");
         assert_eq!(q.ask.unwrap().to_string(), "97123.50000");
         let eth = parse(
-            "ETHUSD",
+            &Market::of("ETHUSD"),
             &resp(include_str!("../../fixtures/kraken/ticker_eth_ok.json")),
         )
         .unwrap();
@@ -127,7 +128,7 @@ mod tests {
     #[test]
     fn error_array_is_classified() {
         let e = parse(
-            "XBTXYZ",
+            &Market::of("XBTXYZ"),
             &resp(include_str!("../../fixtures/kraken/unknown_pair.json")),
         )
         .unwrap_err();
@@ -136,14 +137,14 @@ mod tests {
         );
         assert!(!e.is_transient());
         let e = parse(
-            "XBTUSD",
+            &Market::of("XBTUSD"),
             &resp(include_str!("../../fixtures/kraken/unavailable.json")),
         )
         .unwrap_err();
         assert!(matches!(e, FetchError::Unavailable { .. }));
         assert!(e.is_transient());
         let e = parse(
-            "XBTUSD",
+            &Market::of("XBTUSD"),
             &resp(r#"{"error":["EGeneral:Too many requests"]}"#),
         )
         .unwrap_err();
@@ -153,25 +154,25 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         assert!(matches!(
-            parse("XBTUSD", &resp(r#"{"error":[],"result":{}}"#)),
+            parse(&Market::of("XBTUSD"), &resp(r#"{"error":[],"result":{}}"#)),
             Err(FetchError::Malformed(_))
         ));
         assert!(matches!(
             parse(
-                "XBTUSD",
+                &Market::of("XBTUSD"),
                 &resp(r#"{"error":[],"result":{"XXBTZUSD":{"a":[],"b":["1"],"c":["1"]}}}"#)
             ),
             Err(FetchError::Malformed(_))
         ));
         assert!(matches!(
             parse(
-                "XBTUSD",
+                &Market::of("XBTUSD"),
                 &resp(r#"{"error":[],"result":{"XXBTZUSD":{"a":[1],"b":["1"],"c":["1"]}}}"#)
             ),
             Err(FetchError::Malformed(_))
         ));
         assert!(matches!(
-            parse("XBTUSD", &resp("not json")),
+            parse(&Market::of("XBTUSD"), &resp("not json")),
             Err(FetchError::Malformed(_))
         ));
     }

@@ -1,0 +1,139 @@
+//! Bybit v5: `GET /v5/market/tickers?category=spot&symbol=BTCUSDT`.
+//!
+//! Envelope `{"retCode":0,"retMsg":"OK","result":{"category":"spot","list":[…]},"time":…}`
+//! (`retCode` a number; `time` is the server's response time, not a data time).
+//! The ticker has `lastPrice`, `bid1Price`, `ask1Price` as strings. Errors:
+//! `10001` "Not supported symbols", `10006` "Too many visits!" (rate limit),
+//! `10016` service error.
+
+use serde::Deserialize;
+
+use super::{Market, Quote, Response, decimal, json, status_error};
+use crate::error::FetchError;
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "retCode")]
+    ret_code: i64,
+    #[serde(rename = "retMsg", default)]
+    ret_msg: &'a str,
+    #[serde(borrow)]
+    result: Option<ResultBody<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ResultBody<'a> {
+    #[serde(default, borrow)]
+    list: Vec<Ticker<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Ticker<'a> {
+    symbol: &'a str,
+    #[serde(rename = "lastPrice")]
+    last: &'a str,
+    #[serde(rename = "bid1Price")]
+    bid: Option<&'a str>,
+    #[serde(rename = "ask1Price")]
+    ask: Option<&'a str>,
+}
+
+/// Parses a ticker answer.
+pub fn parse(m: &Market<'_>, r: &Response<'_>) -> Result<Quote, FetchError> {
+    let env: Envelope<'_> = match json(r.body) {
+        Ok(env) => env,
+        Err(_) if r.status != 200 => return Err(status_error(r)),
+        Err(e) => return Err(e),
+    };
+    if env.ret_code != 0 {
+        let message = format!("{} {}", env.ret_code, env.ret_msg);
+        return Err(match env.ret_code {
+            10001 => FetchError::UnknownSymbol {
+                symbol: m.symbol.to_owned(),
+                message,
+            },
+            10006 | 10018 => FetchError::RateLimited {
+                status: r.status,
+                retry_after: r.retry_after,
+                message,
+            },
+            10016 | 10000 => FetchError::Unavailable {
+                status: r.status,
+                message,
+            },
+            _ => FetchError::Rejected {
+                status: r.status,
+                message,
+            },
+        });
+    }
+    let t = env
+        .result
+        .and_then(|res| res.list.into_iter().find(|t| t.symbol == m.symbol))
+        .ok_or_else(|| {
+            FetchError::Malformed(format!("no ticker for {} in result.list", m.symbol))
+        })?;
+    Ok(Quote {
+        price: decimal("lastPrice", t.last)?,
+        bid: t
+            .bid
+            .filter(|b| !b.is_empty())
+            .map(|b| decimal("bid1Price", b))
+            .transpose()?,
+        ask: t
+            .ask
+            .filter(|a| !a.is_empty())
+            .map(|a| decimal("ask1Price", a))
+            .transpose()?,
+        observed_at_ms: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::resp;
+    use super::*;
+
+    #[test]
+    fn parses_recorded_ticker() {
+        let q = parse(
+            &Market::of("BTCUSDT"),
+            &resp(200, include_str!("../../fixtures/bybit/tickers_ok.json")),
+        )
+        .unwrap();
+        assert_eq!(q.price.to_string(), "97123.4");
+        assert_eq!(q.ask.unwrap().to_string(), "97123.5");
+        assert_eq!(
+            q.observed_at_ms, None,
+            "`time` is a response time, not a data time"
+        );
+    }
+
+    #[test]
+    fn ret_codes_are_classified() {
+        let e = parse(
+            &Market::of("BTCXYZ"),
+            &resp(
+                200,
+                include_str!("../../fixtures/bybit/unsupported_symbol.json"),
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, FetchError::UnknownSymbol { message, .. } if message.contains("Not supported"))
+        );
+        let e = parse(
+            &Market::of("BTCUSDT"),
+            &resp(
+                200,
+                include_str!("../../fixtures/bybit/too_many_visits.json"),
+            ),
+        )
+        .unwrap_err();
+        assert!(matches!(e, FetchError::RateLimited { .. }));
+        assert!(matches!(
+            parse(&Market::of("BTCUSDT"), &resp(200, "{\"retCode\":0}")),
+            Err(FetchError::Malformed(_))
+        ));
+    }
+}
