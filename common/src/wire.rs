@@ -59,8 +59,8 @@ pub struct FetchRequest {
 pub struct FetchReply {
     /// Schema version.
     pub v: u32,
-    /// The pair polled.
-    pub pair: Pair,
+    /// The pair asked for, as in the subject (`BTC-USD`).
+    pub pair: String,
     /// Sources whose observation was handed to the publisher.
     pub sources: Vec<SourceId>,
     /// Whether `min_sources` of the feed answered.

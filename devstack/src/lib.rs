@@ -8,11 +8,13 @@
 //! - [`deploy`]: deploying `OracleHub` and registering feeds.
 //! - [`simulator`]: the exchanges' real wire formats on loopback, with moving prices.
 //! - [`stack`]: putting it all together, [`Stack::start`].
+//! - [`bench`]: the fetchers' cost benchmark.
 
+pub mod bench;
 pub mod deploy;
 pub mod process;
 pub mod simulator;
 pub mod stack;
 pub mod tools;
 
-pub use stack::{Mode, Options, Stack, StackError, eventually, start_anvil};
+pub use stack::{Mode, Options, Stack, StackError, eventually, start_anvil, start_nats};

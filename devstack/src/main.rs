@@ -31,6 +31,19 @@ enum Command {
         #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
         sim_tick: Duration,
     },
+    /// Measure the fetchers' CPU and memory polling 12 sources for 20 feeds
+    /// every second against the simulator (see scripts/bench-fetchers.sh).
+    BenchFetchers {
+        /// The oracle-fetchers binary to measure (a release build).
+        #[arg(long, default_value = "target/release/oracle-fetchers")]
+        fetchers_bin: PathBuf,
+        /// Time before measuring.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        warmup: Duration,
+        /// Time measured.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+    },
 }
 
 #[tokio::main]
@@ -42,6 +55,11 @@ async fn main() -> anyhow::Result<()> {
             ephemeral_ports,
             sim_tick,
         } => up(config, ephemeral_ports, sim_tick).await,
+        Command::BenchFetchers {
+            fetchers_bin,
+            warmup,
+            duration,
+        } => Ok(oracle_devstack::bench::bench_fetchers(&fetchers_bin, warmup, duration).await?),
     }
 }
 

@@ -200,34 +200,11 @@ impl Stack {
         let sim_addr = simulator_addr(&config)?;
 
         // NATS with JetStream.
-        let (_, nats_port) = port_of(&config.nats.url, "nats.url")?;
-        let mut nats = ChildProcess::spawn(
-            "nats-server",
-            &tools::find("nats-server")?,
-            &[
-                "-js".into(),
-                "-a".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                nats_port.to_string(),
-                "-sd".into(),
-                data_dir.join("nats").display().to_string(),
-            ],
-            &[],
-            Output::File(logs.join("nats-server.log")),
+        let nats = start_nats(
+            &config.nats.url,
+            &data_dir.join("nats"),
+            &logs.join("nats-server.log"),
         )
-        .map_err(io("nats-server"))?;
-        let nats_url = config.nats.url.clone();
-        wait_ready(&mut nats, "nats-server", || async {
-            match async_nats::connect(&nats_url).await {
-                Ok(client) => async_nats::jetstream::new(client)
-                    .query_account()
-                    .await
-                    .ok()
-                    .map(|_| ()),
-                Err(_) => None,
-            }
-        })
         .await?;
 
         // The chain.
@@ -373,6 +350,43 @@ impl Drop for Stack {
         self.shutdown.cancel();
         self.simulator_task.abort();
     }
+}
+
+/// Starts `nats-server -js` listening at `url` (host and port are taken from
+/// it) with its store in `store_dir`, and waits until JetStream answers.
+pub async fn start_nats(
+    url: &str,
+    store_dir: &Path,
+    log: &Path,
+) -> Result<ChildProcess, StackError> {
+    let (_, port) = port_of(url, "nats.url")?;
+    let mut nats = ChildProcess::spawn(
+        "nats-server",
+        &tools::find("nats-server")?,
+        &[
+            "-js".into(),
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-sd".into(),
+            store_dir.display().to_string(),
+        ],
+        &[],
+        Output::File(log.to_path_buf()),
+    )
+    .map_err(io("nats-server"))?;
+    let url = url.to_owned();
+    wait_ready(&mut nats, "nats-server", || async {
+        let client = async_nats::connect(&url).await.ok()?;
+        async_nats::jetstream::new(client)
+            .query_account()
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await?;
+    Ok(nats)
 }
 
 /// Starts anvil listening at `rpc_url` (host and port are taken from it) and

@@ -213,7 +213,8 @@ impl Engine {
 
         let mut set = JoinSet::new();
         self.spawn_legs(&mut set, pair, &plan.primaries, slot_ms, trigger, deadline);
-        collect(&mut set, &mut answered, decide_at).await;
+        // Stop waiting once the quorum answered: slower primaries still publish.
+        collect(&mut set, &mut answered, decide_at, min).await;
 
         let mut next = 0;
         while answered.len() < min && next < plan.fallbacks.len() && Instant::now() < deadline {
@@ -223,10 +224,10 @@ impl Engine {
             debug!(pair = %pair, have = answered.len(), need = min, fallbacks = take, "polling fallbacks");
             let mut fallback_set = JoinSet::new();
             self.spawn_legs(&mut fallback_set, pair, batch, slot_ms, trigger, deadline);
-            collect(&mut fallback_set, &mut answered, deadline).await;
+            collect(&mut fallback_set, &mut answered, deadline, min).await;
         }
         // Late primaries that answered while fallbacks ran still count.
-        collect(&mut set, &mut answered, Instant::now()).await;
+        collect(&mut set, &mut answered, Instant::now(), usize::MAX).await;
         set.detach_all();
 
         let quorum = answered.len() >= min;
@@ -281,10 +282,10 @@ impl Engine {
                         Ok(p) => format!("pair {p} is not configured here"),
                         Err(e) => e.to_string(),
                     };
-                    if let (Some(reply), Ok(p)) = (msg.reply, "UNKNOWN/PAIR".parse::<Pair>()) {
+                    if let Some(reply) = msg.reply {
                         let body = FetchReply {
                             v: SCHEMA_VERSION,
-                            pair: p,
+                            pair: token.to_owned(),
                             sources: vec![],
                             quorum: false,
                             error: Some(error),
@@ -329,7 +330,7 @@ impl Engine {
                     .unwrap_or_default();
                 let body = FetchReply {
                     v: SCHEMA_VERSION,
-                    pair: pair.clone(),
+                    pair: pair.subject_token(),
                     sources: report.sources,
                     quorum: report.quorum,
                     error: None,
@@ -343,13 +344,14 @@ impl Engine {
     }
 }
 
-/// Collects finished polls until all are done or `until`.
+/// Collects finished polls until all are done, `until`, or `enough` answered.
 async fn collect(
     set: &mut JoinSet<(SourceId, bool)>,
     answered: &mut Vec<SourceId>,
     until: Instant,
+    enough: usize,
 ) {
-    loop {
+    while answered.len() < enough {
         match tokio::time::timeout_at(until, set.join_next()).await {
             Ok(Some(Ok((id, true)))) => answered.push(id),
             Ok(Some(_)) => {}

@@ -46,6 +46,10 @@ impl Limiter {
         let started = Instant::now();
         loop {
             let now = Instant::now();
+            if now > deadline {
+                // The cycle that wanted this request is over: do not send it late.
+                return Err(Throttled { until: now });
+            }
             let ready_at = {
                 let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 while st
@@ -115,6 +119,14 @@ mod tests {
         l.acquire(soon).await.unwrap();
         let err = l.acquire(soon).await.unwrap_err();
         assert!(err.until >= Instant::now() + Duration::from_secs(9));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_is_sent_after_the_deadline() {
+        let l = Limiter::new(100, Duration::from_secs(1));
+        let deadline = Instant::now() + Duration::from_secs(1);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(l.acquire(deadline).await.is_err());
     }
 
     #[tokio::test(start_paused = true)]

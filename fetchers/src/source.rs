@@ -189,7 +189,11 @@ impl Source {
         .when(|e: &FetchError| {
             e.is_transient() && e.retry_after().is_none_or(|d| d <= MAX_RETRY_AFTER)
         })
-        .adjust(|e: &FetchError, delay| e.retry_after().or(delay))
+        // `delay` is None when the attempts are used up: keep it None (a
+        // Retry-After never adds attempts), otherwise wait at least as asked.
+        .adjust(|e: &FetchError, delay| {
+            delay.map(|d| e.retry_after().map_or(d, |asked| asked.max(d)))
+        })
         .notify(|e: &FetchError, delay: Duration| {
             metrics.retries.with_label_values(&[source]).inc();
             debug!(source, error = %e, ?delay, "retrying");
