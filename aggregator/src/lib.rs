@@ -1,12 +1,15 @@
 //! The aggregator service: consumes observations from `ORACLE_OBS` with a
-//! durable pull consumer, keeps a window per feed, computes the exact median
-//! with a quorum of sources, decides when a feed must be updated (deviation,
-//! heartbeat), signs the batch (EIP-712) and submits it to `OracleHub`.
+//! durable pull consumer, keeps a window per feed, computes the exact median of
+//! the surviving sources (outliers rejected), decides when a feed must be
+//! updated (deviation, heartbeat), publishes each report with all its inputs on
+//! `ORACLE_REPORTS`, and submits the batch to `OracleHub`, following the
+//! transaction to a final status recorded on `ORACLE_SUBMISSIONS`.
 //!
 //! Layout:
-//! - [`window`]: newest observation per source, quorum, exact median.
+//! - [`window`]: newest observation per source, outliers, quorum, median, confidence.
 //! - [`policy`]: deviation and heartbeat rules.
-//! - [`submitter`]: on-chain reads, signing, sending, receipts.
+//! - [`submitter`]: on-chain reads, signing, transactions.
+//! - [`lifecycle`]: submission events, nonces, replacements, restart reconciliation.
 //! - [`metrics`]: the Prometheus metrics.
 //!
 //! Observations are acknowledged only after the evaluation that follows
@@ -14,6 +17,7 @@
 //! them to be redelivered; re-applying one is harmless (newest-per-source).
 #![forbid(unsafe_code)]
 
+pub mod lifecycle;
 pub mod metrics;
 pub mod policy;
 pub mod submitter;
@@ -26,15 +30,18 @@ use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use oracle_common::chain::Report;
 use oracle_common::config::{Config, FeedConfig};
-use oracle_common::wire::Observation;
+use oracle_common::wire::{
+    Observation, RejectedInput, ReportMessage, SCHEMA_VERSION, report_subject,
+};
 use oracle_common::{Pair, now_ms, price};
 use prometheus::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use lifecycle::{Lifecycle, Planned};
 use policy::OnChain;
 use submitter::{SubmitError, Submitter};
-use window::Window;
+use window::{Rules, Window};
 
 /// Why the service could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +119,46 @@ pub async fn run(
     let stream = oracle_common::streams::ensure_obs_stream(&js, &config.nats)
         .await
         .map_err(|e| RunError::Nats(e.to_string()))?;
+    oracle_common::streams::ensure_reports_stream(&js, &config.nats)
+        .await
+        .map_err(|e| RunError::Nats(e.to_string()))?;
+    oracle_common::streams::ensure_submissions_stream(&js, &config.nats)
+        .await
+        .map_err(|e| RunError::Nats(e.to_string()))?;
+
+    let lifecycle = Lifecycle::new(
+        js.clone(),
+        submitter.clone(),
+        config.aggregator.consumer.clone(),
+        config.aggregator.clone(),
+        metrics.clone(),
+    );
+    // Finish what a previous run left pending before deciding anything new.
+    let indexes: BTreeMap<Pair, u16> = feeds
+        .iter()
+        .map(|(p, s)| (p.clone(), s.hub.index))
+        .collect();
+    let resign = |reports: &[oracle_common::wire::SubmittedReport]| -> Option<Vec<Report>> {
+        reports
+            .iter()
+            .map(|r| {
+                Some(Report {
+                    feedIndex: *indexes.get(&r.pair)?,
+                    roundId: r.round,
+                    price: r.price_scaled.parse().ok()?,
+                    observedAt: u32::try_from(r.observed_at).ok()?,
+                })
+            })
+            .collect()
+    };
+    let finished = lifecycle.reconcile(resign).await?;
+    if finished > 0 {
+        for (pair, state) in feeds.iter_mut() {
+            state.chain = submitter.read(pair).await?;
+            record_chain(&metrics, pair, &state.chain);
+        }
+    }
+
     // A new durable starts at the oldest observation any feed could still use.
     let lookback = config
         .feeds
@@ -126,7 +173,7 @@ pub async fn run(
             consumer::pull::Config {
                 durable_name: Some(config.aggregator.consumer.clone()),
                 ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: config.aggregator.receipt_timeout + Duration::from_secs(30),
+                ack_wait: config.aggregator.receipt_timeout * 4 + Duration::from_secs(30),
                 max_ack_pending: 100_000,
                 deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time: start },
                 ..Default::default()
@@ -140,8 +187,16 @@ pub async fn run(
         .map_err(|e| RunError::Nats(format!("pull: {e}")))?;
     info!(consumer = %config.aggregator.consumer, feeds = feeds.len(), "consuming observations");
 
+    let ctx = Context {
+        js: &js,
+        lifecycle: &lifecycle,
+        metrics: &metrics,
+        rules: Rules::from_config(&config.aggregator),
+        max_batch: config.aggregator.max_batch,
+    };
     let mut tick = tokio::time::interval(config.aggregator.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut balance_check = tokio::time::interval(Duration::from_secs(30));
     let mut unacked: Vec<jetstream::Message> = Vec::new();
     loop {
         tokio::select! {
@@ -167,11 +222,16 @@ pub async fn run(
                 None => return Err(RunError::Nats("observation stream ended".into())),
             },
             _ = tick.tick() => {
-                evaluate(&mut feeds, &submitter, &metrics).await;
+                evaluate(&mut feeds, &ctx).await;
                 for msg in unacked.drain(..) {
                     if let Err(e) = msg.ack().await {
                         warn!(error = %e, "ack failed; the observation will be redelivered");
                     }
+                }
+            }
+            _ = balance_check.tick() => {
+                if let Ok(balance) = submitter.balance().await {
+                    metrics.sender_balance.set(f64::from(balance));
                 }
             }
         }
@@ -195,19 +255,33 @@ fn record_chain(metrics: &metrics::Metrics, pair: &Pair, chain: &OnChain) {
         .set(i64::try_from(chain.updated_at).unwrap_or(i64::MAX));
 }
 
-/// Evaluates every feed and submits one batch with all that are due.
-async fn evaluate(
-    feeds: &mut BTreeMap<Pair, FeedState>,
-    submitter: &Submitter,
-    metrics: &metrics::Metrics,
-) {
+/// What an evaluation needs besides the feeds.
+struct Context<'a> {
+    js: &'a jetstream::Context,
+    lifecycle: &'a Lifecycle,
+    metrics: &'a metrics::Metrics,
+    rules: Rules,
+    max_batch: usize,
+}
+
+/// One feed that is due, with its report and how urgent it is.
+struct Due {
+    planned: Planned,
+    message: ReportMessage,
+    chain_after: OnChain,
+    urgency: u128,
+}
+
+/// Evaluates every feed; submits the most urgent due ones (at most
+/// `max_batch`) in one transaction. The others stay due for the next tick.
+async fn evaluate(feeds: &mut BTreeMap<Pair, FeedState>, ctx: &Context<'_>) {
     let now = now_ms();
-    let mut reports = Vec::new();
-    let mut due = Vec::new();
+    let metrics = ctx.metrics;
+    let mut due: Vec<Due> = Vec::new();
     for (pair, state) in feeds.iter_mut() {
         let label = pair.to_string();
         state.window.prune(&state.config, now);
-        let agg = match state.window.aggregate(&state.config, now) {
+        let agg = match state.window.aggregate(&state.config, now, &ctx.rules) {
             Ok(agg) => {
                 if state.quorum_warned {
                     info!(pair = %pair, sources = agg.used.len(), "quorum restored");
@@ -236,13 +310,27 @@ async fn evaluate(
             .sources
             .with_label_values(&[&label])
             .set(agg.used.len() as i64);
-        let scaled = match price::to_scaled(agg.price, u32::from(state.config.decimals)) {
+        for (o, _) in &agg.rejected {
+            metrics
+                .outliers
+                .with_label_values(&[&label, o.source.as_str()])
+                .inc();
+        }
+        let decimals = u32::from(state.config.decimals);
+        let scaled = match price::to_scaled(agg.price, decimals) {
             Ok(v) => v,
             Err(e) => {
                 error!(pair = %pair, error = %e, "aggregate cannot be represented on chain");
                 continue;
             }
         };
+        let deviation = policy::deviation_bps(state.chain.price, scaled);
+        if state.chain.round > 0 {
+            metrics
+                .deviation
+                .with_label_values(&[&label])
+                .set(deviation.min(1_000_000) as f64);
+        }
         let Some(reason) = policy::decide(&state.config, &state.chain, scaled, now / 1000) else {
             continue;
         };
@@ -259,79 +347,121 @@ async fn evaluate(
         let observed_at = (agg.observed_at_ms / 1000).max(state.chain.observed_at);
         let round = state.chain.round.saturating_add(1);
         debug!(pair = %pair, price = %agg.price, round, reason = reason.as_str(), "update due");
-        metrics
-            .reports
-            .with_label_values(&[&label, reason.as_str()])
-            .inc();
-        reports.push(Report {
-            feedIndex: state.hub.index,
-            roundId: round,
-            price: scaled,
-            observedAt: u32::try_from(observed_at).unwrap_or(u32::MAX),
-        });
-        due.push((
-            pair.clone(),
-            OnChain {
+        let urgency = match reason {
+            policy::Reason::First => u128::MAX,
+            policy::Reason::Heartbeat => u128::MAX - 1,
+            policy::Reason::Deviation => deviation,
+        };
+        due.push(Due {
+            planned: Planned {
+                pair: pair.clone(),
+                report: Report {
+                    feedIndex: state.hub.index,
+                    roundId: round,
+                    price: scaled,
+                    observedAt: u32::try_from(observed_at).unwrap_or(u32::MAX),
+                },
+            },
+            message: ReportMessage {
+                v: SCHEMA_VERSION,
+                pair: pair.clone(),
+                round,
+                price: agg.price,
+                price_scaled: scaled.to_string(),
+                decimals: state.config.decimals,
+                confidence: agg.confidence,
+                observed_at,
+                computed_at_ms: now,
+                reason: reason.as_str().to_owned(),
+                submission_id: String::new(),
+                used: agg.used.clone(),
+                rejected: agg
+                    .rejected
+                    .iter()
+                    .map(|(o, why)| RejectedInput {
+                        observation: o.clone(),
+                        reason: why.clone(),
+                    })
+                    .collect(),
+            },
+            chain_after: OnChain {
                 price: scaled,
                 round,
                 observed_at,
                 updated_at: now / 1000,
             },
-            agg.price,
-            reason,
-        ));
+            urgency,
+        });
     }
-    if reports.is_empty() {
+    if due.is_empty() {
         return;
     }
-    match submitter.submit(reports).await {
-        Ok(included) => {
-            metrics.submissions.with_label_values(&["success"]).inc();
-            metrics.confirmation.observe(included.elapsed.as_secs_f64());
-            metrics.gas_used.observe(included.gas_used as f64);
-            for (pair, chain, value, reason) in due {
-                let index = feeds.get(&pair).map(|s| s.hub.index);
-                if let Some((_, _, why)) = included
-                    .rejected
-                    .iter()
-                    .find(|(i, r, _)| Some(*i) == index && *r == chain.round)
-                {
-                    metrics
-                        .rejected
-                        .with_label_values(&[&pair.to_string(), why])
-                        .inc();
-                    warn!(pair = %pair, round = chain.round, reason = %why, tx = %included.tx,
-                          "hub skipped the report; re-reading feed state");
-                    if let Ok(fresh) = submitter.read(&pair).await {
-                        record_chain(metrics, &pair, &fresh);
-                        if let Some(state) = feeds.get_mut(&pair) {
-                            state.chain = fresh;
-                        }
-                    }
-                    continue;
+    due.sort_by_key(|d| std::cmp::Reverse(d.urgency));
+    due.truncate(ctx.max_batch);
+    submit_due(feeds, ctx, due).await;
+}
+
+/// Publishes the reports, submits them, and updates what the feeds believe the
+/// chain holds.
+async fn submit_due(feeds: &mut BTreeMap<Pair, FeedState>, ctx: &Context<'_>, mut due: Vec<Due>) {
+    let id = lifecycle::new_id();
+    for d in due.iter_mut() {
+        d.message.submission_id = id.clone();
+        let body = serde_json::to_vec(&d.message).unwrap_or_default();
+        match ctx
+            .js
+            .publish(report_subject(&d.message.pair), body.into())
+            .await
+        {
+            Ok(ack) => {
+                if let Err(e) = ack.await {
+                    warn!(pair = %d.message.pair, error = %e, "report not acknowledged by ORACLE_REPORTS");
                 }
-                info!(pair = %pair, round = chain.round, price = %value, reason = reason.as_str(),
-                      tx = %included.tx, block = included.block, "feed updated");
-                record_chain(metrics, &pair, &chain);
+            }
+            Err(e) => warn!(pair = %d.message.pair, error = %e, "cannot publish the report"),
+        }
+        ctx.metrics
+            .reports
+            .with_label_values(&[&d.message.pair.to_string(), &d.message.reason])
+            .inc();
+    }
+    let planned: Vec<Planned> = due.iter().map(|d| d.planned.clone()).collect();
+    let outcome = ctx.lifecycle.submit(id, &planned, None).await;
+    let event = outcome.event;
+    let skipped: Vec<&str> = event
+        .skipped
+        .iter()
+        .filter_map(|s| s.split(':').next())
+        .collect();
+    for d in due {
+        let pair = d.planned.pair;
+        let applied = event.status == oracle_common::wire::SubmissionStatus::Success
+            && !skipped.contains(&pair.to_string().as_str());
+        if applied {
+            info!(pair = %pair, round = d.chain_after.round, price = %d.message.price, reason = %d.message.reason,
+                  tx = ?event.tx_hash, block = ?event.block, "feed updated");
+            record_chain(ctx.metrics, &pair, &d.chain_after);
+            if let Some(state) = feeds.get_mut(&pair) {
+                state.chain = d.chain_after;
+            }
+            continue;
+        }
+        if event.status == oracle_common::wire::SubmissionStatus::Success {
+            ctx.metrics
+                .rejected
+                .with_label_values(&[&pair.to_string(), "skipped"])
+                .inc();
+        }
+        // Re-seed the baseline from the chain: whatever happened, the next
+        // decision starts from what the hub really holds.
+        match ctx.lifecycle.submitter().read(&pair).await {
+            Ok(chain) => {
+                record_chain(ctx.metrics, &pair, &chain);
                 if let Some(state) = feeds.get_mut(&pair) {
                     state.chain = chain;
                 }
             }
-        }
-        Err(e) => {
-            metrics.submissions.with_label_values(&["failed"]).inc();
-            error!(error = %e, feeds = due.len(), "batch submission failed; re-reading chain state");
-            for (pair, _, _, _) in due {
-                match submitter.read(&pair).await {
-                    Ok(chain) => {
-                        record_chain(metrics, &pair, &chain);
-                        if let Some(state) = feeds.get_mut(&pair) {
-                            state.chain = chain;
-                        }
-                    }
-                    Err(e) => warn!(pair = %pair, error = %e, "cannot re-read feed state"),
-                }
-            }
+            Err(e) => warn!(pair = %pair, error = %e, "cannot re-read feed state"),
         }
     }
 }

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub invalid: IntCounter,
     /// `oracle_aggregator_quorum_failures_total{pair}`: evaluations without quorum.
     pub no_quorum: IntCounterVec,
+    /// `oracle_aggregator_outliers_total{pair,source}`: observations rejected as outliers.
+    pub outliers: IntCounterVec,
     /// `oracle_aggregator_sources{pair}`: sources in the latest aggregate.
     pub sources: IntGaugeVec,
     /// `oracle_aggregator_reports_total{pair,reason}`: reports put into a batch.
@@ -22,6 +24,14 @@ pub struct Metrics {
     pub rejected: IntCounterVec,
     /// `oracle_aggregator_submissions_total{status}`: transactions by final status.
     pub submissions: IntCounterVec,
+    /// `oracle_aggregator_submission_events_total{status}`: lifecycle events recorded.
+    pub submission_events: IntCounterVec,
+    /// `oracle_aggregator_replacements_total`: transactions replaced with higher fees.
+    pub replacements: IntCounter,
+    /// `oracle_aggregator_signer_balance_wei`: the sender's balance (f64, wei).
+    pub sender_balance: prometheus::Gauge,
+    /// `oracle_aggregator_deviation_bps{pair}`: latest aggregate vs the on-chain value.
+    pub deviation: prometheus::GaugeVec,
     /// `oracle_aggregator_confirmation_seconds`: send to receipt.
     pub confirmation: Histogram,
     /// `oracle_aggregator_gas_used`: gas of each submitted batch.
@@ -54,6 +64,13 @@ impl Metrics {
                 ),
                 &["pair"],
             )?,
+            outliers: IntCounterVec::new(
+                Opts::new(
+                    "oracle_aggregator_outliers_total",
+                    "Observations rejected as outliers",
+                ),
+                &["pair", "source"],
+            )?,
             sources: IntGaugeVec::new(
                 Opts::new(
                     "oracle_aggregator_sources",
@@ -81,6 +98,28 @@ impl Metrics {
                     "Batch transactions by final status",
                 ),
                 &["status"],
+            )?,
+            submission_events: IntCounterVec::new(
+                Opts::new(
+                    "oracle_aggregator_submission_events_total",
+                    "Submission lifecycle events recorded",
+                ),
+                &["status"],
+            )?,
+            replacements: IntCounter::new(
+                "oracle_aggregator_replacements_total",
+                "Transactions replaced with the same nonce and higher fees",
+            )?,
+            sender_balance: prometheus::Gauge::new(
+                "oracle_aggregator_signer_balance_wei",
+                "Balance of the account that sends transactions (wei)",
+            )?,
+            deviation: prometheus::GaugeVec::new(
+                Opts::new(
+                    "oracle_aggregator_deviation_bps",
+                    "Latest aggregate's deviation from the on-chain value (bps)",
+                ),
+                &["pair"],
             )?,
             confirmation: Histogram::with_opts(
                 HistogramOpts::new(
@@ -114,10 +153,15 @@ impl Metrics {
         registry.register(Box::new(m.consumed.clone()))?;
         registry.register(Box::new(m.invalid.clone()))?;
         registry.register(Box::new(m.no_quorum.clone()))?;
+        registry.register(Box::new(m.outliers.clone()))?;
         registry.register(Box::new(m.sources.clone()))?;
         registry.register(Box::new(m.reports.clone()))?;
         registry.register(Box::new(m.rejected.clone()))?;
         registry.register(Box::new(m.submissions.clone()))?;
+        registry.register(Box::new(m.submission_events.clone()))?;
+        registry.register(Box::new(m.replacements.clone()))?;
+        registry.register(Box::new(m.sender_balance.clone()))?;
+        registry.register(Box::new(m.deviation.clone()))?;
         registry.register(Box::new(m.confirmation.clone()))?;
         registry.register(Box::new(m.gas_used.clone()))?;
         registry.register(Box::new(m.round.clone()))?;

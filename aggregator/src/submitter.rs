@@ -2,7 +2,7 @@
 //! (EIP-712, every configured signer key) and sends them with the sender key,
 //! waiting for the receipt.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256};
@@ -11,7 +11,7 @@ use alloy::signers::local::PrivateKeySigner;
 use oracle_common::Pair;
 use oracle_common::chain::{OracleHub, Report, batch_digest, sign_digest};
 use oracle_common::config::Config;
-use tracing::{info, instrument};
+use tracing::info;
 
 use crate::policy::OnChain;
 
@@ -46,21 +46,6 @@ pub enum SubmitError {
     /// Signing failed.
     #[error(transparent)]
     Sign(#[from] oracle_common::chain::SignError),
-}
-
-/// A batch that was included.
-#[derive(Debug, Clone)]
-pub struct Included {
-    /// Transaction hash.
-    pub tx: B256,
-    /// Block number.
-    pub block: u64,
-    /// Gas used.
-    pub gas_used: u64,
-    /// Send to receipt.
-    pub elapsed: Duration,
-    /// Reports the hub skipped: `(feed index, round, reason)` (see IOracleHub's batch policy).
-    pub rejected: Vec<(u16, u32, String)>,
 }
 
 /// What the hub says about a feed at start-up.
@@ -102,10 +87,41 @@ fn reason_name(selector: [u8; 4]) -> String {
 #[derive(Debug, Clone)]
 pub struct Submitter {
     hub: OracleHub::OracleHubInstance<DynProvider>,
+    provider: DynProvider,
+    wallet: EthereumWallet,
+    sender: Address,
     chain_id: u64,
     hub_address: Address,
     signers: Vec<PrivateKeySigner>,
-    receipt_timeout: Duration,
+}
+
+/// A signed transaction, not yet broadcast.
+#[derive(Debug, Clone)]
+pub struct SignedTx {
+    /// Its hash.
+    pub hash: B256,
+    /// EIP-2718 bytes.
+    pub raw: Vec<u8>,
+}
+
+/// EIP-1559 fees, wei.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fees {
+    /// Max fee per gas.
+    pub max_fee: u128,
+    /// Max priority fee per gas.
+    pub priority: u128,
+}
+
+impl Fees {
+    /// Raised by `percent` (a replacement must pay at least 10% more), capped.
+    pub fn bumped(self, percent: u32, cap: u128) -> Self {
+        let up = |v: u128| (v.saturating_mul(100 + u128::from(percent)) / 100).max(v + 1);
+        Self {
+            max_fee: up(self.max_fee).min(cap),
+            priority: up(self.priority).min(cap),
+        }
+    }
 }
 
 fn contract_error(e: alloy::contract::Error) -> SubmitError {
@@ -164,10 +180,8 @@ impl Submitter {
                 message: "not a URL".into(),
             })?;
         let sender_address = sender.address();
-        let provider = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(sender))
-            .connect_http(url)
-            .erased();
+        let wallet = EthereumWallet::from(sender);
+        let provider = ProviderBuilder::new().connect_http(url).erased();
         let chain_id = provider
             .get_chain_id()
             .await
@@ -180,7 +194,7 @@ impl Submitter {
                 message: format!("expected {expected}, the RPC serves chain {chain_id}"),
             });
         }
-        let hub = OracleHub::new(hub_address, provider);
+        let hub = OracleHub::new(hub_address, provider.clone());
         let threshold = hub.threshold().call().await.map_err(contract_error)?;
         let mut authorized = 0usize;
         for s in &signers {
@@ -210,10 +224,12 @@ impl Submitter {
         info!(%hub_address, chain_id, sender = %sender_address, signers = signers.len(), %threshold, "connected to chain");
         Ok(Self {
             hub,
+            provider,
+            wallet,
+            sender: sender_address,
             chain_id,
             hub_address,
             signers,
-            receipt_timeout: config.aggregator.receipt_timeout,
         })
     }
 
@@ -255,35 +271,119 @@ impl Submitter {
         })
     }
 
-    /// Signs and sends a batch, then waits for its receipt.
-    #[instrument(skip_all, fields(reports = reports.len(), tx))]
-    pub async fn submit(&self, reports: Vec<Report>) -> Result<Included, SubmitError> {
+    /// The sending account.
+    pub fn sender(&self) -> Address {
+        self.sender
+    }
+
+    /// The sender's next nonce as the node sees it (pending transactions included).
+    pub async fn pending_nonce(&self) -> Result<u64, SubmitError> {
+        self.provider
+            .get_transaction_count(self.sender)
+            .pending()
+            .await
+            .map_err(|e| SubmitError::Rpc(format!("eth_getTransactionCount: {e}")))
+    }
+
+    /// The sender's nonce counting mined transactions only.
+    pub async fn mined_nonce(&self) -> Result<u64, SubmitError> {
+        self.provider
+            .get_transaction_count(self.sender)
+            .latest()
+            .await
+            .map_err(|e| SubmitError::Rpc(format!("eth_getTransactionCount: {e}")))
+    }
+
+    /// Current fee estimate.
+    pub async fn fees(&self) -> Result<Fees, SubmitError> {
+        let f = self
+            .provider
+            .estimate_eip1559_fees()
+            .await
+            .map_err(|e| SubmitError::Rpc(format!("fee estimate: {e}")))?;
+        Ok(Fees {
+            max_fee: f.max_fee_per_gas,
+            priority: f.max_priority_fee_per_gas,
+        })
+    }
+
+    /// The sender's balance, wei.
+    pub async fn balance(&self) -> Result<alloy::primitives::U256, SubmitError> {
+        self.provider
+            .get_balance(self.sender)
+            .await
+            .map_err(|e| SubmitError::Rpc(format!("eth_getBalance: {e}")))
+    }
+
+    /// Signs the reports (EIP-712) and the transaction carrying them with the
+    /// given nonce and fees. Gas is estimated, which fails with the decoded
+    /// revert when the batch would revert.
+    pub async fn sign_tx(
+        &self,
+        reports: Vec<Report>,
+        nonce: u64,
+        fees: Fees,
+    ) -> Result<SignedTx, SubmitError> {
+        use alloy::eips::eip2718::Encodable2718;
+        use alloy::network::{NetworkTransactionBuilder, TransactionBuilder};
         let digest = batch_digest(&reports, self.chain_id, self.hub_address);
         let signatures = sign_digest(digest, &self.signers)?;
-        let started = Instant::now();
-        let pending = self
+        let mut tx = self
             .hub
             .submit(reports, signatures)
-            .send()
+            .into_transaction_request();
+        tx.set_from(self.sender);
+        tx.set_nonce(nonce);
+        tx.set_chain_id(self.chain_id);
+        tx.set_max_fee_per_gas(fees.max_fee);
+        tx.set_max_priority_fee_per_gas(fees.priority);
+        let gas = self
+            .provider
+            .estimate_gas(tx.clone())
             .await
-            .map_err(contract_error)?;
-        let tx = *pending.tx_hash();
-        tracing::Span::current().record("tx", tracing::field::display(tx));
-        let receipt = pending
-            .with_timeout(Some(self.receipt_timeout))
-            .get_receipt()
-            .await
-            .map_err(|e| match e {
-                alloy::providers::PendingTransactionError::TxWatcher(_) => SubmitError::Timeout {
-                    tx,
-                    timeout: self.receipt_timeout,
-                },
-                other => SubmitError::Rpc(other.to_string()),
-            })?;
-        if !receipt.status() {
-            return Err(SubmitError::Failed(tx));
+            .map_err(|e| contract_error(alloy::contract::Error::TransportError(e)))?;
+        tx.set_gas_limit(gas + gas / 5);
+        let envelope = <alloy::rpc::types::TransactionRequest as NetworkTransactionBuilder<
+            alloy::network::Ethereum,
+        >>::build(tx, &self.wallet)
+        .await
+        .map_err(|e| SubmitError::Rpc(format!("signing the transaction: {e}")))?;
+        Ok(SignedTx {
+            hash: *envelope.tx_hash(),
+            raw: envelope.encoded_2718(),
+        })
+    }
+
+    /// Broadcasts a signed transaction. "Already known" is not an error.
+    pub async fn broadcast(&self, raw: &[u8]) -> Result<(), SubmitError> {
+        match self.provider.send_raw_transaction(raw).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().to_lowercase().contains("already known") => Ok(()),
+            Err(e) => Err(SubmitError::Rpc(format!("eth_sendRawTransaction: {e}"))),
         }
-        let rejected = receipt
+    }
+
+    /// The receipt of whichever of `hashes` was mined, if any.
+    pub async fn find_receipt(
+        &self,
+        hashes: &[B256],
+    ) -> Result<Option<alloy::rpc::types::TransactionReceipt>, SubmitError> {
+        for hash in hashes {
+            let r = self
+                .provider
+                .get_transaction_receipt(*hash)
+                .await
+                .map_err(|e| SubmitError::Rpc(format!("eth_getTransactionReceipt: {e}")))?;
+            if r.is_some() {
+                return Ok(r);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The reports the hub skipped in a receipt: `(feed index, round, reason)`.
+    pub fn skipped(receipt: &alloy::rpc::types::TransactionReceipt) -> Vec<(u16, u32, String)> {
+        receipt
             .logs()
             .iter()
             .filter_map(|log| log.log_decode::<OracleHub::ReportRejected>().ok())
@@ -291,13 +391,6 @@ impl Submitter {
                 let e = log.inner.data;
                 (e.feedIndex, e.roundId, reason_name(e.reason.0))
             })
-            .collect();
-        Ok(Included {
-            tx,
-            block: receipt.block_number.unwrap_or_default(),
-            gas_used: receipt.gas_used,
-            elapsed: started.elapsed(),
-            rejected,
-        })
+            .collect()
     }
 }

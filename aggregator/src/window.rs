@@ -1,6 +1,10 @@
 //! Per-feed windows of observations and the aggregate computed from them: the
-//! newest observation per source no older than `max_age`, a quorum of distinct
-//! sources, and the exact decimal median.
+//! newest observation per source no older than `max_age`; outliers dropped by
+//! distance from the median (k·MAD, never closer than a floor in bps, and a
+//! hard maximum spread); a quorum of distinct surviving sources; the exact
+//! decimal median of the survivors; and a confidence interval, the larger
+//! distance from the median to the 25th or 75th percentile (Pyth's rule,
+//! computed with statrs on f64: it never touches the price itself).
 
 use std::collections::BTreeMap;
 
@@ -20,10 +24,97 @@ pub struct Window {
 pub struct Aggregate {
     /// Exact median of the used prices.
     pub price: Decimal,
+    /// Half-width of the interval the middle half of the sources lie in.
+    pub confidence: Decimal,
     /// The observations used, one per source.
     pub used: Vec<Observation>,
-    /// The newest `observed_at_ms` among them.
+    /// Fresh observations dropped as outliers, with the reason.
+    pub rejected: Vec<(Observation, String)>,
+    /// The newest `observed_at_ms` among the used ones.
     pub observed_at_ms: u64,
+}
+
+/// The outlier rules (from `[aggregator]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    /// Drop a price farther than `k` MADs from the median…
+    pub k: Decimal,
+    /// …but never closer than this many bps.
+    pub min_outlier_bps: u32,
+    /// Drop a price farther than this from the median, in bps.
+    pub max_spread_bps: u32,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            k: Decimal::from(5),
+            min_outlier_bps: 10,
+            max_spread_bps: 200,
+        }
+    }
+}
+
+impl Rules {
+    /// The rules of an `[aggregator]` section.
+    pub fn from_config(c: &oracle_common::config::AggregatorConfig) -> Self {
+        Self {
+            k: Decimal::from_f64_retain(c.outlier_k).unwrap_or(Decimal::from(5)),
+            min_outlier_bps: c.min_outlier_bps,
+            max_spread_bps: c.max_spread_bps,
+        }
+    }
+}
+
+/// Splits prices into survivors and outliers (by index) around their median.
+pub fn outliers(prices: &[Decimal], rules: &Rules) -> (Vec<usize>, Vec<(usize, String)>) {
+    let Some(m) = median(&mut prices.to_vec()) else {
+        return (vec![], vec![]);
+    };
+    let mut deviations: Vec<Decimal> = prices.iter().map(|p| (*p - m).abs()).collect();
+    let mad = median(&mut deviations.clone()).unwrap_or(Decimal::ZERO);
+    let bps = |b: u32| m * Decimal::from(b) / Decimal::from(10_000);
+    let threshold = (rules.k * mad).max(bps(rules.min_outlier_bps));
+    let hard = bps(rules.max_spread_bps);
+    let (mut keep, mut drop) = (vec![], vec![]);
+    for (i, d) in deviations.drain(..).enumerate() {
+        if d > hard {
+            drop.push((
+                i,
+                format!(
+                    "{} bps from the median {m}, beyond the max spread",
+                    (d / m * Decimal::from(10_000)).round_dp(1)
+                ),
+            ));
+        } else if d > threshold {
+            drop.push((
+                i,
+                format!("{d} from the median {m}, beyond {} x MAD ({mad})", rules.k),
+            ));
+        } else {
+            keep.push(i);
+        }
+    }
+    (keep, drop)
+}
+
+/// The larger distance from the median to the 25th or 75th percentile.
+pub fn confidence(prices: &[Decimal], median: Decimal) -> Decimal {
+    use statrs::statistics::{Data, OrderStatistics};
+    let values: Vec<f64> = prices
+        .iter()
+        .filter_map(rust_decimal::prelude::ToPrimitive::to_f64)
+        .collect();
+    if values.len() < 2 {
+        return Decimal::ZERO;
+    }
+    let mut data = Data::new(values);
+    let (p25, p75) = (data.percentile(25), data.percentile(75));
+    let m = rust_decimal::prelude::ToPrimitive::to_f64(&median).unwrap_or(0.0);
+    let half = (m - p25).abs().max((p75 - m).abs());
+    Decimal::from_f64_retain(half)
+        .unwrap_or(Decimal::ZERO)
+        .round_dp(12)
 }
 
 /// Why a feed has no aggregate now.
@@ -58,10 +149,16 @@ impl Window {
             .retain(|_, o| now_ms.saturating_sub(o.observed_at_ms) <= max_age);
     }
 
-    /// The aggregate of the fresh observations of the feed's sources.
-    pub fn aggregate(&self, feed: &FeedConfig, now_ms: u64) -> Result<Aggregate, NoQuorum> {
+    /// The aggregate of the fresh observations of the feed's sources, outliers
+    /// removed; the quorum counts the survivors.
+    pub fn aggregate(
+        &self,
+        feed: &FeedConfig,
+        now_ms: u64,
+        rules: &Rules,
+    ) -> Result<Aggregate, NoQuorum> {
         let max_age = feed.max_age.as_millis() as u64;
-        let mut used = Vec::with_capacity(feed.sources.len());
+        let mut fresh = Vec::with_capacity(feed.sources.len());
         let mut missing = Vec::new();
         // Primaries, then fallbacks (only polled when primaries fail); only
         // primaries are reported missing.
@@ -69,21 +166,29 @@ impl Window {
         for (source, primary) in primaries.chain(feed.fallbacks.iter().map(|s| (s, false))) {
             match self.newest.get(source) {
                 Some(o) if now_ms.saturating_sub(o.observed_at_ms) <= max_age => {
-                    used.push(o.clone())
+                    fresh.push(o.clone())
                 }
                 _ if primary => missing.push(source.clone()),
                 _ => {}
             }
         }
-        if used.len() < feed.min_sources {
+        let prices: Vec<Decimal> = fresh.iter().map(|o| o.price).collect();
+        let (keep, drop) = outliers(&prices, rules);
+        if keep.len() < feed.min_sources {
+            missing.extend(drop.iter().map(|(i, _)| fresh[*i].source.clone()));
             return Err(NoQuorum {
-                have: used.len(),
+                have: keep.len(),
                 need: feed.min_sources,
                 missing,
             });
         }
-        let mut prices: Vec<Decimal> = used.iter().map(|o| o.price).collect();
-        let price = median(&mut prices).ok_or(NoQuorum {
+        let used: Vec<Observation> = keep.iter().map(|i| fresh[*i].clone()).collect();
+        let rejected = drop
+            .into_iter()
+            .map(|(i, why)| (fresh[i].clone(), why))
+            .collect();
+        let mut survivors: Vec<Decimal> = used.iter().map(|o| o.price).collect();
+        let price = median(&mut survivors).ok_or(NoQuorum {
             have: 0,
             need: feed.min_sources,
             missing: Vec::new(),
@@ -91,7 +196,9 @@ impl Window {
         let observed_at_ms = used.iter().map(|o| o.observed_at_ms).max().unwrap_or(0);
         Ok(Aggregate {
             price,
+            confidence: confidence(&survivors, price),
             used,
+            rejected,
             observed_at_ms,
         })
     }
@@ -189,7 +296,7 @@ mod tests {
         w.insert(obs("b", "103", 2_000));
         w.insert(obs("c", "500", 1_000));
         // At 12_000 with max_age 10 s, c (age 11 s) is stale; a and b (age 10 s) are fresh.
-        let agg = w.aggregate(&f, 12_000).unwrap();
+        let agg = w.aggregate(&f, 12_000, &Rules::default()).unwrap();
         assert_eq!(agg.used.len(), 2);
         assert_eq!(agg.price, d("102"));
         assert_eq!(agg.observed_at_ms, 2_000);
@@ -201,12 +308,12 @@ mod tests {
         let mut w = Window::default();
         w.insert(obs("a", "100", 1_000));
         w.insert(obs("b", "100", 1_000));
-        let err = w.aggregate(&f, 20_000).unwrap_err();
+        let err = w.aggregate(&f, 20_000, &Rules::default()).unwrap_err();
         assert_eq!(err.have, 0);
         assert_eq!(err.missing.len(), 3);
         let err = {
             w.insert(obs("a", "100", 19_000));
-            w.aggregate(&f, 20_000).unwrap_err()
+            w.aggregate(&f, 20_000, &Rules::default()).unwrap_err()
         };
         assert_eq!(err.have, 1);
         assert_eq!(
@@ -222,7 +329,7 @@ mod tests {
         let mut w = Window::default();
         w.insert(obs("a", "100", 1_000));
         w.insert(obs("z", "1", 1_000));
-        assert!(w.aggregate(&f, 1_000).is_err());
+        assert!(w.aggregate(&f, 1_000, &Rules::default()).is_err());
     }
 
     #[test]
@@ -232,15 +339,136 @@ mod tests {
         let mut w = Window::default();
         w.insert(obs("a", "100", 1_000));
         w.insert(obs("c", "102", 1_000));
-        let agg = w.aggregate(&f, 1_000).unwrap();
+        let agg = w.aggregate(&f, 1_000, &Rules::default()).unwrap();
         assert_eq!(agg.price, d("101"));
         // Only primaries are reported missing.
         w = Window::default();
         w.insert(obs("a", "100", 1_000));
         assert_eq!(
-            w.aggregate(&f, 1_000).unwrap_err().missing,
+            w.aggregate(&f, 1_000, &Rules::default())
+                .unwrap_err()
+                .missing,
             vec!["b".parse().unwrap()]
         );
+    }
+
+    #[test]
+    fn an_outlier_is_rejected_with_its_reason() {
+        let f = feed(&["a", "b", "c", "d"], 3);
+        let mut w = Window::default();
+        for (s, p) in [
+            ("a", "100.00"),
+            ("b", "100.02"),
+            ("c", "99.98"),
+            ("d", "150"),
+        ] {
+            w.insert(obs(s, p, 1_000));
+        }
+        let agg = w.aggregate(&f, 1_000, &Rules::default()).unwrap();
+        assert_eq!(agg.price, d("100.00"));
+        assert_eq!(agg.rejected.len(), 1);
+        assert_eq!(agg.rejected[0].0.source.as_str(), "d");
+        assert!(
+            agg.rejected[0].1.contains("max spread"),
+            "{}",
+            agg.rejected[0].1
+        );
+        // Outliers do not count towards the quorum.
+        let f4 = feed(&["a", "b", "c", "d"], 4);
+        assert_eq!(
+            w.aggregate(&f4, 1_000, &Rules::default()).unwrap_err().have,
+            3
+        );
+    }
+
+    #[test]
+    fn identical_prices_do_not_make_every_difference_an_outlier() {
+        let f = feed(&["a", "b", "c", "d"], 4);
+        let mut w = Window::default();
+        for (s, p) in [("a", "100"), ("b", "100"), ("c", "100"), ("d", "100.05")] {
+            w.insert(obs(s, p, 1_000));
+        }
+        // MAD is 0; the 10 bps floor keeps d (5 bps away).
+        let agg = w.aggregate(&f, 1_000, &Rules::default()).unwrap();
+        assert_eq!(agg.used.len(), 4);
+    }
+
+    #[test]
+    fn confidence_is_the_wider_half_of_the_interquartile_range() {
+        let prices = [d("100"), d("101"), d("102"), d("103"), d("110")];
+        let c = confidence(&prices, d("102"));
+        assert!(c > Decimal::ZERO && c <= d("8"), "{c}");
+        assert_eq!(confidence(&[d("100")], d("100")), Decimal::ZERO);
+        assert_eq!(
+            confidence(&[d("100"), d("100"), d("100")], d("100")),
+            Decimal::ZERO
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn price() -> impl Strategy<Value = Decimal> {
+            (9_000_000i64..11_000_000).prop_map(|c| Decimal::new(c, 2))
+        }
+
+        /// Honest venues agree within ±0.5% of one another.
+        fn honest_price() -> impl Strategy<Value = Decimal> {
+            (9_950_000i64..10_050_000).prop_map(|c| Decimal::new(c, 2))
+        }
+
+        proptest! {
+            #[test]
+            fn median_is_order_independent_and_within_range(mut v in prop::collection::vec(price(), 1..15)) {
+                let m = median(&mut v.clone()).unwrap();
+                let (lo, hi) = (*v.iter().min().unwrap(), *v.iter().max().unwrap());
+                prop_assert!(lo <= m && m <= hi);
+                v.reverse();
+                prop_assert_eq!(median(&mut v.clone()).unwrap(), m);
+                v.rotate_left(1);
+                prop_assert_eq!(median(&mut v).unwrap(), m);
+            }
+
+            #[test]
+            fn wild_minority_does_not_move_the_result_beyond_the_honest_range(
+                honest in prop::collection::vec(honest_price(), 5..9),
+                wild in prop::collection::vec(prop_oneof![1i64..1_000, 1_000_000_000i64..9_000_000_000].prop_map(|c| Decimal::new(c, 2)), 1..3),
+            ) {
+                let f = feed(&["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"], 3);
+                let mut w = Window::default();
+                let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"];
+                for (i, p) in honest.iter().chain(wild.iter()).enumerate() {
+                    w.insert(obs(names[i], &p.to_string(), 1_000));
+                }
+                let agg = w.aggregate(&f, 1_000, &Rules::default()).unwrap();
+                let (lo, hi) = (*honest.iter().min().unwrap(), *honest.iter().max().unwrap());
+                prop_assert!(lo <= agg.price && agg.price <= hi, "{} outside {lo}..{hi}", agg.price);
+                // The wild values are far beyond the max spread: always rejected.
+                for p in &wild {
+                    prop_assert!(agg.rejected.iter().any(|(o, _)| o.price == *p), "{p} not rejected");
+                }
+            }
+
+            #[test]
+            fn aggregate_is_order_independent(prices in prop::collection::vec(price(), 3..8)) {
+                let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+                let f = feed(&names[..prices.len()], 2);
+                let mut forward = Window::default();
+                let mut backward = Window::default();
+                for (i, p) in prices.iter().enumerate() {
+                    forward.insert(obs(names[i], &p.to_string(), 1_000));
+                }
+                for (i, p) in prices.iter().enumerate().rev() {
+                    backward.insert(obs(names[i], &p.to_string(), 1_000));
+                }
+                let summary = |w: &Window| match w.aggregate(&f, 1_000, &Rules::default()) {
+                    Ok(a) => Ok((a.price, a.confidence, a.used.len())),
+                    Err(e) => Err(e.have),
+                };
+                prop_assert_eq!(summary(&forward), summary(&backward));
+            }
+        }
     }
 
     #[test]

@@ -436,6 +436,23 @@ pub struct AggregatorConfig {
     pub receipt_timeout: Duration,
     /// Where `/metrics` and `/healthz` listen.
     pub metrics_addr: SocketAddr,
+    /// Outlier rule: drop a price farther from the median than `outlier_k`
+    /// median absolute deviations…
+    pub outlier_k: f64,
+    /// …but never closer than this many basis points (when most sources agree
+    /// exactly, the MAD is 0).
+    pub min_outlier_bps: u32,
+    /// Hard limit: drop a price farther than this from the median, in bps.
+    pub max_spread_bps: u32,
+    /// Most reports in one transaction; more due feeds wait for the next tick.
+    pub max_batch: usize,
+    /// How many times a failed submission's feeds are retried automatically
+    /// before they wait for an operator.
+    pub retry_limit: u32,
+    /// Fee increase of a replacement transaction, percent (at least 10).
+    pub fee_bump_percent: u32,
+    /// Cap on the max fee per gas, gwei.
+    pub max_fee_per_gas_gwei: u64,
 }
 
 impl Default for AggregatorConfig {
@@ -447,6 +464,13 @@ impl Default for AggregatorConfig {
             sender_key: Secret::default(),
             receipt_timeout: Duration::from_secs(60),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9102)),
+            outlier_k: 5.0,
+            min_outlier_bps: 10,
+            max_spread_bps: 200,
+            max_batch: 32,
+            retry_limit: 3,
+            fee_bump_percent: 25,
+            max_fee_per_gas_gwei: 500,
         }
     }
 }
@@ -680,6 +704,31 @@ impl Config {
             return Err(ConfigError::key(
                 "fetchers.max_attempts",
                 "must be at least 1",
+            ));
+        }
+        let a = &self.aggregator;
+        if !(a.outlier_k.is_finite() && a.outlier_k > 0.0) {
+            return Err(ConfigError::key(
+                "aggregator.outlier_k",
+                "must be a positive number",
+            ));
+        }
+        if a.max_spread_bps == 0 || a.max_spread_bps > 10_000 {
+            return Err(ConfigError::key(
+                "aggregator.max_spread_bps",
+                "must be between 1 and 10000",
+            ));
+        }
+        if a.max_batch == 0 {
+            return Err(ConfigError::key(
+                "aggregator.max_batch",
+                "must be at least 1",
+            ));
+        }
+        if a.fee_bump_percent < 10 {
+            return Err(ConfigError::key(
+                "aggregator.fee_bump_percent",
+                "must be at least 10 (nodes refuse smaller replacements)",
             ));
         }
         if self.aggregator.tick.is_zero() {

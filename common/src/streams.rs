@@ -1,5 +1,5 @@
 //! JetStream stream set-up shared by the services: each creates the streams it
-//! writes to (idempotently) so that start-up order does not matter.
+//! uses (idempotently) so that start-up order does not matter.
 
 use async_nats::jetstream::{self, stream};
 
@@ -33,6 +33,46 @@ pub async fn ensure_obs_stream(
     .await
     .map_err(|e| StreamError {
         stream: wire::OBS_STREAM,
+        message: e.to_string(),
+    })
+}
+
+/// Creates (or opens) `ORACLE_REPORTS`.
+pub async fn ensure_reports_stream(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+) -> Result<stream::Stream, StreamError> {
+    js.get_or_create_stream(stream::Config {
+        name: wire::REPORTS_STREAM.to_owned(),
+        subjects: vec![wire::REPORTS_SUBJECTS.to_owned()],
+        max_age: config.obs_max_age,
+        num_replicas: config.replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| StreamError {
+        stream: wire::REPORTS_STREAM,
+        message: e.to_string(),
+    })
+}
+
+/// Creates (or opens) `ORACLE_SUBMISSIONS`, the record of every transaction:
+/// kept without age limit.
+pub async fn ensure_submissions_stream(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+) -> Result<stream::Stream, StreamError> {
+    js.get_or_create_stream(stream::Config {
+        name: wire::SUBMISSIONS_STREAM.to_owned(),
+        subjects: vec![wire::SUBMISSIONS_SUBJECTS.to_owned()],
+        num_replicas: config.replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| StreamError {
+        stream: wire::SUBMISSIONS_STREAM,
         message: e.to_string(),
     })
 }

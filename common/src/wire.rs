@@ -42,6 +42,186 @@ pub fn report_subject(pair: &Pair) -> String {
     format!("oracle.report.{}", pair.subject_token())
 }
 
+/// `oracle.submission.{id}`
+pub fn submission_subject(id: &str) -> String {
+    format!("oracle.submission.{id}")
+}
+
+/// Subject of on-demand refresh requests (request/reply, queue group `aggregators`).
+pub const REFRESH_SUBJECT: &str = "oracle.refresh";
+
+/// An observation an aggregate left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedInput {
+    /// The observation.
+    pub observation: Observation,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+/// An aggregate sent on chain, with everything needed to recompute it,
+/// on `oracle.report.{PAIR}` in `ORACLE_REPORTS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportMessage {
+    /// Schema version.
+    pub v: u32,
+    /// The feed.
+    pub pair: Pair,
+    /// The round it is submitted as.
+    pub round: u32,
+    /// The exact median of the used observations.
+    pub price: Decimal,
+    /// The on-chain integer (price scaled by 10^decimals), as text.
+    pub price_scaled: String,
+    /// Decimals of `price_scaled`.
+    pub decimals: u8,
+    /// Half-width of the interval around the median (Pyth's rule).
+    pub confidence: Decimal,
+    /// The observation time submitted, Unix seconds.
+    pub observed_at: u64,
+    /// When it was computed, Unix ms.
+    pub computed_at_ms: u64,
+    /// Why it was due: `first`, `heartbeat`, `deviation`, `on-demand`.
+    pub reason: String,
+    /// The submission that carries it.
+    pub submission_id: String,
+    /// Every observation used.
+    pub used: Vec<Observation>,
+    /// Every fresh observation left out, with the reason.
+    pub rejected: Vec<RejectedInput>,
+}
+
+/// Status of a submission (one transaction, possibly replaced with higher fees).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubmissionStatus {
+    /// Decided, not yet broadcast.
+    Queued,
+    /// Broadcast (or about to be), awaiting a receipt.
+    Pending,
+    /// Included and executed.
+    Success,
+    /// Reverted, or abandoned with a permanent error.
+    Failed,
+}
+
+impl SubmissionStatus {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Pending => "pending",
+            Self::Success => "success",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One report of a submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmittedReport {
+    /// The feed.
+    pub pair: Pair,
+    /// Its round.
+    pub round: u32,
+    /// The scaled price, as text.
+    pub price_scaled: String,
+    /// Observation time, Unix seconds.
+    pub observed_at: u64,
+}
+
+/// One status change of a submission, on `oracle.submission.{id}` in
+/// `ORACLE_SUBMISSIONS`. Each event is written before the step it announces
+/// (`pending` before the broadcast), and carries the whole record so far, so
+/// the last event of a submission is its current state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionEvent {
+    /// Schema version.
+    pub v: u32,
+    /// Submission id (`{unix_ms}-{random}`), unique.
+    pub id: String,
+    /// The new status.
+    pub status: SubmissionStatus,
+    /// When, Unix ms.
+    pub at_ms: u64,
+    /// Which aggregator process.
+    pub aggregator: String,
+    /// The reports.
+    pub reports: Vec<SubmittedReport>,
+    /// The submission this one retries, if any.
+    pub retry_of: Option<String>,
+    /// Hash of the latest transaction (each replacement has its own).
+    pub tx_hash: Option<String>,
+    /// Every transaction hash broadcast for this submission, oldest first.
+    pub tx_hashes: Vec<String>,
+    /// The nonce all of them share.
+    pub nonce: Option<u64>,
+    /// Fees of the latest transaction, wei.
+    pub max_fee_per_gas: Option<u128>,
+    /// Priority fee of the latest transaction, wei.
+    pub max_priority_fee_per_gas: Option<u128>,
+    /// The latest signed transaction (hex), so that a restarted aggregator can
+    /// broadcast it again.
+    pub raw_tx: Option<String>,
+    /// Block of inclusion.
+    pub block: Option<u64>,
+    /// Gas used.
+    pub gas_used: Option<u64>,
+    /// Reports the hub skipped: `pair: reason`.
+    pub skipped: Vec<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl SubmissionEvent {
+    /// Serializes to the wire JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses and checks a message body.
+    pub fn decode(body: &[u8]) -> Result<Self, WireError> {
+        let e: Self = serde_json::from_slice(body)?;
+        if e.v != SCHEMA_VERSION {
+            return Err(WireError::Version(e.v));
+        }
+        Ok(e)
+    }
+}
+
+/// A request on [`REFRESH_SUBJECT`]: update this pair on chain now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshRequest {
+    /// Schema version.
+    pub v: u32,
+    /// The pair.
+    pub pair: Pair,
+}
+
+/// The aggregator's answer to a [`RefreshRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshReply {
+    /// Schema version.
+    pub v: u32,
+    /// The pair.
+    pub pair: Pair,
+    /// The submission, once decided.
+    pub submission_id: Option<String>,
+    /// The round, price (scaled, text), transaction and block, once included.
+    pub round: Option<u32>,
+    /// Scaled price as text.
+    pub price_scaled: Option<String>,
+    /// Transaction hash.
+    pub tx_hash: Option<String>,
+    /// Block number.
+    pub block: Option<u64>,
+    /// A stable error code when it did not work: `unknown_pair`, `no_quorum`,
+    /// `timeout`, `chain_error`.
+    pub error: Option<String>,
+    /// Details of the error.
+    pub message: Option<String>,
+}
+
 /// Body of a request on `oracle.fetch.{PAIR}` (core NATS, request/reply or
 /// plain publish): poll that pair's sources now. An empty body is accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

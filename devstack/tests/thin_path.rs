@@ -12,6 +12,9 @@ use alloy::eips::BlockId;
 use alloy::providers::{Provider, ProviderBuilder};
 use oracle_common::chain::OracleHub;
 use oracle_common::config::Config;
+use oracle_common::wire::{
+    REPORTS_STREAM, ReportMessage, SUBMISSIONS_STREAM, SubmissionEvent, SubmissionStatus,
+};
 use oracle_common::{Pair, SourceId};
 use oracle_devstack::{Mode, Options, Stack, eventually, tools};
 use rust_decimal::Decimal;
@@ -165,6 +168,74 @@ async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
         is_median_of_some_choice(&candidates, feed.min_sources, price),
         "on-chain {price} is not the median of any choice of served prices {candidates:?}"
     );
+
+    // The report on ORACLE_REPORTS explains the value: its used observations'
+    // median is the on-chain price, and its submission went queued -> pending
+    // -> success on ORACLE_SUBMISSIONS, with the transaction's block.
+    let nats = async_nats::connect(&stack.config.nats.url).await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let read_all = |name: &'static str| {
+        let js = js.clone();
+        async move {
+            let mut stream = js.get_stream(name).await.unwrap();
+            let state = stream.info().await.unwrap().state.clone();
+            let mut out = Vec::new();
+            for seq in state.first_sequence..=state.last_sequence {
+                if let Ok(m) = stream.get_raw_message(seq).await {
+                    out.push(m.payload.to_vec());
+                }
+            }
+            out
+        }
+    };
+    let reports: Vec<ReportMessage> = read_all(REPORTS_STREAM)
+        .await
+        .iter()
+        .map(|b| serde_json::from_slice(b).unwrap())
+        .collect();
+    let report = reports
+        .iter()
+        .find(|r| r.pair == pair && u64::from(r.round) == round)
+        .expect("the report of the served round");
+    assert_eq!(report.price_scaled, price_raw.to_string());
+    let mut used: Vec<Decimal> = report.used.iter().map(|o| o.price).collect();
+    used.sort();
+    let mid = used.len() / 2;
+    let recomputed = if used.len() % 2 == 1 {
+        used[mid]
+    } else {
+        (used[mid - 1] + used[mid]) / Decimal::TWO
+    };
+    assert_eq!(recomputed.round_dp(8), price.round_dp(8));
+    assert!(report.used.len() >= feed.min_sources);
+
+    let events: Vec<SubmissionEvent> = read_all(SUBMISSIONS_STREAM)
+        .await
+        .iter()
+        .map(|b| SubmissionEvent::decode(b).unwrap())
+        .filter(|e| e.id == report.submission_id)
+        .collect();
+    let statuses: Vec<SubmissionStatus> = events.iter().map(|e| e.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            SubmissionStatus::Queued,
+            SubmissionStatus::Pending,
+            SubmissionStatus::Success
+        ]
+    );
+    let success = events.last().unwrap();
+    let receipt = provider
+        .get_transaction_receipt(success.tx_hash.as_deref().unwrap().parse().unwrap())
+        .await
+        .unwrap()
+        .expect("the recorded transaction exists");
+    assert_eq!(receipt.block_number, success.block);
+    assert_eq!(
+        events[1].tx_hash, success.tx_hash,
+        "pending announced the hash that was mined"
+    );
+    assert!(events[1].raw_tx.is_some() && events[1].nonce.is_some());
 
     stack.stop().await;
 }
