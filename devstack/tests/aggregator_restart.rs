@@ -1,0 +1,166 @@
+//! Restart safety of the aggregator on real nats-server and anvil: stopped
+//! abruptly after broadcasting a transaction and before its receipt, the
+//! restarted aggregator settles that submission from the chain, then carries
+//! on, and no round is applied twice.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::time::Duration;
+
+use alloy::providers::{Provider, ProviderBuilder};
+use oracle_common::chain::OracleHub;
+use oracle_common::config::Config;
+use oracle_common::wire::{SUBMISSIONS_STREAM, SubmissionEvent, SubmissionStatus};
+use oracle_devstack::simulator::Simulator;
+use oracle_devstack::{deploy, eventually, start_anvil, start_nats, tools};
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+async fn events(js: &async_nats::jetstream::Context) -> Vec<SubmissionEvent> {
+    let Ok(mut stream) = js.get_stream(SUBMISSIONS_STREAM).await else {
+        return vec![];
+    };
+    let state = stream.info().await.unwrap().state.clone();
+    let mut out = Vec::new();
+    if state.messages == 0 {
+        return out;
+    }
+    for seq in state.first_sequence..=state.last_sequence {
+        if let Ok(m) = stream.get_raw_message(seq).await {
+            out.push(SubmissionEvent::decode(&m.payload).unwrap());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_broadcast_and_receipt_then_restarted() {
+    let dir = std::env::temp_dir().join(format!("oracle-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = Config::load(&tools::workspace_root().join("config/dev.toml")).unwrap();
+    let port = || tools::free_port().unwrap();
+    config.nats.url = format!("nats://127.0.0.1:{}", port());
+    config.chain.rpc_url = format!("http://127.0.0.1:{}", port());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim_port = listener.local_addr().unwrap().port();
+    for (id, source) in config.sources.iter_mut() {
+        source.base_url = format!("http://127.0.0.1:{sim_port}/{id}");
+    }
+    config.aggregator.receipt_timeout = Duration::from_secs(3);
+    let _nats = start_nats(&config.nats.url, &dir.join("nats"), &dir.join("nats.log"))
+        .await
+        .unwrap();
+    let _anvil = start_anvil(&config.chain.rpc_url, 31337, &dir.join("anvil.log"))
+        .await
+        .unwrap();
+    let deployment = deploy::deploy(&config.chain.rpc_url, &config)
+        .await
+        .unwrap();
+    config.chain.hub_address = Some(deployment.hub);
+
+    let shutdown = CancellationToken::new();
+    let sim = Simulator::from_config(&config);
+    tokio::spawn(sim.serve(listener, Duration::from_secs(1), shutdown.clone()));
+    let (c, s) = (config.clone(), shutdown.clone());
+    tokio::spawn(async move { oracle_fetchers::run(c, &Registry::new(), s).await.unwrap() });
+
+    // Hold transactions in the mempool.
+    let provider = ProviderBuilder::new().connect_http(config.chain.rpc_url.parse().unwrap());
+    provider
+        .raw_request::<_, ()>("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
+
+    let (c, s) = (config.clone(), shutdown.child_token());
+    let first = tokio::spawn(async move { oracle_aggregator::run(c, &Registry::new(), s).await });
+    let nats = async_nats::connect(&config.nats.url).await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let pending = eventually(Duration::from_secs(30), "a pending submission", || async {
+        events(&js)
+            .await
+            .into_iter()
+            .find(|e| e.status == SubmissionStatus::Pending)
+    })
+    .await
+    .unwrap();
+    // The crash: the task stops where it is, between broadcast and receipt.
+    first.abort();
+    let _ = first.await;
+    assert!(
+        !events(&js)
+            .await
+            .iter()
+            .any(|e| e.id == pending.id && e.status == SubmissionStatus::Success),
+        "settled before the crash?"
+    );
+
+    // The transaction is mined while no aggregator runs.
+    provider
+        .raw_request::<_, ()>("evm_setAutomine".into(), (true,))
+        .await
+        .unwrap();
+    provider
+        .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
+        .await
+        .unwrap();
+
+    let (c, s) = (config.clone(), shutdown.child_token());
+    tokio::spawn(async move {
+        oracle_aggregator::run(c, &Registry::new(), s)
+            .await
+            .unwrap()
+    });
+    let settled = eventually(
+        Duration::from_secs(20),
+        "the pending submission settled after restart",
+        || async {
+            events(&js)
+                .await
+                .into_iter()
+                .find(|e| e.id == pending.id && e.status == SubmissionStatus::Success)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        pending
+            .tx_hashes
+            .iter()
+            .any(|h| Some(h) == settled.tx_hash.as_ref())
+    );
+
+    // It carries on: a later submission succeeds with the next rounds.
+    let hub = OracleHub::new(deployment.hub, &provider);
+    let later = eventually(Duration::from_secs(60), "a later submission", || async {
+        events(&js).await.into_iter().find(|e| {
+            e.status == SubmissionStatus::Success
+                && e.id != pending.id
+                && e.reports.iter().any(|r| {
+                    pending
+                        .reports
+                        .iter()
+                        .any(|p| p.pair == r.pair && r.round > p.round)
+                })
+        })
+    })
+    .await
+    .unwrap();
+    // No round applied twice: every successful report was applied (none
+    // skipped as stale) and rounds only went up.
+    let all = events(&js).await;
+    for e in all.iter().filter(|e| e.status == SubmissionStatus::Success) {
+        assert!(
+            e.skipped.is_empty(),
+            "the hub skipped reports of {}: {:?}",
+            e.id,
+            e.skipped
+        );
+    }
+    for r in &later.reports {
+        let onchain = hub.latest(r.pair.feed_id()).call().await.unwrap();
+        assert!(u64::from(onchain.roundId) >= u64::from(r.round));
+    }
+    shutdown.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+}
