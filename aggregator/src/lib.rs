@@ -31,7 +31,8 @@ use futures::StreamExt;
 use oracle_common::chain::Report;
 use oracle_common::config::{Config, FeedConfig};
 use oracle_common::wire::{
-    Observation, RejectedInput, ReportMessage, SCHEMA_VERSION, report_subject,
+    FetchRequest, Observation, REFRESH_SUBJECT, RefreshReply, RefreshRequest, RejectedInput,
+    ReportMessage, SCHEMA_VERSION, fetch_subject, report_subject,
 };
 use oracle_common::{Pair, now_ms, price};
 use prometheus::Registry;
@@ -115,7 +116,7 @@ pub async fn run(
     let nats = async_nats::connect(&config.nats.url)
         .await
         .map_err(|e| RunError::Nats(format!("connect {}: {e}", config.nats.url)))?;
-    let js = jetstream::new(nats);
+    let js = jetstream::new(nats.clone());
     let stream = oracle_common::streams::ensure_obs_stream(&js, &config.nats)
         .await
         .map_err(|e| RunError::Nats(e.to_string()))?;
@@ -194,6 +195,12 @@ pub async fn run(
         rules: Rules::from_config(&config.aggregator),
         max_batch: config.aggregator.max_batch,
     };
+    let mut refresh_requests = nats
+        .queue_subscribe(REFRESH_SUBJECT, "aggregators".to_owned())
+        .await
+        .map_err(|e| RunError::Nats(format!("subscribe {REFRESH_SUBJECT}: {e}")))?;
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<PendingRefresh>(256);
+    let mut refreshes: Vec<PendingRefresh> = Vec::new();
     let mut tick = tokio::time::interval(config.aggregator.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut balance_check = tokio::time::interval(Duration::from_secs(30));
@@ -201,6 +208,10 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            Some(msg) = refresh_requests.next() => {
+                start_refresh(&nats, &feeds, msg, &config, ready_tx.clone()).await;
+            }
+            Some(pending) = ready_rx.recv() => refreshes.push(pending),
             next = messages.next() => match next {
                 Some(Ok(msg)) => match Observation::decode(&msg.payload) {
                     Ok(obs) => {
@@ -222,7 +233,9 @@ pub async fn run(
                 None => return Err(RunError::Nats("observation stream ended".into())),
             },
             _ = tick.tick() => {
-                evaluate(&mut feeds, &ctx).await;
+                let forced = ready_refreshes(&feeds, &mut refreshes, &nats).await;
+                let event = evaluate(&mut feeds, &ctx, &forced).await;
+                answer_refreshes(&nats, &mut refreshes, &forced, event.as_ref()).await;
                 for msg in unacked.drain(..) {
                     if let Err(e) = msg.ack().await {
                         warn!(error = %e, "ack failed; the observation will be redelivered");
@@ -274,7 +287,11 @@ struct Due {
 
 /// Evaluates every feed; submits the most urgent due ones (at most
 /// `max_batch`) in one transaction. The others stay due for the next tick.
-async fn evaluate(feeds: &mut BTreeMap<Pair, FeedState>, ctx: &Context<'_>) {
+async fn evaluate(
+    feeds: &mut BTreeMap<Pair, FeedState>,
+    ctx: &Context<'_>,
+    forced: &std::collections::BTreeSet<Pair>,
+) -> Option<oracle_common::wire::SubmissionEvent> {
     let now = now_ms();
     let metrics = ctx.metrics;
     let mut due: Vec<Due> = Vec::new();
@@ -331,7 +348,9 @@ async fn evaluate(feeds: &mut BTreeMap<Pair, FeedState>, ctx: &Context<'_>) {
                 .with_label_values(&[&label])
                 .set(deviation.min(1_000_000) as f64);
         }
-        let Some(reason) = policy::decide(&state.config, &state.chain, scaled, now / 1000) else {
+        let decided = policy::decide(&state.config, &state.chain, scaled, now / 1000);
+        let Some(reason) = decided.or(forced.contains(pair).then_some(policy::Reason::OnDemand))
+        else {
             continue;
         };
         // The hub skips out-of-bounds reports (never clamps): do not pay for one.
@@ -350,6 +369,7 @@ async fn evaluate(feeds: &mut BTreeMap<Pair, FeedState>, ctx: &Context<'_>) {
         let urgency = match reason {
             policy::Reason::First => u128::MAX,
             policy::Reason::Heartbeat => u128::MAX - 1,
+            policy::Reason::OnDemand => u128::MAX - 2,
             policy::Reason::Deviation => deviation,
         };
         due.push(Due {
@@ -394,16 +414,20 @@ async fn evaluate(feeds: &mut BTreeMap<Pair, FeedState>, ctx: &Context<'_>) {
         });
     }
     if due.is_empty() {
-        return;
+        return None;
     }
     due.sort_by_key(|d| std::cmp::Reverse(d.urgency));
     due.truncate(ctx.max_batch);
-    submit_due(feeds, ctx, due).await;
+    Some(submit_due(feeds, ctx, due).await)
 }
 
 /// Publishes the reports, submits them, and updates what the feeds believe the
 /// chain holds.
-async fn submit_due(feeds: &mut BTreeMap<Pair, FeedState>, ctx: &Context<'_>, mut due: Vec<Due>) {
+async fn submit_due(
+    feeds: &mut BTreeMap<Pair, FeedState>,
+    ctx: &Context<'_>,
+    mut due: Vec<Due>,
+) -> oracle_common::wire::SubmissionEvent {
     let id = lifecycle::new_id();
     for d in due.iter_mut() {
         d.message.submission_id = id.clone();
@@ -464,4 +488,178 @@ async fn submit_due(feeds: &mut BTreeMap<Pair, FeedState>, ctx: &Context<'_>, mu
             Err(e) => warn!(pair = %pair, error = %e, "cannot re-read feed state"),
         }
     }
+    event
+}
+
+/// An on-demand refresh waiting for fresh observations.
+#[derive(Debug)]
+struct PendingRefresh {
+    pair: Pair,
+    requested_at_ms: u64,
+    deadline_ms: u64,
+    reply: Option<async_nats::Subject>,
+}
+
+async fn reply(nats: &async_nats::Client, to: Option<async_nats::Subject>, body: &RefreshReply) {
+    if let Some(to) = to {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        if let Err(e) = nats.publish(to, bytes.into()).await {
+            warn!(error = %e, "cannot answer a refresh request");
+        }
+    }
+}
+
+fn refresh_error(pair: String, code: &str, message: String) -> RefreshReply {
+    RefreshReply {
+        v: SCHEMA_VERSION,
+        pair,
+        submission_id: None,
+        round: None,
+        price_scaled: None,
+        tx_hash: None,
+        block: None,
+        error: Some(code.to_owned()),
+        message: Some(message),
+    }
+}
+
+/// Handles a request on `oracle.refresh`: asks every fetcher to poll the pair
+/// now (`oracle.fetch.{PAIR}`), then waits (in the main loop) for fresh
+/// observations from a quorum.
+async fn start_refresh(
+    nats: &async_nats::Client,
+    feeds: &BTreeMap<Pair, FeedState>,
+    msg: async_nats::Message,
+    config: &Config,
+    ready: tokio::sync::mpsc::Sender<PendingRefresh>,
+) {
+    let request = match serde_json::from_slice::<RefreshRequest>(&msg.payload) {
+        Ok(r) => r,
+        Err(e) => {
+            reply(
+                nats,
+                msg.reply,
+                &refresh_error(String::new(), "bad_request", e.to_string()),
+            )
+            .await;
+            return;
+        }
+    };
+    if !feeds.contains_key(&request.pair) {
+        let message = format!("{} is not a configured feed", request.pair);
+        reply(
+            nats,
+            msg.reply,
+            &refresh_error(request.pair.to_string(), "unknown_pair", message),
+        )
+        .await;
+        return;
+    }
+    let requested_at_ms = now_ms();
+    let fetch = FetchRequest {
+        v: SCHEMA_VERSION,
+        requested_at_ms,
+    };
+    let subject = fetch_subject(&request.pair);
+    let body = serde_json::to_vec(&fetch).unwrap_or_default();
+    // Fire the fetch; the fetchers' replies are not needed, their observations are.
+    if let Err(e) = nats.publish(subject, body.into()).await {
+        warn!(error = %e, "cannot ask the fetchers for a refresh");
+    }
+    let pending = PendingRefresh {
+        pair: request.pair,
+        requested_at_ms,
+        deadline_ms: requested_at_ms + config.aggregator.refresh_timeout.as_millis() as u64,
+        reply: msg.reply,
+    };
+    let _ = ready.send(pending).await;
+}
+
+/// Refreshes whose pair now has fresh observations from a quorum (forced into
+/// this evaluation); answers the ones past their deadline.
+async fn ready_refreshes(
+    feeds: &BTreeMap<Pair, FeedState>,
+    refreshes: &mut Vec<PendingRefresh>,
+    nats: &async_nats::Client,
+) -> std::collections::BTreeSet<Pair> {
+    let now = now_ms();
+    let mut forced = std::collections::BTreeSet::new();
+    let mut keep = Vec::with_capacity(refreshes.len());
+    for r in refreshes.drain(..) {
+        let Some(state) = feeds.get(&r.pair) else {
+            continue;
+        };
+        let fresh = state.window.fetched_since(&state.config, r.requested_at_ms);
+        if fresh >= state.config.min_sources {
+            forced.insert(r.pair.clone());
+            keep.push(r);
+        } else if now > r.deadline_ms {
+            let message = format!(
+                "{fresh} of {} sources answered within the refresh timeout",
+                state.config.min_sources
+            );
+            reply(
+                nats,
+                r.reply,
+                &refresh_error(r.pair.to_string(), "no_quorum", message),
+            )
+            .await;
+        } else {
+            keep.push(r);
+        }
+    }
+    *refreshes = keep;
+    forced
+}
+
+/// Answers the refreshes of `forced` pairs with the submission's outcome.
+async fn answer_refreshes(
+    nats: &async_nats::Client,
+    refreshes: &mut Vec<PendingRefresh>,
+    forced: &std::collections::BTreeSet<Pair>,
+    event: Option<&oracle_common::wire::SubmissionEvent>,
+) {
+    let mut keep = Vec::with_capacity(refreshes.len());
+    for r in refreshes.drain(..) {
+        if !forced.contains(&r.pair) {
+            keep.push(r);
+            continue;
+        }
+        let report = event.and_then(|e| e.reports.iter().find(|x| x.pair == r.pair));
+        let body = match (event, report) {
+            (Some(e), Some(rep))
+                if e.status == oracle_common::wire::SubmissionStatus::Success
+                    && !e.skipped.iter().any(|s| s.starts_with(&r.pair.to_string())) =>
+            {
+                RefreshReply {
+                    v: SCHEMA_VERSION,
+                    pair: r.pair.to_string(),
+                    submission_id: Some(e.id.clone()),
+                    round: Some(rep.round),
+                    price_scaled: Some(rep.price_scaled.clone()),
+                    tx_hash: e.tx_hash.clone(),
+                    block: e.block,
+                    error: None,
+                    message: None,
+                }
+            }
+            (Some(e), _) => RefreshReply {
+                submission_id: Some(e.id.clone()),
+                ..refresh_error(
+                    r.pair.to_string(),
+                    "chain_error",
+                    e.error
+                        .clone()
+                        .unwrap_or_else(|| format!("the hub skipped the report: {:?}", e.skipped)),
+                )
+            },
+            (None, _) => refresh_error(
+                r.pair.to_string(),
+                "no_quorum",
+                "no aggregate could be formed (outliers or bounds)".into(),
+            ),
+        };
+        reply(nats, r.reply, &body).await;
+    }
+    *refreshes = keep;
 }

@@ -25,6 +25,8 @@ pub enum Reason {
     Heartbeat,
     /// The price moved at least the deviation threshold.
     Deviation,
+    /// Someone asked for an update now (`oracle.refresh`).
+    OnDemand,
 }
 
 impl Reason {
@@ -34,6 +36,7 @@ impl Reason {
             Reason::First => "first",
             Reason::Heartbeat => "heartbeat",
             Reason::Deviation => "deviation",
+            Reason::OnDemand => "on-demand",
         }
     }
 }

@@ -142,6 +142,19 @@ impl Window {
         }
     }
 
+    /// How many of the feed's sources have an observation fetched at or after `since_ms`.
+    pub fn fetched_since(&self, feed: &FeedConfig, since_ms: u64) -> usize {
+        feed.sources
+            .iter()
+            .chain(feed.fallbacks.iter())
+            .filter(|s| {
+                self.newest
+                    .get(*s)
+                    .is_some_and(|o| o.fetched_at_ms >= since_ms)
+            })
+            .count()
+    }
+
     /// Drops observations older than the feed's `max_age` (bounded memory).
     pub fn prune(&mut self, feed: &FeedConfig, now_ms: u64) {
         let max_age = feed.max_age.as_millis() as u64;

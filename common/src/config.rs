@@ -453,6 +453,9 @@ pub struct AggregatorConfig {
     pub fee_bump_percent: u32,
     /// Cap on the max fee per gas, gwei.
     pub max_fee_per_gas_gwei: u64,
+    /// How long an on-demand refresh waits for fresh observations from a quorum.
+    #[serde(with = "humantime_serde")]
+    pub refresh_timeout: Duration,
 }
 
 impl Default for AggregatorConfig {
@@ -471,6 +474,7 @@ impl Default for AggregatorConfig {
             retry_limit: 3,
             fee_bump_percent: 25,
             max_fee_per_gas_gwei: 500,
+            refresh_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -203,8 +203,8 @@ pub struct RefreshRequest {
 pub struct RefreshReply {
     /// Schema version.
     pub v: u32,
-    /// The pair.
-    pub pair: Pair,
+    /// The pair (`BTC/USD`; empty when the request could not be read).
+    pub pair: String,
     /// The submission, once decided.
     pub submission_id: Option<String>,
     /// The round, price (scaled, text), transaction and block, once included.
@@ -215,8 +215,8 @@ pub struct RefreshReply {
     pub tx_hash: Option<String>,
     /// Block number.
     pub block: Option<u64>,
-    /// A stable error code when it did not work: `unknown_pair`, `no_quorum`,
-    /// `timeout`, `chain_error`.
+    /// A stable error code when it did not work: `bad_request`,
+    /// `unknown_pair`, `no_quorum`, `chain_error`.
     pub error: Option<String>,
     /// Details of the error.
     pub message: Option<String>,

@@ -13,7 +13,8 @@ use alloy::providers::{Provider, ProviderBuilder};
 use oracle_common::chain::OracleHub;
 use oracle_common::config::Config;
 use oracle_common::wire::{
-    REPORTS_STREAM, ReportMessage, SUBMISSIONS_STREAM, SubmissionEvent, SubmissionStatus,
+    REPORTS_STREAM, RefreshReply, RefreshRequest, ReportMessage, SUBMISSIONS_STREAM,
+    SubmissionEvent, SubmissionStatus,
 };
 use oracle_common::{Pair, SourceId};
 use oracle_devstack::{Mode, Options, Stack, eventually, tools};
@@ -258,4 +259,84 @@ fn median_search_finds_only_true_medians() {
     );
     assert!(!is_median_of_some_choice(&candidates, 2, d("104")));
     assert!(!is_median_of_some_choice(&candidates, 3, d("102")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_refresh_updates_the_chain_regardless_of_deviation() {
+    let mut config =
+        Config::load(&tools::workspace_root().join("config/dev.toml")).expect("config/dev.toml");
+    // Only the first value and refreshes may update: no deviation can reach
+    // 100%, and the heartbeat is an hour away.
+    for feed in config.feeds.iter_mut() {
+        feed.deviation_bps = 10_000;
+        feed.heartbeat = Duration::from_secs(3600);
+    }
+    let stack = Stack::start(Options {
+        config,
+        mode: Mode::InProcess,
+        ephemeral_ports: true,
+        data_dir: data_dir("refresh"),
+        sim_tick: Duration::from_secs(1),
+    })
+    .await
+    .expect("stack starts");
+    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let hub = OracleHub::new(stack.deployment.hub, &provider);
+    let pair: Pair = "BTC/USD".parse().unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the first BTC/USD round",
+        || async { (hub.latest(pair.feed_id()).call().await.ok()?.roundId >= 1).then_some(()) },
+    )
+    .await
+    .unwrap();
+    let before = hub.latest(pair.feed_id()).call().await.unwrap().roundId;
+
+    let nats = async_nats::connect(&stack.config.nats.url).await.unwrap();
+    let ask = |body: Vec<u8>| {
+        let nats = nats.clone();
+        async move {
+            let msg = tokio::time::timeout(
+                Duration::from_secs(20),
+                nats.request("oracle.refresh", body.into()),
+            )
+            .await
+            .expect("a reply in time")
+            .unwrap();
+            serde_json::from_slice::<RefreshReply>(&msg.payload).unwrap()
+        }
+    };
+    let started = std::time::Instant::now();
+    let reply = ask(serde_json::to_vec(&RefreshRequest {
+        v: 1,
+        pair: pair.clone(),
+    })
+    .unwrap())
+    .await;
+    assert_eq!(reply.error, None, "{reply:?}");
+    let round = reply.round.unwrap();
+    assert_eq!(round, before + 1, "a refresh adds exactly one round");
+    let block = reply.block.unwrap();
+    let at_block = hub
+        .latest(pair.feed_id())
+        .block(BlockId::number(block))
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(at_block.roundId, round);
+    assert_eq!(at_block.price.to_string(), reply.price_scaled.unwrap());
+    assert!(reply.tx_hash.is_some() && reply.submission_id.is_some());
+    println!("refresh answered in {:?}", started.elapsed());
+
+    // Errors have stable codes.
+    let unknown = ask(serde_json::to_vec(&RefreshRequest {
+        v: 1,
+        pair: "DOGE/USD".parse().unwrap(),
+    })
+    .unwrap())
+    .await;
+    assert_eq!(unknown.error.as_deref(), Some("unknown_pair"));
+    let bad = ask(b"not json".to_vec()).await;
+    assert_eq!(bad.error.as_deref(), Some("bad_request"));
+    stack.stop().await;
 }
