@@ -10,6 +10,7 @@
 //! - [`policy`]: deviation and heartbeat rules.
 //! - [`submitter`]: on-chain reads, signing, transactions.
 //! - [`lifecycle`]: submission events, nonces, replacements, restart reconciliation.
+//! - [`leader`]: the leader lease among redundant aggregators.
 //! - [`metrics`]: the Prometheus metrics.
 //!
 //! Observations are acknowledged only after the evaluation that follows
@@ -17,6 +18,7 @@
 //! them to be redelivered; re-applying one is harmless (newest-per-source).
 #![forbid(unsafe_code)]
 
+pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod policy;
@@ -134,31 +136,17 @@ pub async fn run(
         config.aggregator.clone(),
         metrics.clone(),
     );
-    // Finish what a previous run left pending before deciding anything new.
+    let mut lease = leader::Lease::open(
+        &js,
+        config.aggregator.consumer.clone(),
+        config.aggregator.lease_ttl,
+    )
+    .await
+    .map_err(RunError::Nats)?;
     let indexes: BTreeMap<Pair, u16> = feeds
         .iter()
         .map(|(p, s)| (p.clone(), s.hub.index))
         .collect();
-    let resign = |reports: &[oracle_common::wire::SubmittedReport]| -> Option<Vec<Report>> {
-        reports
-            .iter()
-            .map(|r| {
-                Some(Report {
-                    feedIndex: *indexes.get(&r.pair)?,
-                    roundId: r.round,
-                    price: r.price_scaled.parse().ok()?,
-                    observedAt: u32::try_from(r.observed_at).ok()?,
-                })
-            })
-            .collect()
-    };
-    let finished = lifecycle.reconcile(resign).await?;
-    if finished > 0 {
-        for (pair, state) in feeds.iter_mut() {
-            state.chain = submitter.read(pair).await?;
-            record_chain(&metrics, pair, &state.chain);
-        }
-    }
 
     // A new durable starts at the oldest observation any feed could still use.
     let lookback = config
@@ -188,17 +176,18 @@ pub async fn run(
         .map_err(|e| RunError::Nats(format!("pull: {e}")))?;
     info!(consumer = %config.aggregator.consumer, feeds = feeds.len(), "consuming observations");
 
-    let ctx = Context {
+    let mut ctx = Context {
         js: &js,
         lifecycle: &lifecycle,
         metrics: &metrics,
         rules: Rules::from_config(&config.aggregator),
         max_batch: config.aggregator.max_batch,
+        leader: false,
     };
-    let mut refresh_requests = nats
-        .queue_subscribe(REFRESH_SUBJECT, "aggregators".to_owned())
-        .await
-        .map_err(|e| RunError::Nats(format!("subscribe {REFRESH_SUBJECT}: {e}")))?;
+    // Only the leader answers refreshes: it is the one that can submit.
+    let mut refresh_requests: Option<async_nats::Subscriber> = None;
+    let mut lease_tick = tokio::time::interval(config.aggregator.lease_ttl / 3);
+    lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<PendingRefresh>(256);
     let mut refreshes: Vec<PendingRefresh> = Vec::new();
     let mut tick = tokio::time::interval(config.aggregator.tick);
@@ -208,8 +197,46 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(msg) = refresh_requests.next() => {
+            Some(msg) = async {
+                match refresh_requests.as_mut() {
+                    Some(sub) => sub.next().await,
+                    None => std::future::pending().await,
+                }
+            } => {
                 start_refresh(&nats, &feeds, msg, &config, ready_tx.clone()).await;
+            }
+            _ = lease_tick.tick() => {
+                let was = ctx.leader;
+                let now_leader = lease.tick().await;
+                metrics.leader.set(i64::from(now_leader));
+                if now_leader && !was {
+                    // Take over: finish what the previous leader (or run) left
+                    // pending, then start from what the chain holds.
+                    lifecycle.reconcile(|r| resign(&indexes, r)).await?;
+                    for (pair, state) in feeds.iter_mut() {
+                        state.chain = submitter.read(pair).await?;
+                        record_chain(&metrics, pair, &state.chain);
+                    }
+                    refresh_requests = Some(
+                        nats.queue_subscribe(REFRESH_SUBJECT, "aggregators".to_owned())
+                            .await
+                            .map_err(|e| RunError::Nats(format!("subscribe {REFRESH_SUBJECT}: {e}")))?,
+                    );
+                    info!(id = %config.aggregator.consumer, "leading: submitting updates");
+                } else if !now_leader {
+                    if was {
+                        refresh_requests = None;
+                        info!(id = %config.aggregator.consumer, "standing by");
+                    }
+                    // A standby follows the chain the leader writes.
+                    for (pair, state) in feeds.iter_mut() {
+                        if let Ok(chain) = submitter.read(pair).await {
+                            state.chain = chain;
+                            record_chain(&metrics, pair, &chain);
+                        }
+                    }
+                }
+                ctx.leader = now_leader;
             }
             Some(pending) = ready_rx.recv() => refreshes.push(pending),
             next = messages.next() => match next {
@@ -249,11 +276,30 @@ pub async fn run(
             }
         }
     }
+    lease.release().await;
     info!(
         unacked = unacked.len(),
         "aggregator stopped; unacknowledged observations will be redelivered"
     );
     Ok(())
+}
+
+/// The on-chain reports of a recorded submission (to sign a replacement).
+fn resign(
+    indexes: &BTreeMap<Pair, u16>,
+    reports: &[oracle_common::wire::SubmittedReport],
+) -> Option<Vec<Report>> {
+    reports
+        .iter()
+        .map(|r| {
+            Some(Report {
+                feedIndex: *indexes.get(&r.pair)?,
+                roundId: r.round,
+                price: r.price_scaled.parse().ok()?,
+                observedAt: u32::try_from(r.observed_at).ok()?,
+            })
+        })
+        .collect()
 }
 
 fn record_chain(metrics: &metrics::Metrics, pair: &Pair, chain: &OnChain) {
@@ -275,6 +321,8 @@ struct Context<'a> {
     metrics: &'a metrics::Metrics,
     rules: Rules,
     max_batch: usize,
+    /// Only the leader submits; a standby evaluates (metrics) and waits.
+    leader: bool,
 }
 
 /// One feed that is due, with its report and how urgent it is.
@@ -413,7 +461,7 @@ async fn evaluate(
             urgency,
         });
     }
-    if due.is_empty() {
+    if due.is_empty() || !ctx.leader {
         return None;
     }
     due.sort_by_key(|d| std::cmp::Reverse(d.urgency));

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub confirmation: Histogram,
     /// `oracle_aggregator_gas_used`: gas of each submitted batch.
     pub gas_used: Histogram,
+    /// `oracle_aggregator_leader`: 1 while this process holds the leader lease.
+    pub leader: prometheus::IntGauge,
     /// `oracle_aggregator_onchain_round{pair}`.
     pub round: IntGaugeVec,
     /// `oracle_aggregator_onchain_updated_timestamp_seconds{pair}`.
@@ -135,6 +137,10 @@ impl Metrics {
                 )
                 .buckets(prometheus::exponential_buckets(20_000.0, 2.0, 10)?),
             )?,
+            leader: prometheus::IntGauge::new(
+                "oracle_aggregator_leader",
+                "1 while this aggregator holds the leader lease and submits",
+            )?,
             round: IntGaugeVec::new(
                 Opts::new(
                     "oracle_aggregator_onchain_round",
@@ -164,6 +170,7 @@ impl Metrics {
         registry.register(Box::new(m.deviation.clone()))?;
         registry.register(Box::new(m.confirmation.clone()))?;
         registry.register(Box::new(m.gas_used.clone()))?;
+        registry.register(Box::new(m.leader.clone()))?;
         registry.register(Box::new(m.round.clone()))?;
         registry.register(Box::new(m.updated_at.clone()))?;
         Ok(m)

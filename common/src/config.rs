@@ -456,6 +456,12 @@ pub struct AggregatorConfig {
     /// How long an on-demand refresh waits for fresh observations from a quorum.
     #[serde(with = "humantime_serde")]
     pub refresh_timeout: Duration,
+    /// Leader lease lifetime: with several aggregators, only the holder of the
+    /// lease (NATS KV bucket `oracle_leader`) submits; a standby takes over
+    /// within this time after the leader stops renewing. Each aggregator needs
+    /// its own `consumer` name.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
 }
 
 impl Default for AggregatorConfig {
@@ -475,6 +481,7 @@ impl Default for AggregatorConfig {
             fee_bump_percent: 25,
             max_fee_per_gas_gwei: 500,
             refresh_timeout: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(6),
         }
     }
 }
@@ -721,6 +728,12 @@ impl Config {
             return Err(ConfigError::key(
                 "aggregator.max_spread_bps",
                 "must be between 1 and 10000",
+            ));
+        }
+        if a.lease_ttl < Duration::from_secs(1) {
+            return Err(ConfigError::key(
+                "aggregator.lease_ttl",
+                "must be at least 1s",
             ));
         }
         if a.max_batch == 0 {

@@ -1,7 +1,8 @@
-//! Restart safety of the aggregator on real nats-server and anvil: stopped
-//! abruptly after broadcasting a transaction and before its receipt, the
-//! restarted aggregator settles that submission from the chain, then carries
-//! on, and no round is applied twice.
+//! Restart safety and failover of the aggregator on real nats-server and
+//! anvil: stopped abruptly after broadcasting a transaction and before its
+//! receipt, the restarted aggregator settles that submission from the chain,
+//! then carries on, and no round is applied twice; with two aggregators, the
+//! standby takes over within the lease TTL when the leader dies.
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
@@ -34,9 +35,27 @@ async fn events(js: &async_nats::jetstream::Context) -> Vec<SubmissionEvent> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_between_broadcast_and_receipt_then_restarted() {
-    let dir = std::env::temp_dir().join(format!("oracle-restart-{}", std::process::id()));
+struct Rig {
+    config: Config,
+    dir: std::path::PathBuf,
+    shutdown: CancellationToken,
+    js: async_nats::jetstream::Context,
+    deployment: oracle_common::deploy::Deployment,
+    _nats: oracle_devstack::process::ChildProcess,
+    _anvil: oracle_devstack::process::ChildProcess,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// nats-server, anvil with the hub, the simulator and the fetchers, from
+/// config/dev.toml on free ports; aggregators are started by the tests.
+async fn rig(name: &str) -> Rig {
+    let dir = std::env::temp_dir().join(format!("oracle-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut config = Config::load(&tools::workspace_root().join("config/dev.toml")).unwrap();
     let port = || tools::free_port().unwrap();
@@ -48,23 +67,40 @@ async fn killed_between_broadcast_and_receipt_then_restarted() {
         source.base_url = format!("http://127.0.0.1:{sim_port}/{id}");
     }
     config.aggregator.receipt_timeout = Duration::from_secs(3);
-    let _nats = start_nats(&config.nats.url, &dir.join("nats"), &dir.join("nats.log"))
+    let nats = start_nats(&config.nats.url, &dir.join("nats"), &dir.join("nats.log"))
         .await
         .unwrap();
-    let _anvil = start_anvil(&config.chain.rpc_url, 31337, &dir.join("anvil.log"))
+    let anvil = start_anvil(&config.chain.rpc_url, 31337, &dir.join("anvil.log"))
         .await
         .unwrap();
     let deployment = deploy::deploy(&config.chain.rpc_url, &config)
         .await
         .unwrap();
     config.chain.hub_address = Some(deployment.hub);
-
     let shutdown = CancellationToken::new();
     let sim = Simulator::from_config(&config);
     tokio::spawn(sim.serve(listener, Duration::from_secs(1), shutdown.clone()));
     let (c, s) = (config.clone(), shutdown.clone());
     tokio::spawn(async move { oracle_fetchers::run(c, &Registry::new(), s).await.unwrap() });
+    let client = async_nats::connect(&config.nats.url).await.unwrap();
+    Rig {
+        config,
+        dir,
+        shutdown,
+        js: async_nats::jetstream::new(client),
+        deployment,
+        _nats: nats,
+        _anvil: anvil,
+    }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_broadcast_and_receipt_then_restarted() {
+    let rig = rig("restart").await;
+    let config = rig.config.clone();
+    let js = rig.js.clone();
+    let shutdown = rig.shutdown.clone();
+    let deployment = rig.deployment.clone();
     // Hold transactions in the mempool.
     let provider = ProviderBuilder::new().connect_http(config.chain.rpc_url.parse().unwrap());
     provider
@@ -74,8 +110,6 @@ async fn killed_between_broadcast_and_receipt_then_restarted() {
 
     let (c, s) = (config.clone(), shutdown.child_token());
     let first = tokio::spawn(async move { oracle_aggregator::run(c, &Registry::new(), s).await });
-    let nats = async_nats::connect(&config.nats.url).await.unwrap();
-    let js = async_nats::jetstream::new(nats);
     let pending = eventually(Duration::from_secs(30), "a pending submission", || async {
         events(&js)
             .await
@@ -161,6 +195,99 @@ async fn killed_between_broadcast_and_receipt_then_restarted() {
         let onchain = hub.latest(r.pair.feed_id()).call().await.unwrap();
         assert!(u64::from(onchain.roundId) >= u64::from(r.round));
     }
-    shutdown.cancel();
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_when_the_leader_dies() {
+    let mut rig = rig("failover").await;
+    rig.config.aggregator.lease_ttl = Duration::from_secs(2);
+    let start = |id: &str| {
+        let mut c = rig.config.clone();
+        c.aggregator.consumer = id.to_owned();
+        let registry = Registry::new();
+        let (r, s) = (registry.clone(), rig.shutdown.child_token());
+        (
+            tokio::spawn(async move { oracle_aggregator::run(c, &r, s).await }),
+            registry,
+        )
+    };
+    let (a, ra) = start("agg-a");
+    let (b, rb) = start("agg-b");
+    let js = rig.js.clone();
+    let first = eventually(Duration::from_secs(30), "a first submission", || async {
+        events(&js)
+            .await
+            .into_iter()
+            .find(|e| e.status == SubmissionStatus::Success)
+    })
+    .await
+    .unwrap();
+    let leader = first.aggregator.clone();
+    let gauge = |r: &Registry| {
+        r.gather()
+            .iter()
+            .find(|f| f.name() == "oracle_aggregator_leader")
+            .map(|f| f.get_metric()[0].get_gauge().get_value())
+            .unwrap_or(-1.0)
+    };
+    assert_eq!(gauge(&ra) + gauge(&rb), 1.0, "exactly one leader");
+    // Only the leader submits.
+    assert!(events(&js).await.iter().all(|e| e.aggregator == leader));
+
+    let (dead, standby, standby_metrics) = if leader == "agg-a" {
+        (a, "agg-b", rb)
+    } else {
+        (b, "agg-a", ra)
+    };
+    dead.abort(); // no clean release: the lease must expire
+    let killed = std::time::Instant::now();
+    eventually(
+        Duration::from_secs(10),
+        "the standby taking the lease",
+        || async { (gauge(&standby_metrics) == 1.0).then_some(()) },
+    )
+    .await
+    .unwrap();
+    let takeover = killed.elapsed();
+    println!("standby leading {takeover:?} after the leader died (lease TTL 2 s)");
+    // Within the TTL, plus one renewal period (TTL/3) and the server's expiry sweep.
+    assert!(
+        takeover < Duration::from_millis(2_000 + 667 + 1_500),
+        "takeover took {takeover:?}"
+    );
+    let taken = eventually(
+        Duration::from_secs(30),
+        "a submission by the standby",
+        || async {
+            events(&js)
+                .await
+                .into_iter()
+                .find(|e| e.aggregator == standby && e.status == SubmissionStatus::Success)
+        },
+    )
+    .await
+    .unwrap();
+    let took = killed.elapsed();
+    println!("standby submitted {took:?} after the leader died (lease TTL 2 s)");
+    // The lease expires within its TTL; the standby notices within a third of
+    // it and submits at its next tick once a feed is due (heartbeat or
+    // deviation in config/dev.toml), so allow the TTL plus a heartbeat.
+    assert!(took < Duration::from_secs(2 + 30 + 3), "took {took:?}");
+    for e in events(&js)
+        .await
+        .iter()
+        .filter(|e| e.status == SubmissionStatus::Success)
+    {
+        assert!(
+            e.skipped.is_empty(),
+            "the hub skipped reports of {}: {:?}",
+            e.id,
+            e.skipped
+        );
+    }
+    let provider = ProviderBuilder::new().connect_http(rig.config.chain.rpc_url.parse().unwrap());
+    let hub = OracleHub::new(rig.deployment.hub, &provider);
+    for r in &taken.reports {
+        assert!(hub.latest(r.pair.feed_id()).call().await.unwrap().roundId >= r.round);
+    }
 }
