@@ -70,6 +70,11 @@ struct FeedState {
     last_quorum_ms: u64,
     /// Whether the current quorum loss was logged.
     quorum_warned: bool,
+    /// Failed submissions in a row that carried this feed.
+    failures: u32,
+    /// Set after `retry_limit` failures: the feed waits for an operator
+    /// (the last failed submission's id).
+    parked: Option<String>,
 }
 
 /// Runs the aggregator until `shutdown` is cancelled.
@@ -111,6 +116,8 @@ pub async fn run(
                 chain,
                 last_quorum_ms: now_ms(),
                 quorum_warned: false,
+                failures: 0,
+                parked: None,
             },
         );
     }
@@ -183,6 +190,7 @@ pub async fn run(
         rules: Rules::from_config(&config.aggregator),
         max_batch: config.aggregator.max_batch,
         leader: false,
+        retry_limit: config.aggregator.retry_limit,
     };
     // Only the leader answers refreshes: it is the one that can submit.
     let mut refresh_requests: Option<async_nats::Subscriber> = None;
@@ -323,6 +331,8 @@ struct Context<'a> {
     max_batch: usize,
     /// Only the leader submits; a standby evaluates (metrics) and waits.
     leader: bool,
+    /// Failed submissions of a feed retried automatically before parking it.
+    retry_limit: u32,
 }
 
 /// One feed that is due, with its report and how urgent it is.
@@ -395,6 +405,10 @@ async fn evaluate(
                 .deviation
                 .with_label_values(&[&label])
                 .set(deviation.min(1_000_000) as f64);
+        }
+        if state.parked.is_some() {
+            // Left for an operator after repeated failures (see retry_limit).
+            continue;
         }
         let decided = policy::decide(&state.config, &state.chain, scaled, now / 1000);
         let Some(reason) = decided.or(forced.contains(pair).then_some(policy::Reason::OnDemand))
@@ -509,6 +523,22 @@ async fn submit_due(
         let pair = d.planned.pair;
         let applied = event.status == oracle_common::wire::SubmissionStatus::Success
             && !skipped.contains(&pair.to_string().as_str());
+        if let Some(state) = feeds.get_mut(&pair) {
+            if applied {
+                state.failures = 0;
+            } else if event.status == oracle_common::wire::SubmissionStatus::Failed {
+                state.failures += 1;
+                if state.failures > ctx.retry_limit {
+                    warn!(pair = %pair, failures = state.failures, submission = %event.id,
+                          "repeated failed submissions: feed parked until an operator retries it");
+                    ctx.metrics
+                        .parked
+                        .with_label_values(&[&pair.to_string()])
+                        .set(1);
+                    state.parked = Some(event.id.clone());
+                }
+            }
+        }
         if applied {
             info!(pair = %pair, round = d.chain_after.round, price = %d.message.price, reason = %d.message.reason,
                   tx = ?event.tx_hash, block = ?event.block, "feed updated");

@@ -36,6 +36,9 @@ pub struct Metrics {
     pub confirmation: Histogram,
     /// `oracle_aggregator_gas_used`: gas of each submitted batch.
     pub gas_used: Histogram,
+    /// `oracle_aggregator_parked{pair}`: 1 while a feed waits for an operator
+    /// after `retry_limit` failed submissions.
+    pub parked: IntGaugeVec,
     /// `oracle_aggregator_leader`: 1 while this process holds the leader lease.
     pub leader: prometheus::IntGauge,
     /// `oracle_aggregator_onchain_round{pair}`.
@@ -137,6 +140,13 @@ impl Metrics {
                 )
                 .buckets(prometheus::exponential_buckets(20_000.0, 2.0, 10)?),
             )?,
+            parked: IntGaugeVec::new(
+                Opts::new(
+                    "oracle_aggregator_parked",
+                    "1 while a feed waits for an operator after repeated failed submissions",
+                ),
+                &["pair"],
+            )?,
             leader: prometheus::IntGauge::new(
                 "oracle_aggregator_leader",
                 "1 while this aggregator holds the leader lease and submits",
@@ -170,6 +180,7 @@ impl Metrics {
         registry.register(Box::new(m.deviation.clone()))?;
         registry.register(Box::new(m.confirmation.clone()))?;
         registry.register(Box::new(m.gas_used.clone()))?;
+        registry.register(Box::new(m.parked.clone()))?;
         registry.register(Box::new(m.leader.clone()))?;
         registry.register(Box::new(m.round.clone()))?;
         registry.register(Box::new(m.updated_at.clone()))?;

@@ -291,3 +291,60 @@ async fn the_standby_takes_over_when_the_leader_dies() {
         assert!(hub.latest(r.pair.feed_id()).call().await.unwrap().roundId >= r.round);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failures_park_the_feed_for_an_operator() {
+    let mut rig = rig("parked").await;
+    // A sender with no ether: every submission fails (insufficient funds).
+    rig.config.aggregator.sender_key = oracle_common::config::Secret::new(
+        "0x1111111111111111111111111111111111111111111111111111111111111111",
+    );
+    rig.config.aggregator.retry_limit = 2;
+    let registry = Registry::new();
+    let (c, r, s) = (
+        rig.config.clone(),
+        registry.clone(),
+        rig.shutdown.child_token(),
+    );
+    tokio::spawn(async move { oracle_aggregator::run(c, &r, s).await });
+    let parked = |r: &Registry, pair: &str| {
+        r.gather()
+            .iter()
+            .find(|f| f.name() == "oracle_aggregator_parked")
+            .and_then(|f| {
+                f.get_metric()
+                    .iter()
+                    .find(|m| m.get_label().iter().any(|l| l.value() == pair))
+                    .map(|m| m.get_gauge().get_value())
+            })
+            .unwrap_or(0.0)
+    };
+    eventually(Duration::from_secs(30), "BTC/USD parked", || async {
+        (parked(&registry, "BTC/USD") == 1.0).then_some(())
+    })
+    .await
+    .unwrap();
+    let failed_with_btc = |events: &[SubmissionEvent]| {
+        events
+            .iter()
+            .filter(|e| {
+                e.status == SubmissionStatus::Failed
+                    && e.reports.iter().any(|r| r.pair.to_string() == "BTC/USD")
+            })
+            .count()
+    };
+    let all = events(&rig.js).await;
+    let failures = failed_with_btc(&all);
+    assert_eq!(failures, 3, "retry_limit 2: the first try and two retries");
+    assert!(
+        all.iter()
+            .filter(|e| e.status == SubmissionStatus::Failed)
+            .all(|e| e.error.is_some())
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        failed_with_btc(&events(&rig.js).await),
+        failures,
+        "a parked feed is not retried"
+    );
+}
