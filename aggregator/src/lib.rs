@@ -11,6 +11,7 @@
 //! - [`submitter`]: on-chain reads, signing, transactions.
 //! - [`lifecycle`]: submission events, nonces, replacements, restart reconciliation.
 //! - [`leader`]: the leader lease among redundant aggregators.
+//! - [`replay`]: recomputing recorded reports from the observation stream.
 //! - [`metrics`]: the Prometheus metrics.
 //!
 //! Observations are acknowledged only after the evaluation that follows
@@ -22,6 +23,7 @@ pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod policy;
+pub mod replay;
 pub mod submitter;
 pub mod window;
 

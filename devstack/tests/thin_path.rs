@@ -238,6 +238,50 @@ async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
     );
     assert!(events[1].raw_tx.is_some() && events[1].nonce.is_some());
 
+    // Replay: every report so far recomputes from ORACLE_OBS and matches the chain.
+    let lines = oracle_aggregator::replay::replay(&stack.config, 0, oracle_common::now_ms())
+        .await
+        .unwrap();
+    assert!(lines.len() >= 2, "{lines:?}");
+    for line in &lines {
+        assert!(line.ok, "{line:?}");
+        assert_eq!(line.on_chain.as_ref(), Some(&line.recorded), "{line:?}");
+    }
+    // A forged report (a real one with another price) is caught.
+    let mut forged = report.clone();
+    forged.price_scaled = (price_raw + 1).to_string();
+    forged.computed_at_ms = oracle_common::now_ms();
+    js.publish(
+        oracle_common::wire::report_subject(&pair),
+        serde_json::to_vec(&forged).unwrap().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let lines = oracle_aggregator::replay::replay(
+        &stack.config,
+        forged.computed_at_ms,
+        oracle_common::now_ms(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(lines.len(), 1);
+    assert!(!lines[0].ok);
+    assert!(
+        lines[0].problems.iter().any(|p| p.contains("recomputed")),
+        "{:?}",
+        lines[0]
+    );
+    assert!(
+        lines[0]
+            .problems
+            .iter()
+            .any(|p| p.contains("the chain holds")),
+        "{:?}",
+        lines[0]
+    );
+
     stack.stop().await;
 }
 

@@ -1,0 +1,197 @@
+//! `oracle-aggregator replay`: checks recorded reports against the raw data.
+//! For every report on `ORACLE_REPORTS` in a time range, the observations it
+//! names (used and rejected) are looked up in `ORACLE_OBS` by their
+//! `Nats-Msg-Id` and must be there, unchanged; the aggregation rules are run
+//! again on them and must give the recorded outliers, median and scaled price;
+//! and the on-chain round must hold that price (while it is in the hub's
+//! 64-round history).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use oracle_common::Pair;
+use oracle_common::chain::OracleHub;
+use oracle_common::config::Config;
+use oracle_common::wire::{OBS_STREAM, Observation, REPORTS_STREAM, ReportMessage};
+use serde::Serialize;
+
+use crate::window::{Rules, median, outliers};
+
+/// The verdict on one report.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReplayLine {
+    /// The feed.
+    pub pair: Pair,
+    /// The round.
+    pub round: u32,
+    /// When the report was computed, Unix ms.
+    pub computed_at_ms: u64,
+    /// The recorded scaled price.
+    pub recorded: String,
+    /// The scaled price recomputed from `ORACLE_OBS`, if it could be.
+    pub recomputed: Option<String>,
+    /// What the hub holds for that round: `Some(price)`, or `None` when the
+    /// round is out of the hub's history or unreadable.
+    pub on_chain: Option<String>,
+    /// Whether recorded, recomputed (and on-chain, when readable) agree.
+    pub ok: bool,
+    /// What disagreed.
+    pub problems: Vec<String>,
+}
+
+/// Replay failed to read its inputs.
+#[derive(Debug, thiserror::Error)]
+#[error("replay: {0}")]
+pub struct ReplayError(pub String);
+
+async fn read_stream(
+    js: &jetstream::Context,
+    stream: &str,
+    from_ms: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, ReplayError> {
+    let err = |e: String| ReplayError(format!("{stream}: {e}"));
+    let s = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let start = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(from_ms) * 1_000_000)
+        .map_err(|e| err(e.to_string()))?;
+    let consumer: consumer::PullConsumer = s
+        .create_consumer(consumer::pull::Config {
+            deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time: start },
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let mut out = Vec::new();
+    loop {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(5_000)
+            .expires(Duration::from_millis(300))
+            .messages()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let mut n = 0;
+        while let Some(msg) = batch.next().await {
+            let msg = msg.map_err(|e| err(e.to_string()))?;
+            n += 1;
+            let at = msg
+                .info()
+                .map(|i| (i.published.unix_timestamp_nanos() / 1_000_000) as u64)
+                .unwrap_or_default();
+            out.push((at, msg.payload.to_vec()));
+        }
+        if n == 0 {
+            return Ok(out);
+        }
+    }
+}
+
+/// Replays the reports computed between `from_ms` and `to_ms`.
+pub async fn replay(
+    config: &Config,
+    from_ms: u64,
+    to_ms: u64,
+) -> Result<Vec<ReplayLine>, ReplayError> {
+    let nats = async_nats::connect(&config.nats.url)
+        .await
+        .map_err(|e| ReplayError(format!("connect {}: {e}", config.nats.url)))?;
+    let js = jetstream::new(nats);
+    let lookback = config
+        .feeds
+        .iter()
+        .map(|f| f.max_age.as_millis() as u64)
+        .max()
+        .unwrap_or(60_000);
+    let mut by_id: HashMap<String, Observation> = HashMap::new();
+    for (_, body) in read_stream(&js, OBS_STREAM, from_ms.saturating_sub(lookback + 60_000)).await?
+    {
+        if let Ok(o) = Observation::decode(&body) {
+            by_id.insert(o.msg_id(), o);
+        }
+    }
+    let reports: Vec<ReportMessage> = read_stream(&js, REPORTS_STREAM, from_ms)
+        .await?
+        .into_iter()
+        .filter_map(|(_, body)| serde_json::from_slice::<ReportMessage>(&body).ok())
+        .filter(|r| r.computed_at_ms >= from_ms && r.computed_at_ms <= to_ms)
+        .collect();
+
+    let hub = match (config.chain.hub_address, config.chain.rpc_url.parse()) {
+        (Some(addr), Ok(url)) => {
+            use alloy::providers::{Provider, ProviderBuilder};
+            Some(OracleHub::new(
+                addr,
+                ProviderBuilder::new().connect_http(url).erased(),
+            ))
+        }
+        _ => None,
+    };
+    let rules = Rules::from_config(&config.aggregator);
+    let mut lines = Vec::with_capacity(reports.len());
+    for r in reports {
+        let mut problems = Vec::new();
+        let inputs: Vec<&Observation> = r
+            .used
+            .iter()
+            .chain(r.rejected.iter().map(|x| &x.observation))
+            .collect();
+        for o in &inputs {
+            match by_id.get(&o.msg_id()) {
+                Some(stored) if stored == *o => {}
+                Some(_) => problems.push(format!("{} differs from ORACLE_OBS", o.msg_id())),
+                None => problems.push(format!("{} is not in ORACLE_OBS", o.msg_id())),
+            }
+        }
+        let prices: Vec<_> = inputs.iter().map(|o| o.price).collect();
+        let (keep, drop) = outliers(&prices, &rules);
+        if drop.len() != r.rejected.len() {
+            problems.push(format!(
+                "{} outliers recomputed, {} recorded",
+                drop.len(),
+                r.rejected.len()
+            ));
+        }
+        let mut survivors: Vec<_> = keep.iter().map(|i| prices[*i]).collect();
+        let recomputed = median(&mut survivors)
+            .and_then(|m| oracle_common::price::to_scaled(m, u32::from(r.decimals)).ok())
+            .map(|v| v.to_string());
+        if recomputed.as_deref() != Some(r.price_scaled.as_str()) {
+            problems.push(format!(
+                "recomputed {recomputed:?}, recorded {}",
+                r.price_scaled
+            ));
+        }
+        let on_chain = match &hub {
+            Some(hub) => hub
+                .getRoundData(r.pair.feed_id(), r.round)
+                .call()
+                .await
+                .ok()
+                .map(|d| d.price.to_string()),
+            None => None,
+        };
+        if let Some(chain) = &on_chain
+            && chain != &r.price_scaled
+        {
+            problems.push(format!("the chain holds {chain} for round {}", r.round));
+        }
+        lines.push(ReplayLine {
+            pair: r.pair,
+            round: r.round,
+            computed_at_ms: r.computed_at_ms,
+            recorded: r.price_scaled,
+            recomputed,
+            on_chain,
+            ok: problems.is_empty(),
+            problems,
+        });
+    }
+    lines.sort_by_key(|l| l.computed_at_ms);
+    Ok(lines)
+}
