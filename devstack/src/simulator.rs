@@ -242,8 +242,13 @@ impl Simulator {
         v.frozen.clear();
         if faults.freeze {
             let pairs: Vec<Pair> = v.symbols.values().cloned().collect();
+            // Frozen at the price the venue quotes with the new faults (an
+            // outlier offset included), so freeze and outlier combine.
             let unfrozen = VenueSim {
-                faults: Faults::default(),
+                faults: Faults {
+                    outlier_bps: faults.outlier_bps,
+                    ..Faults::default()
+                },
                 frozen: BTreeMap::new(),
                 symbols: BTreeMap::new(),
                 ..*v
