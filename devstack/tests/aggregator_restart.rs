@@ -348,3 +348,180 @@ async fn repeated_failures_park_the_feed_for_an_operator() {
         "a parked feed is not retried"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_left_queued_is_marked_failed_on_start() {
+    let rig = rig("queued").await;
+    // What a crash right after recording `queued` (before signing) leaves behind.
+    oracle_common::streams::ensure_submissions_stream(&rig.js, &rig.config.nats)
+        .await
+        .unwrap();
+    let left = SubmissionEvent {
+        v: 1,
+        id: "1763700000000-deadbeef".into(),
+        status: SubmissionStatus::Queued,
+        at_ms: oracle_common::now_ms(),
+        aggregator: "aggregator".into(),
+        reports: vec![oracle_common::wire::SubmittedReport {
+            pair: "BTC/USD".parse().unwrap(),
+            round: 1,
+            price_scaled: "9700000000000".into(),
+            observed_at: oracle_common::now_ms() / 1000,
+        }],
+        retry_of: None,
+        tx_hash: None,
+        tx_hashes: vec![],
+        nonce: None,
+        max_fee_per_gas: None,
+        max_priority_fee_per_gas: None,
+        raw_tx: None,
+        block: None,
+        gas_used: None,
+        skipped: vec![],
+        error: None,
+    };
+    rig.js
+        .publish(
+            oracle_common::wire::submission_subject(&left.id),
+            left.encode().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let (c, s) = (rig.config.clone(), rig.shutdown.child_token());
+    tokio::spawn(async move {
+        oracle_aggregator::run(c, &Registry::new(), s)
+            .await
+            .unwrap()
+    });
+    let failed = eventually(
+        Duration::from_secs(20),
+        "the queued submission marked failed",
+        || async {
+            events(&rig.js)
+                .await
+                .into_iter()
+                .find(|e| e.id == left.id && e.status == SubmissionStatus::Failed)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("abandoned"),
+        "{failed:?}"
+    );
+    // And the feed is updated normally afterwards, from round 1.
+    eventually(
+        Duration::from_secs(30),
+        "a successful first round",
+        || async {
+            events(&rig.js).await.into_iter().find(|e| {
+                e.status == SubmissionStatus::Success
+                    && e.reports
+                        .iter()
+                        .any(|r| r.pair.to_string() == "BTC/USD" && r.round == 1)
+            })
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_arbitrary_moments_nothing_applied_twice_nothing_lost() {
+    let mut rig = rig("chaos").await;
+    rig.config.aggregator.lease_ttl = Duration::from_secs(1);
+    for feed in rig.config.feeds.iter_mut() {
+        feed.heartbeat = Duration::from_secs(2); // plenty of submissions to interrupt
+    }
+    // Kill and restart five times at arbitrary points of the cycle.
+    for i in 0..5u64 {
+        let (c, s) = (rig.config.clone(), rig.shutdown.child_token());
+        let task =
+            tokio::spawn(async move { oracle_aggregator::run(c, &Registry::new(), s).await });
+        tokio::time::sleep(Duration::from_millis(2_300 + 370 * i)).await;
+        task.abort();
+        let _ = task.await;
+    }
+    let (c, s) = (rig.config.clone(), rig.shutdown.child_token());
+    tokio::spawn(async move {
+        oracle_aggregator::run(c, &Registry::new(), s)
+            .await
+            .unwrap()
+    });
+    // Let the last run settle what the kills left and make progress.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let all = events(&rig.js).await;
+    let mut last: std::collections::BTreeMap<String, SubmissionEvent> = Default::default();
+    for e in all {
+        last.insert(e.id.clone(), e);
+    }
+    let unfinished: Vec<_> = last
+        .values()
+        .filter(|e| {
+            matches!(
+                e.status,
+                SubmissionStatus::Queued | SubmissionStatus::Pending
+            )
+        })
+        .map(|e| (&e.id, e.status))
+        .collect();
+    // At most the one in flight right now.
+    assert!(
+        unfinished.len() <= 1,
+        "unfinished submissions left: {unfinished:?}"
+    );
+    let provider = ProviderBuilder::new().connect_http(rig.config.chain.rpc_url.parse().unwrap());
+    let hub = OracleHub::new(rig.deployment.hub, &provider);
+    for feed in &rig.config.feeds {
+        let mut rounds: Vec<u32> = last
+            .values()
+            .filter(|e| e.status == SubmissionStatus::Success)
+            .inspect(|e| {
+                assert!(
+                    e.skipped.is_empty(),
+                    "the hub skipped {:?} in {}",
+                    e.skipped,
+                    e.id
+                )
+            })
+            .flat_map(|e| {
+                e.reports
+                    .iter()
+                    .filter(|r| r.pair == feed.pair)
+                    .map(|r| r.round)
+            })
+            .collect();
+        rounds.sort();
+        assert!(
+            rounds.len() >= 3,
+            "{}: only {} successful rounds",
+            feed.pair,
+            rounds.len()
+        );
+        // Contiguous from 1: every round applied exactly once, none skipped.
+        assert_eq!(
+            rounds,
+            (1..=rounds.len() as u32).collect::<Vec<_>>(),
+            "{}",
+            feed.pair
+        );
+        let on_chain = hub
+            .latest(feed.pair.feed_id())
+            .call()
+            .await
+            .unwrap()
+            .roundId;
+        assert!(
+            on_chain >= *rounds.last().unwrap(),
+            "{}: chain at {on_chain}, recorded {rounds:?}",
+            feed.pair
+        );
+    }
+}
