@@ -12,6 +12,7 @@
 //! - [`lifecycle`]: submission events, nonces, replacements, restart reconciliation.
 //! - [`leader`]: the leader lease among redundant aggregators.
 //! - [`replay`]: recomputing recorded reports from the observation stream.
+//! - [`signing`]: who signs reports ([`signing::ReportSigner`]; local keys today).
 //! - [`metrics`]: the Prometheus metrics.
 //!
 //! Observations are acknowledged only after the evaluation that follows
@@ -24,6 +25,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod policy;
 pub mod replay;
+pub mod signing;
 pub mod submitter;
 pub mod window;
 
@@ -47,6 +49,27 @@ use lifecycle::{Lifecycle, Planned};
 use policy::OnChain;
 use submitter::{SubmitError, Submitter};
 use window::{Rules, Window};
+
+/// Messages requested per pull from `ORACLE_OBS`.
+pub const PULL_BATCH: usize = 1_000;
+
+/// Reads one observation message into the window of its feed: the per-message
+/// work of the consumer loop (the benchmark measures this same function).
+pub fn ingest<'a>(
+    payload: &[u8],
+    metrics: &metrics::Metrics,
+    window_of: impl FnOnce(&Pair) -> Option<&'a mut Window>,
+) -> Result<(), oracle_common::wire::WireError> {
+    let obs = Observation::decode(payload)?;
+    metrics
+        .consumed
+        .with_label_values(&[obs.pair.to_string().as_str(), obs.source.as_str()])
+        .inc();
+    if let Some(window) = window_of(&obs.pair) {
+        window.insert(obs);
+    }
+    Ok(())
+}
 
 /// Why the service could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +203,8 @@ pub async fn run(
         .await
         .map_err(|e| RunError::Nats(format!("consumer {}: {e}", config.aggregator.consumer)))?;
     let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(PULL_BATCH)
         .messages()
         .await
         .map_err(|e| RunError::Nats(format!("pull: {e}")))?;
@@ -250,14 +275,8 @@ pub async fn run(
             }
             Some(pending) = ready_rx.recv() => refreshes.push(pending),
             next = messages.next() => match next {
-                Some(Ok(msg)) => match Observation::decode(&msg.payload) {
-                    Ok(obs) => {
-                        metrics.consumed.with_label_values(&[&obs.pair.to_string(), obs.source.as_str()]).inc();
-                        if let Some(state) = feeds.get_mut(&obs.pair) {
-                            state.window.insert(obs);
-                        }
-                        unacked.push(msg);
-                    }
+                Some(Ok(msg)) => match ingest(&msg.payload, &metrics, |pair| feeds.get_mut(pair).map(|s| &mut s.window)) {
+                    Ok(()) => unacked.push(msg),
                     Err(e) => {
                         metrics.invalid.inc();
                         warn!(subject = %msg.subject, error = %e, "unreadable observation terminated");

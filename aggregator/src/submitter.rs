@@ -9,7 +9,7 @@ use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use oracle_common::Pair;
-use oracle_common::chain::{OracleHub, Report, batch_digest, sign_digest};
+use oracle_common::chain::{OracleHub, Report, batch_digest};
 use oracle_common::config::Config;
 use tracing::info;
 
@@ -92,7 +92,7 @@ pub struct Submitter {
     sender: Address,
     chain_id: u64,
     hub_address: Address,
-    signers: Vec<PrivateKeySigner>,
+    signer: std::sync::Arc<dyn crate::signing::ReportSigner>,
 }
 
 /// A signed transaction, not yet broadcast.
@@ -165,12 +165,14 @@ impl Submitter {
             config.aggregator.sender_key.expose(),
             "aggregator.sender_key",
         )?;
-        let signers = config
+        let keys = config
             .aggregator
             .signer_keys
             .iter()
             .map(|k| parse_key(k.expose(), "aggregator.signer_keys"))
             .collect::<Result<Vec<_>, _>>()?;
+        let signer: std::sync::Arc<dyn crate::signing::ReportSigner> =
+            std::sync::Arc::new(crate::signing::LocalSigners::new(keys));
         let url = config
             .chain
             .rpc_url
@@ -197,9 +199,10 @@ impl Submitter {
         let hub = OracleHub::new(hub_address, provider.clone());
         let threshold = hub.threshold().call().await.map_err(contract_error)?;
         let mut authorized = 0usize;
-        for s in &signers {
+        let addresses = signer.addresses();
+        for address in &addresses {
             if hub
-                .isSigner(s.address())
+                .isSigner(*address)
                 .call()
                 .await
                 .map_err(contract_error)?
@@ -210,7 +213,7 @@ impl Submitter {
                     key: "aggregator.signer_keys",
                     message: format!(
                         "{} is not an authorized signer of hub {hub_address}",
-                        s.address()
+                        address
                     ),
                 });
             }
@@ -221,7 +224,7 @@ impl Submitter {
                 message: format!("{authorized} signer keys, the hub's threshold is {threshold}"),
             });
         }
-        info!(%hub_address, chain_id, sender = %sender_address, signers = signers.len(), %threshold, "connected to chain");
+        info!(%hub_address, chain_id, sender = %sender_address, signers = addresses.len(), %threshold, "connected to chain");
         Ok(Self {
             hub,
             provider,
@@ -229,7 +232,7 @@ impl Submitter {
             sender: sender_address,
             chain_id,
             hub_address,
-            signers,
+            signer,
         })
     }
 
@@ -327,7 +330,7 @@ impl Submitter {
         use alloy::eips::eip2718::Encodable2718;
         use alloy::network::{NetworkTransactionBuilder, TransactionBuilder};
         let digest = batch_digest(&reports, self.chain_id, self.hub_address);
-        let signatures = sign_digest(digest, &self.signers)?;
+        let signatures = self.signer.sign(digest).await?;
         let mut tx = self
             .hub
             .submit(reports, signatures)

@@ -228,3 +228,316 @@ pub async fn bench_fetchers(
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+/// `oracle-devstack bench-consumption`: observations per second through the
+/// aggregator's consumer loop (durable pull consumer, the aggregator's own
+/// `ingest` per message, all 20 feeds aggregated and the batch acknowledged
+/// every 500 ms tick), against a bare pull consumer that only acknowledges,
+/// on the same stream in the same run. Two rounds of each.
+pub async fn bench_consumption(count: usize) -> Result<(), StackError> {
+    use async_nats::jetstream::{self, consumer};
+    use futures::StreamExt;
+    use oracle_aggregator::window::{Rules, Window};
+    use oracle_common::wire::{MSG_ID_HEADER, Observation, SCHEMA_VERSION};
+
+    let err = |e: String| StackError::Io(e);
+    let dir = std::env::temp_dir().join(format!("oracle-bench-consumption-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let nats_url = format!(
+        "nats://127.0.0.1:{}",
+        tools::free_port().map_err(|e| err(e.to_string()))?
+    );
+    let _nats = start_nats(&nats_url, &dir.join("nats"), &dir.join("nats.log")).await?;
+    let toml = config_toml(&nats_url, "127.0.0.1:1", 1);
+    let path = dir.join("bench.toml");
+    std::fs::write(&path, toml).map_err(|e| err(e.to_string()))?;
+    let config =
+        Config::load_with_env(&path, Vec::new()).map_err(|e| StackError::Config(e.to_string()))?;
+    let client = async_nats::connect(&nats_url)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let js = jetstream::new(client);
+    let stream = oracle_common::streams::ensure_obs_stream(&js, &config.nats)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+
+    // The observations: 20 feeds x 12 sources, each with its own time.
+    let t0 = oracle_common::now_ms();
+    let started = Instant::now();
+    let mut acks = Vec::with_capacity(5_000);
+    for i in 0..count {
+        let feed = &config.feeds[i % config.feeds.len()];
+        let source = feed.sources[(i / config.feeds.len()) % feed.sources.len()].clone();
+        let obs = Observation {
+            v: SCHEMA_VERSION,
+            pair: feed.pair.clone(),
+            source,
+            price: crate::simulator::initial_price(&feed.pair)
+                + rust_decimal::Decimal::new((i % 100) as i64, 2),
+            bid: None,
+            ask: None,
+            observed_at_ms: t0 + i as u64,
+            fetched_at_ms: t0 + i as u64,
+            fetcher: "bench".into(),
+            fallback_rank: 0,
+            trigger: None,
+            market_quote: None,
+        };
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(MSG_ID_HEADER, obs.msg_id().as_str());
+        acks.push(
+            js.publish_with_headers(obs.subject(), headers, obs.encode().into())
+                .await
+                .map_err(|e| err(e.to_string()))?,
+        );
+        if acks.len() == 5_000 {
+            for a in acks.drain(..) {
+                a.await.map_err(|e| err(e.to_string()))?;
+            }
+        }
+    }
+    for a in acks.drain(..) {
+        a.await.map_err(|e| err(e.to_string()))?;
+    }
+    println!(
+        "published {count} observations in {:.1} s; consuming each set twice",
+        started.elapsed().as_secs_f64()
+    );
+
+    let durable = |name: &str| consumer::pull::Config {
+        durable_name: Some(name.to_owned()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        max_ack_pending: 100_000,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ..Default::default()
+    };
+    let rules = Rules::from_config(&config.aggregator);
+    let registry = prometheus::Registry::new();
+    let metrics =
+        oracle_aggregator::metrics::Metrics::register(&registry).map_err(|e| err(e.to_string()))?;
+    let mut bare_rates = Vec::new();
+    let mut agg_rates = Vec::new();
+    for round in 0..2 {
+        // Bare: pull and acknowledge.
+        let c: consumer::PullConsumer = stream
+            .create_consumer(durable(&format!("bare-{round}")))
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let mut msgs = c
+            .stream()
+            .max_messages_per_batch(oracle_aggregator::PULL_BATCH)
+            .messages()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let t = Instant::now();
+        for _ in 0..count {
+            let m = msgs
+                .next()
+                .await
+                .ok_or_else(|| err("stream ended".into()))?
+                .map_err(|e| err(e.to_string()))?;
+            m.ack().await.map_err(|e| err(e.to_string()))?;
+        }
+        bare_rates.push(count as f64 / t.elapsed().as_secs_f64());
+
+        // The aggregator's loop.
+        let c: consumer::PullConsumer = stream
+            .create_consumer(durable(&format!("agg-{round}")))
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let mut msgs = c
+            .stream()
+            .max_messages_per_batch(oracle_aggregator::PULL_BATCH)
+            .messages()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let mut windows: std::collections::BTreeMap<oracle_common::Pair, Window> = config
+            .feeds
+            .iter()
+            .map(|f| (f.pair.clone(), Window::default()))
+            .collect();
+        let mut unacked = Vec::new();
+        let mut aggregates = 0usize;
+        let evaluate = |windows: &std::collections::BTreeMap<oracle_common::Pair, Window>| {
+            let now = t0 + count as u64;
+            config
+                .feeds
+                .iter()
+                .filter(|f| windows[&f.pair].aggregate(f, now, &rules).is_ok())
+                .count()
+        };
+        // As in the aggregator's run(): messages and the 500 ms evaluation tick
+        // (which acknowledges) are separate branches of one select.
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let t = Instant::now();
+        let mut received = 0usize;
+        while received < count {
+            tokio::select! {
+                next = msgs.next() => {
+                    let m = next.ok_or_else(|| err("stream ended".into()))?.map_err(|e| err(e.to_string()))?;
+                    oracle_aggregator::ingest(&m.payload, &metrics, |p| windows.get_mut(p)).map_err(|e| err(e.to_string()))?;
+                    unacked.push(m);
+                    received += 1;
+                }
+                _ = tick.tick() => {
+                    aggregates += evaluate(&windows);
+                    for m in unacked.drain(..) {
+                        m.ack().await.map_err(|e| err(e.to_string()))?;
+                    }
+                }
+            }
+        }
+        aggregates += evaluate(&windows);
+        for m in unacked.drain(..) {
+            m.ack().await.map_err(|e| err(e.to_string()))?;
+        }
+        agg_rates.push(count as f64 / t.elapsed().as_secs_f64());
+        if aggregates == 0 {
+            return Err(err(
+                "no aggregate was formed: the benchmark measured nothing".into(),
+            ));
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (bare, agg) = (mean(&bare_rates), mean(&agg_rates));
+    println!(
+        "bare pull consumer (ack only): {:.0} obs/s (rounds: {:.0?})",
+        bare, bare_rates
+    );
+    println!(
+        "aggregator consumer loop:      {:.0} obs/s (rounds: {:.0?}) (target >= 50000)",
+        agg, agg_rates
+    );
+    println!(
+        "ratio: {:.0}% of the bare consumer (target >= 80%)",
+        agg / bare * 100.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// `oracle-devstack bench-latency`: from the PubAck of the observation that
+/// makes an update due to the new round being readable from the contract
+/// (`eth_call` on the hub), with anvil mining each transaction at once.
+/// nats-server, anvil and the hub are real; the aggregator runs in this
+/// process with config/dev.toml and `tick`; the observations are published
+/// here (three sources move BTC/USD by 1%, alternating up and down).
+pub async fn bench_latency(iterations: usize, tick: Duration) -> Result<(), StackError> {
+    use alloy::providers::ProviderBuilder;
+    use oracle_common::chain::OracleHub;
+    use oracle_common::wire::{MSG_ID_HEADER, Observation, SCHEMA_VERSION};
+
+    let err = |e: String| StackError::Io(e);
+    let dir = std::env::temp_dir().join(format!("oracle-bench-latency-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = Config::load(&tools::workspace_root().join("config/dev.toml"))
+        .map_err(|e| StackError::Config(e.to_string()))?;
+    let port = || tools::free_port().map_err(|e| err(e.to_string()));
+    config.nats.url = format!("nats://127.0.0.1:{}", port()?);
+    config.chain.rpc_url = format!("http://127.0.0.1:{}", port()?);
+    config.aggregator.tick = tick;
+    config.telemetry.log_level = "warn".into();
+    let _nats = start_nats(&config.nats.url, &dir.join("nats"), &dir.join("nats.log")).await?;
+    let _anvil =
+        crate::stack::start_anvil(&config.chain.rpc_url, 31337, &dir.join("anvil.log")).await?;
+    let deployment = crate::deploy::deploy(&config.chain.rpc_url, &config).await?;
+    config.chain.hub_address = Some(deployment.hub);
+    let shutdown = CancellationToken::new();
+    let (c, s) = (config.clone(), shutdown.clone());
+    tokio::spawn(async move { oracle_aggregator::run(c, &prometheus::Registry::new(), s).await });
+
+    let client = async_nats::connect(&config.nats.url)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let js = async_nats::jetstream::new(client);
+    oracle_common::streams::ensure_obs_stream(&js, &config.nats)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let provider = ProviderBuilder::new().connect_http(
+        config
+            .chain
+            .rpc_url
+            .parse()
+            .map_err(|_| err("rpc url".into()))?,
+    );
+    let hub = OracleHub::new(deployment.hub, &provider);
+    let feed = config.feeds[0].clone();
+    let sources: Vec<_> = feed
+        .sources
+        .iter()
+        .take(feed.min_sources)
+        .cloned()
+        .collect();
+    let round_of = || async {
+        hub.latest(feed.pair.feed_id())
+            .call()
+            .await
+            .map(|l| l.roundId)
+            .unwrap_or(0)
+    };
+
+    let mut latencies = Vec::with_capacity(iterations);
+    let warmup = 5;
+    for i in 0..iterations + warmup {
+        let before = round_of().await;
+        let cents: i64 = if i % 2 == 0 { 9_800_000 } else { 9_700_000 }; // 1% apart
+        let now = oracle_common::now_ms();
+        let mut acked_at = Instant::now();
+        for source in &sources {
+            let obs = Observation {
+                v: SCHEMA_VERSION,
+                pair: feed.pair.clone(),
+                source: source.clone(),
+                price: rust_decimal::Decimal::new(cents, 2),
+                bid: None,
+                ask: None,
+                observed_at_ms: now,
+                fetched_at_ms: now,
+                fetcher: "bench".into(),
+                fallback_rank: 0,
+                trigger: None,
+                market_quote: None,
+            };
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(MSG_ID_HEADER, obs.msg_id().as_str());
+            js.publish_with_headers(obs.subject(), headers, obs.encode().into())
+                .await
+                .map_err(|e| err(e.to_string()))?
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            acked_at = Instant::now();
+        }
+        let deadline = acked_at + Duration::from_secs(10);
+        loop {
+            if round_of().await > before {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(StackError::Timeout(
+                    Duration::from_secs(10),
+                    format!("round after iteration {i}"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        if i >= warmup {
+            latencies.push(acked_at.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
+    println!(
+        "PubAck to round readable on chain, {iterations} updates, aggregator tick {tick:?}: p50 {:?}, p90 {:?}, p99 {:?} (target < 300 ms), max {:?}",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        latencies[latencies.len() - 1]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -44,6 +44,23 @@ enum Command {
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         duration: Duration,
     },
+    /// Measure the latency from an observation's PubAck to its round being
+    /// readable on chain (see scripts/bench-aggregator.sh).
+    BenchLatency {
+        /// Updates measured.
+        #[arg(long, default_value_t = 200)]
+        iterations: usize,
+        /// The aggregator's evaluation tick.
+        #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+        tick: Duration,
+    },
+    /// Measure observations per second through the aggregator's consumer loop
+    /// against a bare pull consumer (see scripts/bench-aggregator.sh).
+    BenchConsumption {
+        /// Observations to publish and consume.
+        #[arg(long, default_value_t = 300_000)]
+        count: usize,
+    },
 }
 
 #[tokio::main]
@@ -60,6 +77,12 @@ async fn main() -> anyhow::Result<()> {
             warmup,
             duration,
         } => Ok(oracle_devstack::bench::bench_fetchers(&fetchers_bin, warmup, duration).await?),
+        Command::BenchConsumption { count } => {
+            Ok(oracle_devstack::bench::bench_consumption(count).await?)
+        }
+        Command::BenchLatency { iterations, tick } => {
+            Ok(oracle_devstack::bench::bench_latency(iterations, tick).await?)
+        }
     }
 }
 

@@ -210,12 +210,31 @@ async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
     assert_eq!(recomputed.round_dp(8), price.round_dp(8));
     assert!(report.used.len() >= feed.min_sources);
 
-    let events: Vec<SubmissionEvent> = read_all(SUBMISSIONS_STREAM)
-        .await
-        .iter()
-        .map(|b| SubmissionEvent::decode(b).unwrap())
-        .filter(|e| e.id == report.submission_id)
-        .collect();
+    // The round is readable on chain a moment before the aggregator records
+    // `success` (after the receipt): wait for the final event.
+    let events: Vec<SubmissionEvent> = eventually(
+        Duration::from_secs(10),
+        "the submission's final event",
+        || async {
+            let events: Vec<SubmissionEvent> = read_all(SUBMISSIONS_STREAM)
+                .await
+                .iter()
+                .map(|b| SubmissionEvent::decode(b).unwrap())
+                .filter(|e| e.id == report.submission_id)
+                .collect();
+            events
+                .iter()
+                .any(|e| {
+                    matches!(
+                        e.status,
+                        SubmissionStatus::Success | SubmissionStatus::Failed
+                    )
+                })
+                .then_some(events)
+        },
+    )
+    .await
+    .unwrap();
     let statuses: Vec<SubmissionStatus> = events.iter().map(|e| e.status).collect();
     assert_eq!(
         statuses,
