@@ -27,5 +27,7 @@ step "forge test (profile ${FOUNDRY_PROFILE:=$([ -n "${CI:-}" ] && echo ci || ec
 (cd contracts && FOUNDRY_PROFILE="$FOUNDRY_PROFILE" forge test)
 step "forge snapshot --check (gas targets, contracts/.gas-snapshot)"
 (cd contracts && forge snapshot --match-contract Gas --check)
+step "cargo build --bins (integration tests run the service binaries)"
+cargo build --workspace --bins --locked
 step "cargo test"
 cargo test --workspace --locked

@@ -99,6 +99,11 @@ impl ChildProcess {
         }
     }
 
+    /// Kills the process at once (SIGKILL) and reaps it: a crash.
+    pub async fn kill_now(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
     /// Sends SIGTERM, waits up to `grace`, then kills.
     pub async fn stop(&mut self, grace: Duration) {
         if let Some(pid) = self.child.id() {

@@ -525,3 +525,132 @@ async fn killed_at_arbitrary_moments_nothing_applied_twice_nothing_lost() {
         );
     }
 }
+
+/// The `oracle-aggregator` binary of this workspace (scripts/test.sh builds it).
+fn aggregator_bin() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tools::workspace_root().join("target"));
+    let bin = target.join("debug").join("oracle-aggregator");
+    assert!(
+        bin.is_file(),
+        "{} not found: run `cargo build --workspace --bins` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_aggregator_process_between_broadcast_and_receipt() {
+    let rig = rig("sigkill").await;
+    let env = vec![
+        ("ORACLE__NATS__URL".to_owned(), rig.config.nats.url.clone()),
+        (
+            "ORACLE__CHAIN__RPC_URL".to_owned(),
+            rig.config.chain.rpc_url.clone(),
+        ),
+        (
+            "ORACLE__CHAIN__HUB_ADDRESS".to_owned(),
+            rig.deployment.hub.to_string(),
+        ),
+        (
+            "ORACLE__AGGREGATOR__RECEIPT_TIMEOUT".to_owned(),
+            "3s".to_owned(),
+        ),
+        ("ORACLE__AGGREGATOR__LEASE_TTL".to_owned(), "2s".to_owned()),
+        (
+            "ORACLE__TELEMETRY__LOG_FORMAT".to_owned(),
+            "json".to_owned(),
+        ),
+    ];
+    let spawn = |n: u32| {
+        let mut env = env.clone();
+        env.push((
+            "ORACLE__AGGREGATOR__METRICS_ADDR".to_owned(),
+            format!("127.0.0.1:{}", tools::free_port().unwrap()),
+        ));
+        oracle_devstack::process::ChildProcess::spawn(
+            "oracle-aggregator",
+            &aggregator_bin(),
+            &[
+                "--config".into(),
+                tools::workspace_root()
+                    .join("config/dev.toml")
+                    .display()
+                    .to_string(),
+            ],
+            &env,
+            oracle_devstack::process::Output::File(rig.dir.join(format!("aggregator-{n}.log"))),
+        )
+        .unwrap()
+    };
+    let provider = ProviderBuilder::new().connect_http(rig.config.chain.rpc_url.parse().unwrap());
+    provider
+        .raw_request::<_, ()>("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
+    let mut first = spawn(1);
+    let pending = eventually(Duration::from_secs(30), "a pending submission", || async {
+        events(&rig.js)
+            .await
+            .into_iter()
+            .find(|e| e.status == SubmissionStatus::Pending)
+    })
+    .await
+    .unwrap();
+    first.kill_now().await; // SIGKILL: no cleanup, no lease release
+    provider
+        .raw_request::<_, ()>("evm_setAutomine".into(), (true,))
+        .await
+        .unwrap();
+    provider
+        .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
+        .await
+        .unwrap();
+
+    let mut second = spawn(2);
+    let settled = eventually(
+        Duration::from_secs(20),
+        "the pending submission settled after restart",
+        || async {
+            events(&rig.js)
+                .await
+                .into_iter()
+                .find(|e| e.id == pending.id && e.status == SubmissionStatus::Success)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        pending
+            .tx_hashes
+            .iter()
+            .any(|h| Some(h) == settled.tx_hash.as_ref())
+    );
+    eventually(Duration::from_secs(60), "a later submission", || async {
+        events(&rig.js).await.into_iter().find(|e| {
+            e.status == SubmissionStatus::Success
+                && e.reports.iter().any(|r| {
+                    pending
+                        .reports
+                        .iter()
+                        .any(|p| p.pair == r.pair && r.round > p.round)
+                })
+        })
+    })
+    .await
+    .unwrap();
+    for e in events(&rig.js)
+        .await
+        .iter()
+        .filter(|e| e.status == SubmissionStatus::Success)
+    {
+        assert!(
+            e.skipped.is_empty(),
+            "the hub skipped reports of {}: {:?}",
+            e.id,
+            e.skipped
+        );
+    }
+    second.stop(Duration::from_secs(5)).await;
+}
