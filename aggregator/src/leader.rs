@@ -1,7 +1,9 @@
 //! Leader election for redundant aggregators: a lease in the NATS KV bucket
-//! `oracle_leader` (history 1, entries expire after `lease_ttl`). The holder
-//! renews it every third of the TTL with a compare-and-set on its revision; a
-//! standby creates the key once it has expired. Only the leader submits; the
+//! `oracle_leader` (history 1). `lease_ttl` is the bound on a takeover: entries
+//! live half of it, the holder renews every eighth with a compare-and-set on
+//! its revision, and a standby tries every eighth to create the key, which
+//! succeeds once the dead leader's entry has expired: at most about 5/8 of the
+//! TTL after the leader's last renewal. Only the leader submits; the
 //! contract's round check remains the final guard should two ever overlap.
 
 use std::time::Duration;
@@ -23,7 +25,12 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Opens (or creates) the bucket with entries living `ttl`.
+    /// How often holder and standbys act on the lease.
+    pub fn period(ttl: Duration) -> Duration {
+        ttl / 8
+    }
+
+    /// Opens (or creates) the bucket, entries living half of `ttl`.
     pub async fn open(js: &jetstream::Context, id: String, ttl: Duration) -> Result<Self, String> {
         let store = match js.get_key_value(BUCKET).await {
             Ok(store) => store,
@@ -31,7 +38,7 @@ impl Lease {
                 .create_key_value(kv::Config {
                     bucket: BUCKET.to_owned(),
                     history: 1,
-                    max_age: ttl,
+                    max_age: ttl / 2,
                     ..Default::default()
                 })
                 .await

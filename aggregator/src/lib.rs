@@ -221,7 +221,7 @@ pub async fn run(
     };
     // Only the leader answers refreshes: it is the one that can submit.
     let mut refresh_requests: Option<async_nats::Subscriber> = None;
-    let mut lease_tick = tokio::time::interval(config.aggregator.lease_ttl / 3);
+    let mut lease_tick = tokio::time::interval(leader::Lease::period(config.aggregator.lease_ttl));
     lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<PendingRefresh>(256);
     let mut refreshes: Vec<PendingRefresh> = Vec::new();

@@ -250,9 +250,9 @@ async fn the_standby_takes_over_when_the_leader_dies() {
     .unwrap();
     let takeover = killed.elapsed();
     println!("standby leading {takeover:?} after the leader died (lease TTL 2 s)");
-    // Within the TTL, plus one renewal period (TTL/3) and the server's expiry sweep.
+    // Within the lease TTL.
     assert!(
-        takeover < Duration::from_millis(2_000 + 667 + 1_500),
+        takeover < Duration::from_secs(2),
         "takeover took {takeover:?}"
     );
     let taken = eventually(
@@ -650,6 +650,136 @@ async fn sigkill_of_the_aggregator_process_between_broadcast_and_receipt() {
             "the hub skipped reports of {}: {:?}",
             e.id,
             e.skipped
+        );
+    }
+    second.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_the_receipt_before_the_acks_loses_nothing() {
+    let rig = rig("sigkill-ack").await;
+    let env = vec![
+        ("ORACLE__NATS__URL".to_owned(), rig.config.nats.url.clone()),
+        (
+            "ORACLE__CHAIN__RPC_URL".to_owned(),
+            rig.config.chain.rpc_url.clone(),
+        ),
+        (
+            "ORACLE__CHAIN__HUB_ADDRESS".to_owned(),
+            rig.deployment.hub.to_string(),
+        ),
+        ("ORACLE__AGGREGATOR__LEASE_TTL".to_owned(), "2s".to_owned()),
+        (
+            "ORACLE__TELEMETRY__LOG_FORMAT".to_owned(),
+            "json".to_owned(),
+        ),
+    ];
+    let spawn = |n: u32| {
+        let mut env = env.clone();
+        env.push((
+            "ORACLE__AGGREGATOR__METRICS_ADDR".to_owned(),
+            format!("127.0.0.1:{}", tools::free_port().unwrap()),
+        ));
+        oracle_devstack::process::ChildProcess::spawn(
+            "oracle-aggregator",
+            &aggregator_bin(),
+            &[
+                "--config".into(),
+                tools::workspace_root()
+                    .join("config/dev.toml")
+                    .display()
+                    .to_string(),
+            ],
+            &env,
+            oracle_devstack::process::Output::File(rig.dir.join(format!("aggregator-{n}.log"))),
+        )
+        .unwrap()
+    };
+    let mut first = spawn(1);
+    // The moment a success is recorded, the observations of that evaluation
+    // are not yet acknowledged: kill then.
+    let done = eventually(
+        Duration::from_secs(30),
+        "a successful submission",
+        || async {
+            events(&rig.js)
+                .await
+                .into_iter()
+                .find(|e| e.status == SubmissionStatus::Success)
+        },
+    )
+    .await
+    .unwrap();
+    first.kill_now().await;
+    let mut stream = rig
+        .js
+        .get_stream(oracle_common::wire::OBS_STREAM)
+        .await
+        .unwrap();
+    let published_before_kill = stream.info().await.unwrap().state.last_sequence;
+
+    let mut second = spawn(2);
+    // Nothing lost: every observation published before the kill gets
+    // acknowledged by the new process (after being aggregated).
+    eventually(
+        Duration::from_secs(30),
+        "every earlier observation acknowledged",
+        || async {
+            let stream = rig
+                .js
+                .get_stream(oracle_common::wire::OBS_STREAM)
+                .await
+                .ok()?;
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream
+                .get_consumer(&rig.config.aggregator.consumer)
+                .await
+                .ok()?;
+            let info = consumer.info().await.ok()?;
+            (info.ack_floor.stream_sequence >= published_before_kill).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    // Nothing applied twice: rounds keep going up by one, none skipped.
+    eventually(Duration::from_secs(60), "a later submission", || async {
+        events(&rig.js).await.into_iter().find(|e| {
+            e.status == SubmissionStatus::Success
+                && e.reports.iter().any(|r| {
+                    done.reports
+                        .iter()
+                        .any(|p| p.pair == r.pair && r.round > p.round)
+                })
+        })
+    })
+    .await
+    .unwrap();
+    let all = events(&rig.js).await;
+    for e in all.iter().filter(|e| e.status == SubmissionStatus::Success) {
+        assert!(
+            e.skipped.is_empty(),
+            "the hub skipped reports of {}: {:?}",
+            e.id,
+            e.skipped
+        );
+    }
+    for feed in &rig.config.feeds {
+        let mut rounds: Vec<u32> = all
+            .iter()
+            .filter(|e| e.status == SubmissionStatus::Success)
+            .flat_map(|e| {
+                e.reports
+                    .iter()
+                    .filter(|r| r.pair == feed.pair)
+                    .map(|r| r.round)
+            })
+            .collect();
+        rounds.sort();
+        rounds.dedup();
+        assert_eq!(
+            rounds,
+            (1..=rounds.len() as u32).collect::<Vec<_>>(),
+            "{}",
+            feed.pair
         );
     }
     second.stop(Duration::from_secs(5)).await;
