@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use alloy::primitives::B256;
 use async_nats::jetstream::{self, consumer};
-use futures::StreamExt;
 use oracle_common::chain::Report;
 use oracle_common::config::AggregatorConfig;
 use oracle_common::wire::{
@@ -410,29 +409,16 @@ impl Lifecycle {
             .await
             .map_err(|e| nats(e.to_string()))?;
         let mut out = Vec::new();
-        loop {
-            let mut batch = consumer
-                .fetch()
-                .max_messages(1_000)
-                .expires(Duration::from_millis(300))
-                .messages()
-                .await
-                .map_err(|e| nats(e.to_string()))?;
-            let mut n = 0;
-            while let Some(msg) = batch.next().await {
-                let msg = msg.map_err(|e| nats(e.to_string()))?;
-                n += 1;
-                match SubmissionEvent::decode(&msg.payload) {
-                    Ok(e) => out.push(e),
-                    Err(e) => {
-                        warn!(subject = %msg.subject, error = %e, "unreadable submission event")
-                    }
-                }
-            }
-            if n == 0 {
-                return Ok(out);
+        for msg in oracle_common::streams::drain(&consumer)
+            .await
+            .map_err(nats)?
+        {
+            match SubmissionEvent::decode(&msg.payload) {
+                Ok(e) => out.push(e),
+                Err(e) => warn!(subject = %msg.subject, error = %e, "unreadable submission event"),
             }
         }
+        Ok(out)
     }
 
     /// Finishes every submission the stream shows as unfinished (after a

@@ -71,19 +71,10 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    telemetry::init_tracing(&config.telemetry);
-    let registry = prometheus::Registry::new();
-    let shutdown = telemetry::shutdown_on_signals();
-    let (addr, metrics_server) = telemetry::serve_metrics(
-        config.aggregator.metrics_addr,
-        registry.clone(),
-        shutdown.clone(),
-    )
+    let addr = config.aggregator.metrics_addr;
+    telemetry::serve_service(&config.telemetry.clone(), addr, |registry, shutdown| async move {
+        oracle_aggregator::run(config, &registry, shutdown).await
+    })
     .await
-    .with_context(|| format!("binding metrics on {}", config.aggregator.metrics_addr))?;
-    tracing::info!(%addr, "metrics listening");
-    let result = oracle_aggregator::run(config, &registry, shutdown.clone()).await;
-    shutdown.cancel();
-    let _ = metrics_server.await;
-    result.context("aggregator failed")
+    .context("aggregator failed")
 }

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
-use futures::StreamExt;
 use oracle_common::Pair;
 use oracle_common::chain::OracleHub;
 use oracle_common::config::Config;
@@ -67,29 +66,19 @@ async fn read_stream(
         })
         .await
         .map_err(|e| err(e.to_string()))?;
-    let mut out = Vec::new();
-    loop {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(5_000)
-            .expires(Duration::from_millis(300))
-            .messages()
-            .await
-            .map_err(|e| err(e.to_string()))?;
-        let mut n = 0;
-        while let Some(msg) = batch.next().await {
-            let msg = msg.map_err(|e| err(e.to_string()))?;
-            n += 1;
+    let messages = oracle_common::streams::drain(&consumer)
+        .await
+        .map_err(err)?;
+    Ok(messages
+        .into_iter()
+        .map(|msg| {
             let at = msg
                 .info()
                 .map(|i| (i.published.unix_timestamp_nanos() / 1_000_000) as u64)
                 .unwrap_or_default();
-            out.push((at, msg.payload.to_vec()));
-        }
-        if n == 0 {
-            return Ok(out);
-        }
-    }
+            (at, msg.payload.to_vec())
+        })
+        .collect())
 }
 
 /// Replays the reports computed between `from_ms` and `to_ms`.

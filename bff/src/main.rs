@@ -21,16 +21,12 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config =
         Config::load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
-    telemetry::init_tracing(&config.telemetry);
-    let registry = prometheus::Registry::new();
-    let shutdown = telemetry::shutdown_on_signals();
-    let (addr, metrics_server) =
-        telemetry::serve_metrics(config.bff.metrics_addr, registry.clone(), shutdown.clone())
-            .await
-            .with_context(|| format!("binding metrics on {}", config.bff.metrics_addr))?;
-    tracing::info!(%addr, "metrics listening");
-    let result = oracle_bff::run(config, &registry, shutdown.clone()).await;
-    shutdown.cancel();
-    let _ = metrics_server.await;
-    result.context("bff failed")
+    let addr = config.bff.metrics_addr;
+    telemetry::serve_service(
+        &config.telemetry.clone(),
+        addr,
+        |registry, shutdown| async move { oracle_bff::run(config, &registry, shutdown).await },
+    )
+    .await
+    .context("bff failed")
 }

@@ -16,15 +16,17 @@ pub struct StreamError {
     pub message: String,
 }
 
-/// Creates (or opens) `ORACLE_OBS` with deduplication on `Nats-Msg-Id`.
-pub async fn ensure_obs_stream(
+async fn ensure(
     js: &jetstream::Context,
+    name: &'static str,
+    subjects: &str,
+    max_age: std::time::Duration,
     config: &NatsConfig,
 ) -> Result<stream::Stream, StreamError> {
     js.get_or_create_stream(stream::Config {
-        name: wire::OBS_STREAM.to_owned(),
-        subjects: vec![wire::OBS_SUBJECTS.to_owned()],
-        max_age: config.obs_max_age,
+        name: name.to_owned(),
+        subjects: vec![subjects.to_owned()],
+        max_age,
         duplicate_window: config.duplicate_window,
         num_replicas: config.replicas,
         storage: stream::StorageType::File,
@@ -32,9 +34,24 @@ pub async fn ensure_obs_stream(
     })
     .await
     .map_err(|e| StreamError {
-        stream: wire::OBS_STREAM,
+        stream: name,
         message: e.to_string(),
     })
+}
+
+/// Creates (or opens) `ORACLE_OBS` with deduplication on `Nats-Msg-Id`.
+pub async fn ensure_obs_stream(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+) -> Result<stream::Stream, StreamError> {
+    ensure(
+        js,
+        wire::OBS_STREAM,
+        wire::OBS_SUBJECTS,
+        config.obs_max_age,
+        config,
+    )
+    .await
 }
 
 /// Creates (or opens) `ORACLE_REPORTS`.
@@ -42,19 +59,14 @@ pub async fn ensure_reports_stream(
     js: &jetstream::Context,
     config: &NatsConfig,
 ) -> Result<stream::Stream, StreamError> {
-    js.get_or_create_stream(stream::Config {
-        name: wire::REPORTS_STREAM.to_owned(),
-        subjects: vec![wire::REPORTS_SUBJECTS.to_owned()],
-        max_age: config.obs_max_age,
-        num_replicas: config.replicas,
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
+    ensure(
+        js,
+        wire::REPORTS_STREAM,
+        wire::REPORTS_SUBJECTS,
+        config.obs_max_age,
+        config,
+    )
     .await
-    .map_err(|e| StreamError {
-        stream: wire::REPORTS_STREAM,
-        message: e.to_string(),
-    })
 }
 
 /// Creates (or opens) `ORACLE_SUBMISSIONS`, the record of every transaction:
@@ -63,16 +75,38 @@ pub async fn ensure_submissions_stream(
     js: &jetstream::Context,
     config: &NatsConfig,
 ) -> Result<stream::Stream, StreamError> {
-    js.get_or_create_stream(stream::Config {
-        name: wire::SUBMISSIONS_STREAM.to_owned(),
-        subjects: vec![wire::SUBMISSIONS_SUBJECTS.to_owned()],
-        num_replicas: config.replicas,
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
+    ensure(
+        js,
+        wire::SUBMISSIONS_STREAM,
+        wire::SUBMISSIONS_SUBJECTS,
+        std::time::Duration::ZERO,
+        config,
+    )
     .await
-    .map_err(|e| StreamError {
-        stream: wire::SUBMISSIONS_STREAM,
-        message: e.to_string(),
-    })
+}
+
+/// Reads every message an ephemeral pull consumer delivers until it has no
+/// more (a short fetch comes back empty).
+pub async fn drain(
+    consumer: &jetstream::consumer::PullConsumer,
+) -> Result<Vec<jetstream::Message>, String> {
+    use futures::StreamExt;
+    let mut out = Vec::new();
+    loop {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(5_000)
+            .expires(std::time::Duration::from_millis(300))
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut n = 0;
+        while let Some(msg) = batch.next().await {
+            out.push(msg.map_err(|e| e.to_string())?);
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(out);
+        }
+    }
 }

@@ -115,3 +115,48 @@ pub async fn serve_metrics(
     });
     Ok((local, handle))
 }
+
+/// A service that could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError<E: std::error::Error + 'static> {
+    /// The metrics endpoint could not listen.
+    #[error("binding metrics on {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The service itself failed.
+    #[error(transparent)]
+    Run(E),
+}
+
+/// What every service binary does around its `run`: logging, one metrics
+/// registry, SIGINT/SIGTERM as a cancellation token, `/metrics` and `/healthz`
+/// on `metrics_addr`; then `run(registry, shutdown)`, and a clean stop.
+pub async fn serve_service<F, Fut, E>(
+    telemetry: &TelemetryConfig,
+    metrics_addr: SocketAddr,
+    run: F,
+) -> Result<(), ServiceError<E>>
+where
+    F: FnOnce(Registry, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::error::Error + 'static,
+{
+    init_tracing(telemetry);
+    let registry = Registry::new();
+    let shutdown = shutdown_on_signals();
+    let (addr, metrics_server) = serve_metrics(metrics_addr, registry.clone(), shutdown.clone())
+        .await
+        .map_err(|source| ServiceError::Metrics {
+            addr: metrics_addr,
+            source,
+        })?;
+    tracing::info!(%addr, "metrics listening");
+    let result = run(registry, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = metrics_server.await;
+    result.map_err(ServiceError::Run)
+}

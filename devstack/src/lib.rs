@@ -18,3 +18,25 @@ pub mod stack;
 pub mod tools;
 
 pub use stack::{Mode, Options, Stack, StackError, eventually, start_anvil, start_nats};
+
+/// Every message body of a JetStream stream, in order (empty if the stream
+/// does not exist yet). For tests and tools that inspect what was recorded.
+pub async fn read_stream(js: &async_nats::jetstream::Context, name: &str) -> Vec<Vec<u8>> {
+    let Ok(mut stream) = js.get_stream(name).await else {
+        return vec![];
+    };
+    let Ok(info) = stream.info().await else {
+        return vec![];
+    };
+    let state = info.state.clone();
+    let mut out = Vec::new();
+    if state.messages == 0 {
+        return out;
+    }
+    for seq in state.first_sequence..=state.last_sequence {
+        if let Ok(m) = stream.get_raw_message(seq).await {
+            out.push(m.payload.to_vec());
+        }
+    }
+    out
+}

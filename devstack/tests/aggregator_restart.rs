@@ -19,20 +19,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 async fn events(js: &async_nats::jetstream::Context) -> Vec<SubmissionEvent> {
-    let Ok(mut stream) = js.get_stream(SUBMISSIONS_STREAM).await else {
-        return vec![];
-    };
-    let state = stream.info().await.unwrap().state.clone();
-    let mut out = Vec::new();
-    if state.messages == 0 {
-        return out;
-    }
-    for seq in state.first_sequence..=state.last_sequence {
-        if let Ok(m) = stream.get_raw_message(seq).await {
-            out.push(SubmissionEvent::decode(&m.payload).unwrap());
-        }
-    }
-    out
+    oracle_devstack::read_stream(js, SUBMISSIONS_STREAM)
+        .await
+        .iter()
+        .map(|b| SubmissionEvent::decode(b).unwrap())
+        .collect()
 }
 
 struct Rig {
@@ -526,23 +517,9 @@ async fn killed_at_arbitrary_moments_nothing_applied_twice_nothing_lost() {
     }
 }
 
-/// The `oracle-aggregator` binary of this workspace (scripts/test.sh builds it).
-fn aggregator_bin() -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| tools::workspace_root().join("target"));
-    let bin = target.join("debug").join("oracle-aggregator");
-    assert!(
-        bin.is_file(),
-        "{} not found: run `cargo build --workspace --bins` (scripts/test.sh does)",
-        bin.display()
-    );
-    bin
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_of_the_aggregator_process_between_broadcast_and_receipt() {
-    let rig = rig("sigkill").await;
+/// Starts the real `oracle-aggregator` process against the rig (run `n`,
+/// logging to the rig's directory), with a 2 s lease and a 3 s receipt timeout.
+fn spawn_aggregator(rig: &Rig, n: u32) -> oracle_devstack::process::ChildProcess {
     let env = vec![
         ("ORACLE__NATS__URL".to_owned(), rig.config.nats.url.clone()),
         (
@@ -562,34 +539,50 @@ async fn sigkill_of_the_aggregator_process_between_broadcast_and_receipt() {
             "ORACLE__TELEMETRY__LOG_FORMAT".to_owned(),
             "json".to_owned(),
         ),
-    ];
-    let spawn = |n: u32| {
-        let mut env = env.clone();
-        env.push((
+        (
             "ORACLE__AGGREGATOR__METRICS_ADDR".to_owned(),
             format!("127.0.0.1:{}", tools::free_port().unwrap()),
-        ));
-        oracle_devstack::process::ChildProcess::spawn(
-            "oracle-aggregator",
-            &aggregator_bin(),
-            &[
-                "--config".into(),
-                tools::workspace_root()
-                    .join("config/dev.toml")
-                    .display()
-                    .to_string(),
-            ],
-            &env,
-            oracle_devstack::process::Output::File(rig.dir.join(format!("aggregator-{n}.log"))),
-        )
-        .unwrap()
-    };
+        ),
+    ];
+    oracle_devstack::process::ChildProcess::spawn(
+        "oracle-aggregator",
+        &aggregator_bin(),
+        &[
+            "--config".into(),
+            tools::workspace_root()
+                .join("config/dev.toml")
+                .display()
+                .to_string(),
+        ],
+        &env,
+        oracle_devstack::process::Output::File(rig.dir.join(format!("aggregator-{n}.log"))),
+    )
+    .unwrap()
+}
+
+/// The `oracle-aggregator` binary of this workspace (scripts/test.sh builds it).
+fn aggregator_bin() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tools::workspace_root().join("target"));
+    let bin = target.join("debug").join("oracle-aggregator");
+    assert!(
+        bin.is_file(),
+        "{} not found: run `cargo build --workspace --bins` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_aggregator_process_between_broadcast_and_receipt() {
+    let rig = rig("sigkill").await;
     let provider = ProviderBuilder::new().connect_http(rig.config.chain.rpc_url.parse().unwrap());
     provider
         .raw_request::<_, ()>("evm_setAutomine".into(), (false,))
         .await
         .unwrap();
-    let mut first = spawn(1);
+    let mut first = spawn_aggregator(&rig, 1);
     let pending = eventually(Duration::from_secs(30), "a pending submission", || async {
         events(&rig.js)
             .await
@@ -608,7 +601,7 @@ async fn sigkill_of_the_aggregator_process_between_broadcast_and_receipt() {
         .await
         .unwrap();
 
-    let mut second = spawn(2);
+    let mut second = spawn_aggregator(&rig, 2);
     let settled = eventually(
         Duration::from_secs(20),
         "the pending submission settled after restart",
@@ -658,44 +651,7 @@ async fn sigkill_of_the_aggregator_process_between_broadcast_and_receipt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_after_the_receipt_before_the_acks_loses_nothing() {
     let rig = rig("sigkill-ack").await;
-    let env = vec![
-        ("ORACLE__NATS__URL".to_owned(), rig.config.nats.url.clone()),
-        (
-            "ORACLE__CHAIN__RPC_URL".to_owned(),
-            rig.config.chain.rpc_url.clone(),
-        ),
-        (
-            "ORACLE__CHAIN__HUB_ADDRESS".to_owned(),
-            rig.deployment.hub.to_string(),
-        ),
-        ("ORACLE__AGGREGATOR__LEASE_TTL".to_owned(), "2s".to_owned()),
-        (
-            "ORACLE__TELEMETRY__LOG_FORMAT".to_owned(),
-            "json".to_owned(),
-        ),
-    ];
-    let spawn = |n: u32| {
-        let mut env = env.clone();
-        env.push((
-            "ORACLE__AGGREGATOR__METRICS_ADDR".to_owned(),
-            format!("127.0.0.1:{}", tools::free_port().unwrap()),
-        ));
-        oracle_devstack::process::ChildProcess::spawn(
-            "oracle-aggregator",
-            &aggregator_bin(),
-            &[
-                "--config".into(),
-                tools::workspace_root()
-                    .join("config/dev.toml")
-                    .display()
-                    .to_string(),
-            ],
-            &env,
-            oracle_devstack::process::Output::File(rig.dir.join(format!("aggregator-{n}.log"))),
-        )
-        .unwrap()
-    };
-    let mut first = spawn(1);
+    let mut first = spawn_aggregator(&rig, 1);
     // The moment a success is recorded, the observations of that evaluation
     // are not yet acknowledged: kill then.
     let done = eventually(
@@ -718,7 +674,7 @@ async fn sigkill_after_the_receipt_before_the_acks_loses_nothing() {
         .unwrap();
     let published_before_kill = stream.info().await.unwrap().state.last_sequence;
 
-    let mut second = spawn(2);
+    let mut second = spawn_aggregator(&rig, 2);
     // Nothing lost: every observation published before the kill gets
     // acknowledged by the new process (after being aggregated).
     eventually(

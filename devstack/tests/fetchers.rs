@@ -152,20 +152,11 @@ impl Rig {
     /// Every observation in the stream, in order.
     async fn observations(&self) -> Vec<Observation> {
         let js = async_nats::jetstream::new(self.client.clone());
-        let Ok(mut stream) = js.get_stream(OBS_STREAM).await else {
-            return vec![];
-        };
-        let state = stream.info().await.unwrap().state.clone();
-        let mut out = Vec::new();
-        if state.messages == 0 {
-            return out;
-        }
-        for seq in state.first_sequence..=state.last_sequence {
-            if let Ok(msg) = stream.get_raw_message(seq).await {
-                out.push(Observation::decode(&msg.payload).unwrap());
-            }
-        }
-        out
+        oracle_devstack::read_stream(&js, OBS_STREAM)
+            .await
+            .iter()
+            .map(|b| Observation::decode(b).unwrap())
+            .collect()
     }
 
     fn requests(&self, source: &str) -> Vec<oracle_devstack::simulator::Request> {

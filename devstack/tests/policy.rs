@@ -17,18 +17,11 @@ use oracle_devstack::{Mode, Options, Stack, eventually, tools};
 use rust_decimal::Decimal;
 
 async fn reports(js: &async_nats::jetstream::Context) -> Vec<ReportMessage> {
-    let mut stream = js.get_stream(REPORTS_STREAM).await.unwrap();
-    let state = stream.info().await.unwrap().state.clone();
-    let mut out = Vec::new();
-    if state.messages == 0 {
-        return out;
-    }
-    for seq in state.first_sequence..=state.last_sequence {
-        if let Ok(m) = stream.get_raw_message(seq).await {
-            out.push(serde_json::from_slice(&m.payload).unwrap());
-        }
-    }
-    out
+    oracle_devstack::read_stream(js, REPORTS_STREAM)
+        .await
+        .iter()
+        .map(|b| serde_json::from_slice(b).unwrap())
+        .collect()
 }
 
 fn all_venues(stack: &Stack, faults: Faults) {

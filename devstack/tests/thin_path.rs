@@ -175,20 +175,7 @@ async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
     // -> success on ORACLE_SUBMISSIONS, with the transaction's block.
     let nats = async_nats::connect(&stack.config.nats.url).await.unwrap();
     let js = async_nats::jetstream::new(nats);
-    let read_all = |name: &'static str| {
-        let js = js.clone();
-        async move {
-            let mut stream = js.get_stream(name).await.unwrap();
-            let state = stream.info().await.unwrap().state.clone();
-            let mut out = Vec::new();
-            for seq in state.first_sequence..=state.last_sequence {
-                if let Ok(m) = stream.get_raw_message(seq).await {
-                    out.push(m.payload.to_vec());
-                }
-            }
-            out
-        }
-    };
+    let read_all = |name: &'static str| oracle_devstack::read_stream(&js, name);
     let reports: Vec<ReportMessage> = read_all(REPORTS_STREAM)
         .await
         .iter()

@@ -60,21 +60,16 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run => {
-            telemetry::init_tracing(&config.telemetry);
-            let registry = prometheus::Registry::new();
-            let shutdown = telemetry::shutdown_on_signals();
-            let (addr, metrics_server) = telemetry::serve_metrics(
-                config.fetchers.metrics_addr,
-                registry.clone(),
-                shutdown.clone(),
+            let addr = config.fetchers.metrics_addr;
+            telemetry::serve_service(
+                &config.telemetry.clone(),
+                addr,
+                |registry, shutdown| async move {
+                    oracle_fetchers::run(config, &registry, shutdown).await
+                },
             )
             .await
-            .with_context(|| format!("binding metrics on {}", config.fetchers.metrics_addr))?;
-            tracing::info!(%addr, "metrics listening");
-            let result = oracle_fetchers::run(config, &registry, shutdown.clone()).await;
-            shutdown.cancel();
-            let _ = metrics_server.await;
-            result.context("fetchers failed")
+            .context("fetchers failed")
         }
     }
 }

@@ -9,16 +9,12 @@
 
 use serde_json::value::RawValue;
 
-use super::{Market, Quote, Response, json, raw_decimal, status_error};
+use super::{Market, Quote, Response, envelope, raw_decimal, status_error};
 use crate::error::FetchError;
 
 /// Parses a ticker answer.
 pub fn parse(m: &Market<'_>, r: &Response<'_>) -> Result<Quote, FetchError> {
-    let fields: Vec<&RawValue> = match json(r.body) {
-        Ok(f) => f,
-        Err(_) if r.status != 200 => return Err(status_error(r)),
-        Err(e) => return Err(e),
-    };
+    let fields: Vec<&RawValue> = envelope(r)?;
     if fields.first().map(|f| f.get()) == Some("\"error\"") {
         let code: i64 = fields
             .get(1)

@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use super::{Market, Quote, Response, decimal, json, status_error};
+use super::{Market, Quote, Response, decimal, envelope};
 use crate::error::FetchError;
 
 #[derive(Deserialize)]
@@ -40,11 +40,7 @@ struct Ticker<'a> {
 
 /// Parses a ticker answer.
 pub fn parse(m: &Market<'_>, r: &Response<'_>) -> Result<Quote, FetchError> {
-    let env: Envelope<'_> = match json(r.body) {
-        Ok(env) => env,
-        Err(_) if r.status != 200 => return Err(status_error(r)),
-        Err(e) => return Err(e),
-    };
+    let env: Envelope<'_> = envelope(r)?;
     if env.ret_code != 0 {
         let message = format!("{} {}", env.ret_code, env.ret_msg);
         return Err(match env.ret_code {

@@ -9,7 +9,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Market, Quote, Response, json, raw_decimal, status_error};
+use super::{Market, Quote, Response, envelope, raw_decimal};
 use crate::error::FetchError;
 
 #[derive(Deserialize)]
@@ -35,11 +35,7 @@ struct Tick<'a> {
 
 /// Parses a merged-detail answer.
 pub fn parse(m: &Market<'_>, r: &Response<'_>) -> Result<Quote, FetchError> {
-    let env: Envelope<'_> = match json(r.body) {
-        Ok(env) => env,
-        Err(_) if r.status != 200 => return Err(status_error(r)),
-        Err(e) => return Err(e),
-    };
+    let env: Envelope<'_> = envelope(r)?;
     if env.status != "ok" {
         let code = env.err_code.unwrap_or("");
         let message = format!("{code} {}", env.err_msg.unwrap_or(""));

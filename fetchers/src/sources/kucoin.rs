@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use super::{Market, Quote, Response, decimal, json, status_error};
+use super::{Market, Quote, Response, decimal, envelope};
 use crate::error::FetchError;
 
 #[derive(Deserialize)]
@@ -32,11 +32,7 @@ struct Level1<'a> {
 
 /// Parses a level-1 answer.
 pub fn parse(m: &Market<'_>, r: &Response<'_>) -> Result<Quote, FetchError> {
-    let env: Envelope<'_> = match json(r.body) {
-        Ok(env) => env,
-        Err(_) if r.status != 200 => return Err(status_error(r)),
-        Err(e) => return Err(e),
-    };
+    let env: Envelope<'_> = envelope(r)?;
     if env.code != "200000" {
         let message = format!("{} {}", env.code, env.msg);
         return Err(match env.code {

@@ -303,6 +303,16 @@ pub(crate) fn json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, F
         .map_err(|e| FetchError::Malformed(format!("{e}: {}", crate::error::excerpt(body))))
 }
 
+/// Parses an envelope that carries the API's own error codes; when the body
+/// is not even that (an HTML error page, an empty 5xx), the HTTP status decides.
+pub(crate) fn envelope<'a, T: serde::Deserialize<'a>>(r: &Response<'a>) -> Result<T, FetchError> {
+    match json(r.body) {
+        Ok(env) => Ok(env),
+        Err(_) if r.status != 200 => Err(status_error(r)),
+        Err(e) => Err(e),
+    }
+}
+
 /// Error for a non-success status whose body the connector did not explain.
 pub(crate) fn status_error(r: &Response<'_>) -> FetchError {
     FetchError::from_status(r.status, crate::error::excerpt(r.body), r.retry_after)
