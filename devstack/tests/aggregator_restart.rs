@@ -26,6 +26,42 @@ async fn events(js: &async_nats::jetstream::Context) -> Vec<SubmissionEvent> {
         .collect()
 }
 
+/// Waits for a successful submission that takes a pair of `after` to a later
+/// round, then checks that the hub never skipped a report (no round applied
+/// twice). Returns that later submission.
+async fn carries_on_after(
+    js: &async_nats::jetstream::Context,
+    after: &SubmissionEvent,
+) -> SubmissionEvent {
+    let later = eventually(Duration::from_secs(60), "a later submission", || async {
+        events(js).await.into_iter().find(|e| {
+            e.status == SubmissionStatus::Success
+                && e.id != after.id
+                && e.reports.iter().any(|r| {
+                    after
+                        .reports
+                        .iter()
+                        .any(|p| p.pair == r.pair && r.round > p.round)
+                })
+        })
+    })
+    .await
+    .unwrap();
+    for e in events(js)
+        .await
+        .iter()
+        .filter(|e| e.status == SubmissionStatus::Success)
+    {
+        assert!(
+            e.skipped.is_empty(),
+            "the hub skipped reports of {}: {:?}",
+            e.id,
+            e.skipped
+        );
+    }
+    later
+}
+
 struct Rig {
     config: Config,
     dir: std::path::PathBuf,
@@ -157,31 +193,7 @@ async fn killed_between_broadcast_and_receipt_then_restarted() {
 
     // It carries on: a later submission succeeds with the next rounds.
     let hub = OracleHub::new(deployment.hub, &provider);
-    let later = eventually(Duration::from_secs(60), "a later submission", || async {
-        events(&js).await.into_iter().find(|e| {
-            e.status == SubmissionStatus::Success
-                && e.id != pending.id
-                && e.reports.iter().any(|r| {
-                    pending
-                        .reports
-                        .iter()
-                        .any(|p| p.pair == r.pair && r.round > p.round)
-                })
-        })
-    })
-    .await
-    .unwrap();
-    // No round applied twice: every successful report was applied (none
-    // skipped as stale) and rounds only went up.
-    let all = events(&js).await;
-    for e in all.iter().filter(|e| e.status == SubmissionStatus::Success) {
-        assert!(
-            e.skipped.is_empty(),
-            "the hub skipped reports of {}: {:?}",
-            e.id,
-            e.skipped
-        );
-    }
+    let later = carries_on_after(&js, &pending).await;
     for r in &later.reports {
         let onchain = hub.latest(r.pair.feed_id()).call().await.unwrap();
         assert!(u64::from(onchain.roundId) >= u64::from(r.round));
@@ -620,31 +632,7 @@ async fn sigkill_of_the_aggregator_process_between_broadcast_and_receipt() {
             .iter()
             .any(|h| Some(h) == settled.tx_hash.as_ref())
     );
-    eventually(Duration::from_secs(60), "a later submission", || async {
-        events(&rig.js).await.into_iter().find(|e| {
-            e.status == SubmissionStatus::Success
-                && e.reports.iter().any(|r| {
-                    pending
-                        .reports
-                        .iter()
-                        .any(|p| p.pair == r.pair && r.round > p.round)
-                })
-        })
-    })
-    .await
-    .unwrap();
-    for e in events(&rig.js)
-        .await
-        .iter()
-        .filter(|e| e.status == SubmissionStatus::Success)
-    {
-        assert!(
-            e.skipped.is_empty(),
-            "the hub skipped reports of {}: {:?}",
-            e.id,
-            e.skipped
-        );
-    }
+    carries_on_after(&rig.js, &pending).await;
     second.stop(Duration::from_secs(5)).await;
 }
 
@@ -697,27 +685,8 @@ async fn sigkill_after_the_receipt_before_the_acks_loses_nothing() {
     .await
     .unwrap();
     // Nothing applied twice: rounds keep going up by one, none skipped.
-    eventually(Duration::from_secs(60), "a later submission", || async {
-        events(&rig.js).await.into_iter().find(|e| {
-            e.status == SubmissionStatus::Success
-                && e.reports.iter().any(|r| {
-                    done.reports
-                        .iter()
-                        .any(|p| p.pair == r.pair && r.round > p.round)
-                })
-        })
-    })
-    .await
-    .unwrap();
+    carries_on_after(&rig.js, &done).await;
     let all = events(&rig.js).await;
-    for e in all.iter().filter(|e| e.status == SubmissionStatus::Success) {
-        assert!(
-            e.skipped.is_empty(),
-            "the hub skipped reports of {}: {:?}",
-            e.id,
-            e.skipped
-        );
-    }
     for feed in &rig.config.feeds {
         let mut rounds: Vec<u32> = all
             .iter()
