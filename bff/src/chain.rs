@@ -1,5 +1,6 @@
-//! Reading feeds from the hub: the latest block first, then the feed's value
-//! at exactly that block, so every answer carries the block that proves it.
+//! Reading feeds from the hub: a block first (the latest, or one the client
+//! names), then the feeds' values at exactly that block hash, so every answer
+//! carries the block that proves it and a multi-feed answer is one snapshot.
 
 use alloy::eips::{BlockId, BlockNumberOrTag};
 use alloy::primitives::{Address, B256};
@@ -27,6 +28,15 @@ pub struct FeedRead {
     pub block_hash: B256,
 }
 
+/// A block pinned for reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinnedBlock {
+    /// Its number.
+    pub number: u64,
+    /// Its hash.
+    pub hash: B256,
+}
+
 /// Reads the hub over JSON-RPC.
 #[derive(Debug, Clone)]
 pub struct ChainReader {
@@ -44,6 +54,12 @@ pub enum ReadError {
     /// The hub does not know the feed.
     #[error("feed not registered on the hub")]
     UnknownFeed,
+    /// The hub had no code at the block read (before its deployment).
+    #[error("the hub is not deployed at block {0}")]
+    NotDeployed(u64),
+    /// The requested block does not exist (yet).
+    #[error("block {0} does not exist")]
+    NoSuchBlock(u64),
 }
 
 impl ChainReader {
@@ -76,36 +92,56 @@ impl ChainReader {
         *self.hub.address()
     }
 
-    /// The feed's latest value at the latest block.
-    pub async fn latest(&self, pair: &Pair) -> Result<FeedRead, ReadError> {
+    /// Pins `at`, or the latest block when `None`.
+    pub async fn pin(&self, at: Option<u64>) -> Result<PinnedBlock, ReadError> {
+        let tag = at.map_or(BlockNumberOrTag::Latest, BlockNumberOrTag::Number);
         let block = self
             .provider
-            .get_block_by_number(BlockNumberOrTag::Latest)
+            .get_block_by_number(tag)
             .await
-            .map_err(|e| ReadError::Rpc(e.to_string()))?
-            .ok_or_else(|| ReadError::Rpc("no latest block".into()))?;
-        let block_hash = block.header.hash;
-        let block_number = block.header.number;
+            .map_err(|e| ReadError::Rpc(e.to_string()))?;
+        match (block, at) {
+            (Some(b), _) => Ok(PinnedBlock {
+                number: b.header.number,
+                hash: b.header.hash,
+            }),
+            (None, Some(n)) => Err(ReadError::NoSuchBlock(n)),
+            (None, None) => Err(ReadError::Rpc("no latest block".into())),
+        }
+    }
+
+    /// The feed's latest value at the latest block.
+    pub async fn latest(&self, pair: &Pair) -> Result<FeedRead, ReadError> {
+        let block = self.pin(None).await?;
+        self.read_at(pair, block).await
+    }
+
+    /// The feed's latest value as of `block` (read by hash, so a reorg
+    /// between pinning and reading fails the read instead of mixing blocks).
+    pub async fn read_at(&self, pair: &Pair, block: PinnedBlock) -> Result<FeedRead, ReadError> {
         let r = self
             .hub
             .latest(pair.feed_id())
-            .block(BlockId::hash(block_hash))
+            .block(BlockId::hash(block.hash))
             .call()
             .await
-            .map_err(
-                |e| match e.as_decoded_interface_error::<OracleHub::OracleHubErrors>() {
+            .map_err(|e| {
+                if matches!(e, alloy::contract::Error::ZeroData(..)) {
+                    return ReadError::NotDeployed(block.number);
+                }
+                match e.as_decoded_interface_error::<OracleHub::OracleHubErrors>() {
                     Some(OracleHub::OracleHubErrors::UnknownFeed(_)) => ReadError::UnknownFeed,
                     _ => ReadError::Rpc(e.to_string()),
-                },
-            )?;
+                }
+            })?;
         Ok(FeedRead {
             price: r.price,
             decimals: r.decimals,
             round: r.roundId,
             observed_at: u64::from(r.observedAt),
             updated_at: u64::from(r.updatedAt),
-            block_number,
-            block_hash,
+            block_number: block.number,
+            block_hash: block.hash,
         })
     }
 }

@@ -18,9 +18,35 @@ pub enum ApiError {
     /// The feed exists but has no on-chain value yet.
     #[error("feed {0} has no on-chain value yet")]
     NoData(String),
+    /// A query parameter is unknown, repeated or malformed.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// The requested block does not exist.
+    #[error("block {0} does not exist on this chain")]
+    NoSuchBlock(u64),
+    /// The hub did not exist yet at the requested block.
+    #[error("the oracle contract is not deployed at block {0}")]
+    NotDeployed(u64),
     /// The chain could not be read.
     #[error("chain read failed: {0}")]
     Chain(String),
+    /// A request body is malformed.
+    #[error("{0}")]
+    InvalidBody(String),
+    /// No aggregator answered on NATS.
+    #[error("no aggregator is answering refresh requests")]
+    NoAggregator,
+    /// NATS is not reachable from this service.
+    #[error("the message bus is unavailable: {0}")]
+    Bus(String),
+    /// The aggregator could not refresh the feed (its stable code).
+    #[error("{message}")]
+    Refresh {
+        /// `no_quorum` or `chain_error`.
+        code: &'static str,
+        /// Its explanation.
+        message: String,
+    },
     /// No route matches.
     #[error("no such endpoint")]
     NotFound,
@@ -42,17 +68,35 @@ impl ApiError {
             ApiError::InvalidPair(_) => "invalid_pair",
             ApiError::UnknownPair(_) => "unknown_pair",
             ApiError::NoData(_) => "no_data",
+            ApiError::InvalidParameter(_) => "invalid_parameter",
+            ApiError::NoSuchBlock(_) => "no_such_block",
+            ApiError::NotDeployed(_) => "not_deployed",
             ApiError::Chain(_) => "chain_unavailable",
             ApiError::NotFound => "not_found",
+            ApiError::NoAggregator => "no_aggregator",
+            ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::Bus(_) => "bus_unavailable",
+            ApiError::Refresh { code, .. } => code,
         }
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidPair(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnknownPair(_) | ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::NoData(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InvalidPair(_) | ApiError::InvalidParameter(_) | ApiError::InvalidBody(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::UnknownPair(_)
+            | ApiError::NotFound
+            | ApiError::NoSuchBlock(_)
+            | ApiError::NotDeployed(_) => StatusCode::NOT_FOUND,
+            ApiError::NoData(_) | ApiError::NoAggregator | ApiError::Bus(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Refresh { code, .. } if *code == "no_quorum" => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Refresh { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Chain(_) => StatusCode::BAD_GATEWAY,
         }
     }

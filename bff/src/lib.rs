@@ -4,7 +4,8 @@
 //!
 //! Layout:
 //! - [`routes`]: one handler per file; the router is [`router`].
-//! - [`chain`]: reads a feed at the latest block.
+//! - [`chain`]: pins a block and reads feeds at it.
+//! - [`params`]: strict query-string parsing.
 //! - [`error`]: [`ApiError`], JSON errors with stable codes.
 //! - [`metrics`]: request metrics and their middleware.
 #![forbid(unsafe_code)]
@@ -12,6 +13,7 @@
 pub mod chain;
 pub mod error;
 pub mod metrics;
+pub mod params;
 pub mod routes;
 
 use std::collections::BTreeMap;
@@ -37,6 +39,10 @@ pub struct AppState {
     pub feeds: Arc<BTreeMap<Pair, FeedConfig>>,
     /// Metrics.
     pub metrics: metrics::Metrics,
+    /// NATS, for on-demand refreshes; `None` when not configured (tests).
+    pub nats: Option<async_nats::Client>,
+    /// How long a refresh waits for inclusion before answering 202.
+    pub refresh_wait: std::time::Duration,
 }
 
 /// Why the service could not start.
@@ -65,7 +71,14 @@ pub enum StartError {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/v1/feeds", get(routes::feeds::list_feeds))
+        .route("/v1/prices", get(routes::prices::list_prices))
         .route("/v1/prices/{pair}", get(routes::prices::get_price))
+        .route(
+            "/v1/prices/{pair}/refresh",
+            axum::routing::post(routes::refresh::refresh),
+        )
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -95,8 +108,17 @@ pub async fn state(config: &Config, registry: &Registry) -> Result<AppState, Sta
             "chain.chain_id: expected {expected}, the RPC serves chain {chain_id}"
         )));
     }
+    // Retrying in the background: the API serves chain reads while NATS is
+    // down, and `/readyz` says so.
+    let nats = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(&config.nats.url)
+        .await
+        .map_err(|e| StartError::Config(format!("nats.url {}: {e}", config.nats.url)))?;
     Ok(AppState {
         reader: chain::ChainReader::new(url, hub, chain_id),
+        nats: Some(nats),
+        refresh_wait: config.bff.refresh_wait,
         feeds: Arc::new(
             config
                 .feeds

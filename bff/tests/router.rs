@@ -35,14 +35,25 @@ fn state(registry: &Registry) -> AppState {
         reader: ChainReader::new(dead_rpc, Address::ZERO, 31337),
         feeds: Arc::new(BTreeMap::from([(feed.pair.clone(), feed)])),
         metrics: Metrics::register(registry).unwrap(),
+        nats: None,
+        refresh_wait: std::time::Duration::from_secs(1),
     }
 }
 
 async fn get(path: &str, registry: &Registry) -> (StatusCode, Value) {
-    let response = router(state(registry))
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    send(Request::get(path).body(Body::empty()).unwrap(), registry).await
+}
+
+async fn post(path: &str, body: &'static str) -> (StatusCode, Value) {
+    send(
+        Request::post(path).body(Body::from(body)).unwrap(),
+        &Registry::new(),
+    )
+    .await
+}
+
+async fn send(request: Request<Body>, registry: &Registry) -> (StatusCode, Value) {
+    let response = router(state(registry)).oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
@@ -108,5 +119,101 @@ async fn requests_are_counted_by_route_pattern_not_raw_path() {
     assert!(
         !text.contains("DOGE"),
         "raw paths must not become labels: {text}"
+    );
+}
+
+#[tokio::test]
+async fn feeds_lists_policy_and_where_to_read_on_chain() {
+    let (status, body) = get("/v1/feeds", &Registry::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["chain_id"], 31337);
+    assert_eq!(body["contract"], Address::ZERO.to_checksum(None));
+    let feeds = body["feeds"].as_array().unwrap();
+    assert_eq!(feeds.len(), 1);
+    let btc = &feeds[0];
+    assert_eq!(btc["pair"], "BTC/USD");
+    assert_eq!(btc["path"], "BTC-USD");
+    let pair: oracle_common::Pair = "BTC/USD".parse().unwrap();
+    assert_eq!(btc["feed_id"], pair.feed_id().to_string());
+    assert_eq!(btc["decimals"], 8);
+    assert_eq!(btc["sources"], serde_json::json!(["kraken"]));
+    assert_eq!(btc["heartbeat_s"], 60);
+    assert_eq!(btc["deviation_bps"], 50);
+    assert_eq!(btc["max_price"], "1000000");
+}
+
+#[tokio::test]
+async fn bad_query_parameters_are_400_before_any_chain_read() {
+    // The RPC is dead: a 400 here proves validation comes first.
+    for path in [
+        "/v1/prices/BTC-USD?block=-1",
+        "/v1/prices/BTC-USD?block=latest",
+        "/v1/prices/BTC-USD?block=1&block=2",
+        "/v1/prices/BTC-USD?blok=1",
+        "/v1/prices?block=1.5",
+        "/v1/prices?pair=BTC-USD",
+        "/v1/feeds?x=1",
+    ] {
+        let (status, body) = get(path, &Registry::new()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(body["code"], "invalid_parameter", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn price_list_chain_failure_is_502_not_500() {
+    for path in ["/v1/prices", "/v1/prices?block=3"] {
+        let (status, body) = get(path, &Registry::new()).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{path}");
+        assert_eq!(body["code"], "chain_unavailable", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn refresh_validates_before_touching_nats() {
+    let (status, body) = post("/v1/prices/btc-usd/refresh", "").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_pair"))
+    );
+    let (status, body) = post("/v1/prices/DOGE-USD/refresh", "").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_pair"))
+    );
+    for bad in ["not json", "[1]", "\"x\"", "{"] {
+        let (status, body) = post("/v1/prices/BTC-USD/refresh", bad).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_body")),
+            "{bad}"
+        );
+    }
+    // Well-formed, but this state has no NATS: 503 with a code, not a 500.
+    for ok in ["", "  ", "{}"] {
+        let (status, body) = post("/v1/prices/BTC-USD/refresh", ok).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("bus_unavailable")),
+            "{ok:?}"
+        );
+    }
+    // Wrong method on an existing path is a 405, not a 500.
+    let (status, _) = get("/v1/prices/BTC-USD/refresh", &Registry::new()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn readyz_names_every_failing_check() {
+    let (status, body) = get("/readyz", &Registry::new()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["code"], "not_ready");
+    assert_eq!(body["checks"]["nats"]["ok"], false);
+    assert_eq!(body["checks"]["chain"]["ok"], false);
+    assert_eq!(body["checks"]["feeds"]["ok"], false);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("nats: not configured") && message.contains("chain:"),
+        "{message}"
     );
 }

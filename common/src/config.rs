@@ -494,6 +494,10 @@ pub struct BffConfig {
     pub listen: SocketAddr,
     /// Where `/metrics` listens.
     pub metrics_addr: SocketAddr,
+    /// How long `POST /v1/prices/{pair}/refresh` waits for inclusion before
+    /// answering 202 with the submission id.
+    #[serde(with = "humantime_serde")]
+    pub refresh_wait: Duration,
 }
 
 impl Default for BffConfig {
@@ -501,6 +505,7 @@ impl Default for BffConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9103)),
+            refresh_wait: Duration::from_secs(12),
         }
     }
 }

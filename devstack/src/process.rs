@@ -87,6 +87,11 @@ impl ChildProcess {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
+    /// The name it was started under.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Fails if the process has exited.
     pub fn check_running(&mut self) -> std::io::Result<()> {
         match self.child.try_wait()? {

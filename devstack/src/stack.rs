@@ -316,6 +316,51 @@ impl Stack {
         out
     }
 
+    /// Kills the services called `name` (`fetchers`, `aggregator`, `bff`) at
+    /// once, as a crash would, leaving the rest running.
+    pub async fn kill_service(&mut self, name: &str) {
+        match &mut self.services {
+            Services::InProcess(tasks) => {
+                for (n, task) in tasks.iter() {
+                    if *n == name {
+                        task.abort();
+                    }
+                }
+            }
+            Services::Processes(children) => {
+                for child in children.iter_mut() {
+                    if child.name().strip_prefix("oracle-") == Some(name) {
+                        child.kill_now().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops nats-server (SIGTERM), leaving everything else running: for
+    /// tests of what the services do without the bus.
+    pub async fn stop_nats(&mut self) {
+        self.nats.stop(Duration::from_secs(5)).await;
+    }
+
+    /// Starts nats-server again on the same port and store.
+    pub async fn restart_nats(&mut self) -> Result<(), StackError> {
+        let logs = self.data_dir.join("logs");
+        self.nats = start_nats(
+            &self.config.nats.url,
+            &self.data_dir.join("nats"),
+            &logs.join("nats-server.restarted.log"),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Stops anvil (SIGTERM): the chain becomes unreachable. Anvil keeps no
+    /// state, so it is not restarted.
+    pub async fn stop_anvil(&mut self) {
+        self.anvil.stop(Duration::from_secs(5)).await;
+    }
+
     /// Stops the services, then the simulator, anvil and nats-server.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

@@ -76,6 +76,26 @@ fn is_median_of_some_choice(
     false
 }
 
+/// The block of the hub's first `PriceUpdated` event.
+async fn first_report_block(provider: &impl Provider, hub: alloy::primitives::Address) -> u64 {
+    use alloy::sol_types::SolEvent;
+    let filter = alloy::rpc::types::Filter::new()
+        .address(hub)
+        .event_signature(OracleHub::PriceUpdated::SIGNATURE_HASH)
+        .from_block(0);
+    let logs = provider.get_logs(&filter).await.unwrap();
+    logs.iter()
+        .filter_map(|l| l.block_number)
+        .min()
+        .expect("at least one report landed")
+}
+
+async fn get_json(client: &reqwest::Client, url: String) -> (u16, Value) {
+    let r = client.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json::<Value>().await.unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
     let config =
@@ -133,6 +153,65 @@ async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
         .unwrap()
         .expect("the block the bff cites exists");
     assert_eq!(block.header.hash.to_string(), block_hash);
+
+    // Reading at that block again, alone or with every feed, gives the same
+    // value and reference; before the hub existed, or a block that does not
+    // exist yet, is a 404 with its own code, not a guess or a 5xx; between
+    // deployment and the first report there is no data.
+    let bff = stack.bff_url.clone();
+    let get = |path: String| get_json(&client, format!("{bff}{path}"));
+    let (status, again) = get(format!("/v1/prices/BTC-USD?block={block_number}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(again, body, "a pinned read is reproducible");
+    let (status, all) = get(format!("/v1/prices?block={block_number}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(all["chain"]["block_hash"], block_hash.as_str());
+    let listed = all["prices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pair"] == "BTC/USD")
+        .expect("BTC/USD in the list");
+    assert_eq!(listed, &body);
+    assert!(
+        all["prices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["chain"]["block_number"] == block_number),
+        "one snapshot: {all}"
+    );
+    let (status, genesis) = get("/v1/prices/BTC-USD?block=0".into()).await;
+    assert_eq!(
+        (status, genesis["code"].as_str()),
+        (404, Some("not_deployed"))
+    );
+    let (status, genesis) = get("/v1/prices?block=0".into()).await;
+    assert_eq!(
+        (status, genesis["code"].as_str()),
+        (404, Some("not_deployed"))
+    );
+    let first = first_report_block(&provider, stack.deployment.hub).await - 1;
+    let (status, early) = get(format!("/v1/prices/BTC-USD?block={first}")).await;
+    assert_eq!((status, early["code"].as_str()), (503, Some("no_data")));
+    let (status, early_all) = get(format!("/v1/prices?block={first}")).await;
+    assert_eq!(status, 200);
+    assert!(early_all["prices"].as_array().unwrap().is_empty());
+    assert!(
+        early_all["no_data"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("BTC/USD"))
+    );
+    let (status, future) = get(format!(
+        "/v1/prices/BTC-USD?block={}",
+        block_number + 1_000_000
+    ))
+    .await;
+    assert_eq!(
+        (status, future["code"].as_str()),
+        (404, Some("no_such_block"))
+    );
 
     // The contract holds exactly that value at that block.
     let hub = OracleHub::new(stack.deployment.hub, &provider);

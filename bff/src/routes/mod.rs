@@ -1,4 +1,6 @@
 //! HTTP handlers, one per file.
 
+pub mod feeds;
 pub mod health;
 pub mod prices;
+pub mod refresh;

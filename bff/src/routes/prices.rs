@@ -1,16 +1,22 @@
-//! `GET /v1/prices/{pair}`: the latest on-chain value of a feed with the chain
-//! reference that proves it (chain id, contract, block number and hash).
+//! `GET /v1/prices/{pair}` and `GET /v1/prices`: the latest on-chain value of
+//! a feed (or of every feed, all read at one block) with the chain reference
+//! that proves it (chain id, contract, block number and hash). `?block=N`
+//! reads as of a past block.
 
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use oracle_common::{Pair, now_ms, price};
 use serde::Serialize;
 
 use crate::AppState;
-use crate::chain::{FeedRead, ReadError};
+use crate::chain::{FeedRead, PinnedBlock, ReadError};
 use crate::error::ApiError;
+use crate::params::Params;
+
+/// Parameters both price endpoints accept.
+const PRICE_PARAMS: &[&str] = &["block"];
 
 /// Where a value was read: enough to verify it independently.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -48,7 +54,12 @@ pub struct PriceResponse {
     pub chain: ChainRef,
 }
 
-fn to_response(pair: &Pair, read: &FeedRead, heartbeat_s: u64, state: &AppState) -> PriceResponse {
+pub(crate) fn to_response(
+    pair: &Pair,
+    read: &FeedRead,
+    heartbeat_s: u64,
+    state: &AppState,
+) -> PriceResponse {
     let decimal = price::from_scaled(read.price, u32::from(read.decimals))
         .map(|d| d.to_string())
         .unwrap_or_else(|_| read.price.to_string());
@@ -62,19 +73,83 @@ fn to_response(pair: &Pair, read: &FeedRead, heartbeat_s: u64, state: &AppState)
         observed_at: read.observed_at,
         updated_at: read.updated_at,
         stale: now_s.saturating_sub(read.updated_at) > heartbeat_s,
-        chain: ChainRef {
-            chain_id: state.reader.chain_id(),
-            contract: state.reader.hub().to_checksum(None),
-            block_number: read.block_number,
-            block_hash: read.block_hash.to_string(),
-        },
+        chain: chain_ref(state, read.block_number, read.block_hash),
     }
 }
 
-/// `GET /v1/prices/{pair}` with `pair` as `BTC-USD`.
+fn chain_ref(state: &AppState, block_number: u64, block_hash: alloy::primitives::B256) -> ChainRef {
+    ChainRef {
+        chain_id: state.reader.chain_id(),
+        contract: state.reader.hub().to_checksum(None),
+        block_number,
+        block_hash: block_hash.to_string(),
+    }
+}
+
+/// Every served feed, read at one block.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PricesResponse {
+    /// The chain reference shared by every entry.
+    pub chain: ChainRef,
+    /// Feeds with an on-chain value, in pair order.
+    pub prices: Vec<PriceResponse>,
+    /// Served feeds without an on-chain value at that block.
+    pub no_data: Vec<String>,
+}
+
+pub(crate) fn chain_error(e: ReadError) -> ApiError {
+    match e {
+        ReadError::NoSuchBlock(n) => ApiError::NoSuchBlock(n),
+        ReadError::NotDeployed(n) => ApiError::NotDeployed(n),
+        ReadError::UnknownFeed => ApiError::Chain("feed missing on the hub".into()),
+        ReadError::Rpc(msg) => {
+            tracing::warn!(error = %msg, "chain read failed");
+            ApiError::Chain("the chain node did not answer".into())
+        }
+    }
+}
+
+async fn pin(state: &AppState, raw_query: Option<&str>) -> Result<PinnedBlock, ApiError> {
+    let params = Params::parse(raw_query, PRICE_PARAMS)?;
+    pin_at(state, params.u64("block")?).await
+}
+
+/// Pins block `at` (the latest when `None`), timing the read.
+pub(crate) async fn pin_at(state: &AppState, at: Option<u64>) -> Result<PinnedBlock, ApiError> {
+    let started = Instant::now();
+    let pinned = state.reader.pin(at).await;
+    state
+        .metrics
+        .chain_read
+        .observe(started.elapsed().as_secs_f64());
+    pinned.map_err(chain_error)
+}
+
+/// One feed at a pinned block: `None` when it has no value there yet.
+pub(crate) async fn read(
+    state: &AppState,
+    pair: &Pair,
+    block: PinnedBlock,
+) -> Result<Option<FeedRead>, ApiError> {
+    let started = Instant::now();
+    let read = state.reader.read_at(pair, block).await;
+    state
+        .metrics
+        .chain_read
+        .observe(started.elapsed().as_secs_f64());
+    match read {
+        Ok(r) if r.round == 0 => Ok(None),
+        Ok(r) => Ok(Some(r)),
+        Err(ReadError::UnknownFeed) => Ok(None),
+        Err(e) => Err(chain_error(e)),
+    }
+}
+
+/// `GET /v1/prices/{pair}` with `pair` as `BTC-USD`; optional `?block=N`.
 pub async fn get_price(
     State(state): State<AppState>,
     Path(raw): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<PriceResponse>, ApiError> {
     let pair: Pair = raw
         .parse()
@@ -83,26 +158,37 @@ pub async fn get_price(
         .feeds
         .get(&pair)
         .ok_or_else(|| ApiError::UnknownPair(pair.to_string()))?;
-    let started = Instant::now();
-    let read = state.reader.latest(&pair).await;
-    state
-        .metrics
-        .chain_read
-        .observe(started.elapsed().as_secs_f64());
-    let read = read.map_err(|e| match e {
-        ReadError::UnknownFeed => ApiError::NoData(pair.to_string()),
-        ReadError::Rpc(msg) => {
-            tracing::warn!(pair = %pair, error = %msg, "chain read failed");
-            ApiError::Chain("the chain node did not answer".into())
-        }
-    })?;
-    if read.round == 0 {
-        return Err(ApiError::NoData(pair.to_string()));
-    }
+    let block = pin(&state, query.as_deref()).await?;
+    let read = read(&state, &pair, block)
+        .await?
+        .ok_or_else(|| ApiError::NoData(pair.to_string()))?;
     Ok(Json(to_response(
         &pair,
         &read,
         feed.heartbeat.as_secs(),
         &state,
     )))
+}
+
+/// `GET /v1/prices`: every served feed at one block; optional `?block=N`.
+pub async fn list_prices(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<PricesResponse>, ApiError> {
+    let block = pin(&state, query.as_deref()).await?;
+    let reads =
+        futures::future::join_all(state.feeds.keys().map(|pair| read(&state, pair, block))).await;
+    let mut prices = Vec::new();
+    let mut no_data = Vec::new();
+    for ((pair, feed), read) in state.feeds.iter().zip(reads) {
+        match read? {
+            Some(r) => prices.push(to_response(pair, &r, feed.heartbeat.as_secs(), &state)),
+            None => no_data.push(pair.to_string()),
+        }
+    }
+    Ok(Json(PricesResponse {
+        chain: chain_ref(&state, block.number, block.hash),
+        prices,
+        no_data,
+    }))
 }

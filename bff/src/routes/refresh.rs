@@ -1,0 +1,169 @@
+//! `POST /v1/prices/{pair}/refresh`: the on-demand workflow. Asks the
+//! aggregators (`oracle.refresh`, request/reply) to update the feed now, and
+//! answers 200 with the value read back from the chain at the block that
+//! included it, 202 with the submission id when inclusion takes longer than
+//! `bff.refresh_wait`, or 503 `no_aggregator` when nobody answers.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use oracle_common::wire::{
+    REFRESH_SUBJECT, RefreshReply, RefreshRequest, SCHEMA_VERSION, SUBMISSIONS_SUBJECTS,
+    SubmissionEvent,
+};
+use oracle_common::{Pair, now_ms};
+use serde::Serialize;
+
+use super::prices::{PriceResponse, pin_at, read, to_response};
+use crate::AppState;
+use crate::error::ApiError;
+
+/// 200: the refreshed value as the chain holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refreshed {
+    /// `included`.
+    pub status: &'static str,
+    /// The submission that carried it.
+    pub submission_id: Option<String>,
+    /// Its transaction.
+    pub tx_hash: Option<String>,
+    /// The value read at the inclusion block.
+    #[serde(flatten)]
+    pub price: PriceResponse,
+}
+
+/// 202: submitted but not yet included.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pending {
+    /// `pending`.
+    pub status: &'static str,
+    /// The pair.
+    pub pair: String,
+    /// The submission carrying the pair, when one was seen in time.
+    pub submission_id: Option<String>,
+}
+
+/// `POST /v1/prices/{pair}/refresh`; the body must be empty or a JSON object.
+pub async fn refresh(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let pair: Pair = raw
+        .parse()
+        .map_err(|e: oracle_common::pair::PairError| ApiError::InvalidPair(e.to_string()))?;
+    if !body.iter().all(u8::is_ascii_whitespace)
+        && serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body).is_err()
+    {
+        return Err(ApiError::InvalidBody(
+            "the body must be empty or a JSON object".into(),
+        ));
+    }
+    let feed = state
+        .feeds
+        .get(&pair)
+        .ok_or_else(|| ApiError::UnknownPair(pair.to_string()))?;
+    let heartbeat_s = feed.heartbeat.as_secs();
+    let nats = state
+        .nats
+        .as_ref()
+        .ok_or_else(|| ApiError::Bus("NATS is not configured".into()))?;
+    if nats.connection_state() != async_nats::connection::State::Connected {
+        return Err(ApiError::Bus("not connected to NATS".into()));
+    }
+    let asked_at_ms = now_ms();
+    // Watch submissions while waiting, to name the one carrying the pair if
+    // the answer does not come in time.
+    let mut events = nats
+        .subscribe(SUBMISSIONS_SUBJECTS)
+        .await
+        .map_err(|e| ApiError::Bus(e.to_string()))?;
+    let payload = serde_json::to_vec(&RefreshRequest {
+        v: SCHEMA_VERSION,
+        pair: pair.clone(),
+    })
+    .map_err(|e| ApiError::Bus(e.to_string()))?;
+    let request = nats.send_request(
+        REFRESH_SUBJECT,
+        async_nats::Request::new()
+            .payload(payload.into())
+            .timeout(Some(state.refresh_wait)),
+    );
+    tokio::pin!(request);
+    let mut submission_id = None;
+    let answer = loop {
+        tokio::select! {
+            answer = &mut request => break answer,
+            Some(msg) = events.next() => {
+                if submission_id.is_none()
+                    && let Ok(event) = serde_json::from_slice::<SubmissionEvent>(&msg.payload)
+                    && event.at_ms >= asked_at_ms
+                    && event.reports.iter().any(|r| r.pair == pair)
+                {
+                    submission_id = Some(event.id);
+                }
+            }
+        }
+    };
+    drop(events);
+    let msg = match answer {
+        Ok(msg) => msg,
+        Err(e) => {
+            use async_nats::RequestErrorKind;
+            return match e.kind() {
+                RequestErrorKind::NoResponders => Err(ApiError::NoAggregator),
+                RequestErrorKind::TimedOut => Ok((
+                    StatusCode::ACCEPTED,
+                    Json(Pending {
+                        status: "pending",
+                        pair: pair.to_string(),
+                        submission_id,
+                    }),
+                )
+                    .into_response()),
+                _ => Err(ApiError::Bus(e.to_string())),
+            };
+        }
+    };
+    let reply: RefreshReply =
+        serde_json::from_slice(&msg.payload).map_err(|e| ApiError::Refresh {
+            code: "refresh_failed",
+            message: format!("unreadable aggregator reply: {e}"),
+        })?;
+    if let Some(code) = reply.error.as_deref() {
+        let message = reply.message.unwrap_or_default();
+        return Err(match code {
+            "unknown_pair" => ApiError::UnknownPair(pair.to_string()),
+            "no_quorum" => ApiError::Refresh {
+                code: "no_quorum",
+                message,
+            },
+            "chain_error" => ApiError::Refresh {
+                code: "chain_error",
+                message,
+            },
+            _ => ApiError::Refresh {
+                code: "refresh_failed",
+                message: format!("{code}: {message}"),
+            },
+        });
+    }
+    let block = reply.block.ok_or_else(|| ApiError::Refresh {
+        code: "refresh_failed",
+        message: "the aggregator answered without an inclusion block".into(),
+    })?;
+    let pinned = pin_at(&state, Some(block)).await?;
+    let value = read(&state, &pair, pinned)
+        .await?
+        .ok_or_else(|| ApiError::NoData(pair.to_string()))?;
+    Ok(Json(Refreshed {
+        status: "included",
+        submission_id: reply.submission_id,
+        tx_hash: reply.tx_hash,
+        price: to_response(&pair, &value, heartbeat_s, &state),
+    })
+    .into_response())
+}

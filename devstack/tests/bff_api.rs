@@ -1,0 +1,179 @@
+//! The client API on the real stack (nats-server, anvil, the services):
+//! on-demand refresh through the bff (200 with the value the contract holds at
+//! the returned block; 202 with the submission id while inclusion is held back;
+//! 503 when no aggregator answers) and `/readyz` following NATS and the chain.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::time::Duration;
+
+use alloy::eips::BlockId;
+use alloy::providers::{Provider, ProviderBuilder};
+use oracle_common::Pair;
+use oracle_common::chain::OracleHub;
+use oracle_common::config::Config;
+use oracle_common::wire::{SUBMISSIONS_STREAM, SubmissionEvent, SubmissionStatus};
+use oracle_devstack::{Mode, Options, Stack, eventually, tools};
+use serde_json::Value;
+
+async fn start(name: &str, edit: impl FnOnce(&mut Config)) -> Stack {
+    let mut config =
+        Config::load(&tools::workspace_root().join("config/dev.toml")).expect("config/dev.toml");
+    edit(&mut config);
+    let data_dir = tools::workspace_root().join(format!("target/test-data/bff-api-{name}"));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Stack::start(Options {
+        config,
+        mode: Mode::InProcess,
+        ephemeral_ports: true,
+        data_dir,
+        sim_tick: Duration::from_secs(1),
+    })
+    .await
+    .expect("stack starts (run scripts/bootstrap.sh if a tool is missing)")
+}
+
+async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_through_the_bff_answers_with_what_the_chain_holds() {
+    let mut stack = start("refresh", |config| {
+        // Only the first value and refreshes update; inclusion may take 4 s.
+        for feed in config.feeds.iter_mut() {
+            feed.deviation_bps = 10_000;
+            feed.heartbeat = Duration::from_secs(3600);
+        }
+        config.bff.refresh_wait = Duration::from_secs(4);
+    })
+    .await;
+    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let hub = OracleHub::new(stack.deployment.hub, &provider);
+    let pair: Pair = "BTC/USD".parse().unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the first BTC/USD round",
+        || async { (hub.latest(pair.feed_id()).call().await.ok()?.roundId >= 1).then_some(()) },
+    )
+    .await
+    .unwrap();
+    let before = hub.latest(pair.feed_id()).call().await.unwrap().roundId;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/prices/BTC-USD/refresh", stack.bff_url);
+
+    // 200: included, and the body is what the contract holds at its block.
+    let (status, body) = call(client.post(&url)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "included");
+    assert_eq!(body["round"].as_u64().unwrap(), u64::from(before) + 1);
+    let block = body["chain"]["block_number"].as_u64().unwrap();
+    let at_block = hub
+        .latest(pair.feed_id())
+        .block(BlockId::number(block))
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(body["price_raw"], at_block.price.to_string());
+    assert_eq!(body["round"].as_u64().unwrap(), u64::from(at_block.roundId));
+    let header = provider
+        .get_block_by_number(block.into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body["chain"]["block_hash"], header.header.hash.to_string());
+    let tx = body["tx_hash"].as_str().unwrap();
+    let receipt = provider
+        .get_transaction_receipt(tx.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("the cited transaction has a receipt");
+    assert_eq!(receipt.block_number, Some(block));
+    assert!(body["submission_id"].is_string());
+
+    // 202: with mining held back, inclusion outlasts refresh_wait; the answer
+    // names the submission, which succeeds once blocks are mined again.
+    provider
+        .raw_request::<_, ()>("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
+    let (status, body) = call(client.post(&url).body("{}")).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "pending");
+    assert_eq!(body["pair"], "BTC/USD");
+    let id = body["submission_id"]
+        .as_str()
+        .expect("the queued submission was seen while waiting")
+        .to_owned();
+    provider
+        .raw_request::<_, ()>("evm_setAutomine".into(), (true,))
+        .await
+        .unwrap();
+    provider
+        .raw_request::<_, String>("evm_mine".into(), ())
+        .await
+        .unwrap();
+    let nats = async_nats::connect(&stack.config.nats.url).await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let settled = eventually(
+        Duration::from_secs(30),
+        "the pending submission succeeds",
+        || async {
+            oracle_devstack::read_stream(&js, SUBMISSIONS_STREAM)
+                .await
+                .iter()
+                .filter_map(|b| serde_json::from_slice::<SubmissionEvent>(b).ok())
+                .find(|e| e.id == id && e.status == SubmissionStatus::Success)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(settled.reports.iter().any(|r| r.pair == pair));
+
+    // 503: no aggregator listens any more.
+    stack.kill_service("aggregator").await;
+    let (status, body) = call(client.post(&url)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("no_aggregator")),
+        "{body}"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_turns_unready_when_nats_or_the_chain_stops() {
+    let mut stack = start("readyz", |_| {}).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/readyz", stack.bff_url);
+    let wait_for = |want: u16, what: &'static str| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            eventually(Duration::from_secs(30), what, || async {
+                let (status, body) = call(client.get(&url)).await;
+                (status == want).then_some(body)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let ready = wait_for(200, "ready once a feed is on chain").await;
+    assert_eq!(ready["status"], "ready");
+
+    stack.stop_nats().await;
+    let body = wait_for(503, "unready without NATS").await;
+    assert_eq!(body["code"], "not_ready");
+    assert_eq!(body["checks"]["nats"]["ok"], false, "{body}");
+    assert_eq!(body["checks"]["chain"]["ok"], true, "{body}");
+
+    stack.restart_nats().await.unwrap();
+    wait_for(200, "ready again once NATS is back").await;
+
+    stack.stop_anvil().await;
+    let body = wait_for(503, "unready without the chain").await;
+    assert_eq!(body["checks"]["chain"]["ok"], false, "{body}");
+    assert_eq!(body["checks"]["nats"]["ok"], true, "{body}");
+    stack.stop().await;
+}
