@@ -33,6 +33,12 @@ pub enum ApiError {
     /// A request body is malformed.
     #[error("{0}")]
     InvalidBody(String),
+    /// A submission id is malformed.
+    #[error("`{0}` is not a submission id (`{{unix_ms}}-{{8 hex digits}}`)")]
+    InvalidSubmissionId(String),
+    /// No such submission is known.
+    #[error("no submission {0}")]
+    UnknownSubmission(String),
     /// No aggregator answered on NATS.
     #[error("no aggregator is answering refresh requests")]
     NoAggregator,
@@ -75,6 +81,8 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::NoAggregator => "no_aggregator",
             ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::InvalidSubmissionId(_) => "invalid_submission_id",
+            ApiError::UnknownSubmission(_) => "unknown_submission",
             ApiError::Bus(_) => "bus_unavailable",
             ApiError::Refresh { code, .. } => code,
         }
@@ -83,12 +91,14 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidPair(_) | ApiError::InvalidParameter(_) | ApiError::InvalidBody(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidPair(_)
+            | ApiError::InvalidParameter(_)
+            | ApiError::InvalidBody(_)
+            | ApiError::InvalidSubmissionId(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownPair(_)
             | ApiError::NotFound
             | ApiError::NoSuchBlock(_)
+            | ApiError::UnknownSubmission(_)
             | ApiError::NotDeployed(_) => StatusCode::NOT_FOUND,
             ApiError::NoData(_) | ApiError::NoAggregator | ApiError::Bus(_) => {
                 StatusCode::SERVICE_UNAVAILABLE

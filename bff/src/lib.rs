@@ -6,6 +6,7 @@
 //! - [`routes`]: one handler per file; the router is [`router`].
 //! - [`chain`]: pins a block and reads feeds at it.
 //! - [`params`]: strict query-string parsing.
+//! - [`submissions`]: transaction records rebuilt from `ORACLE_SUBMISSIONS`.
 //! - [`error`]: [`ApiError`], JSON errors with stable codes.
 //! - [`metrics`]: request metrics and their middleware.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ pub mod error;
 pub mod metrics;
 pub mod params;
 pub mod routes;
+pub mod submissions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub nats: Option<async_nats::Client>,
     /// How long a refresh waits for inclusion before answering 202.
     pub refresh_wait: std::time::Duration,
+    /// Transaction records.
+    pub submissions: submissions::Submissions,
 }
 
 /// Why the service could not start.
@@ -75,6 +79,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/feeds", get(routes::feeds::list_feeds))
         .route("/v1/prices", get(routes::prices::list_prices))
         .route("/v1/prices/{pair}", get(routes::prices::get_price))
+        .route(
+            "/v1/submissions",
+            get(routes::submissions::list_submissions),
+        )
+        .route(
+            "/v1/submissions/{id}",
+            get(routes::submissions::get_submission),
+        )
         .route(
             "/v1/prices/{pair}/refresh",
             axum::routing::post(routes::refresh::refresh),
@@ -119,6 +131,7 @@ pub async fn state(config: &Config, registry: &Registry) -> Result<AppState, Sta
         reader: chain::ChainReader::new(url, hub, chain_id),
         nats: Some(nats),
         refresh_wait: config.bff.refresh_wait,
+        submissions: submissions::Submissions::new(config.bff.max_submissions),
         feeds: Arc::new(
             config
                 .feeds
@@ -148,6 +161,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
     let state = state(&config, registry).await?;
+    if let Some(nats) = &state.nats {
+        tokio::spawn(
+            state
+                .submissions
+                .clone()
+                .follow(nats.clone(), shutdown.child_token()),
+        );
+    }
     let listener = TcpListener::bind(config.bff.listen)
         .await
         .map_err(|source| StartError::Bind {

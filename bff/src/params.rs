@@ -32,6 +32,11 @@ impl Params {
         Ok(Self(map))
     }
 
+    /// An optional text parameter.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
     /// An optional unsigned integer parameter.
     pub fn u64(&self, key: &str) -> Result<Option<u64>, ApiError> {
         self.0

@@ -37,6 +37,7 @@ fn state(registry: &Registry) -> AppState {
         metrics: Metrics::register(registry).unwrap(),
         nats: None,
         refresh_wait: std::time::Duration::from_secs(1),
+        submissions: oracle_bff::submissions::Submissions::new(100),
     }
 }
 
@@ -216,4 +217,39 @@ async fn readyz_names_every_failing_check() {
         message.contains("nats: not configured") && message.contains("chain:"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn submissions_validate_ids_and_parameters() {
+    let (status, body) = get("/v1/submissions", &Registry::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["submissions"], serde_json::json!([]));
+    assert_eq!(body["next_cursor"], Value::Null);
+    let (status, body) = get("/v1/submissions/1795295970219-0a1b2c3d", &Registry::new()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_submission"))
+    );
+    let (status, body) = get("/v1/submissions/not-an-id", &Registry::new()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_submission_id"))
+    );
+    for q in [
+        "status=done",
+        "limit=0",
+        "limit=501",
+        "pair=btc",
+        "cursor=x",
+        "from=5&to=4",
+        "from=-1",
+        "sort=asc",
+    ] {
+        let (status, body) = get(&format!("/v1/submissions?{q}"), &Registry::new()).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_parameter")),
+            "{q}"
+        );
+    }
 }

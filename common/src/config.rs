@@ -498,6 +498,9 @@ pub struct BffConfig {
     /// answering 202 with the submission id.
     #[serde(with = "humantime_serde")]
     pub refresh_wait: Duration,
+    /// Submissions kept in memory for `/v1/submissions` (the oldest are
+    /// dropped beyond this; `ORACLE_SUBMISSIONS` keeps the full record).
+    pub max_submissions: usize,
 }
 
 impl Default for BffConfig {
@@ -506,6 +509,7 @@ impl Default for BffConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9103)),
             refresh_wait: Duration::from_secs(12),
+            max_submissions: 100_000,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The client API on the real stack (nats-server, anvil, the services):
 //! on-demand refresh through the bff (200 with the value the contract holds at
 //! the returned block; 202 with the submission id while inclusion is held back;
-//! 503 when no aggregator answers) and `/readyz` following NATS and the chain.
+//! 503 when no aggregator answers), the submission records rebuilt from
+//! `ORACLE_SUBMISSIONS`, and `/readyz` following NATS and the chain.
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
@@ -12,7 +13,6 @@ use alloy::providers::{Provider, ProviderBuilder};
 use oracle_common::Pair;
 use oracle_common::chain::OracleHub;
 use oracle_common::config::Config;
-use oracle_common::wire::{SUBMISSIONS_STREAM, SubmissionEvent, SubmissionStatus};
 use oracle_devstack::{Mode, Options, Stack, eventually, tools};
 use serde_json::Value;
 
@@ -91,7 +91,7 @@ async fn refresh_through_the_bff_answers_with_what_the_chain_holds() {
         .unwrap()
         .expect("the cited transaction has a receipt");
     assert_eq!(receipt.block_number, Some(block));
-    assert!(body["submission_id"].is_string());
+    let first_id = body["submission_id"].as_str().unwrap().to_owned();
 
     // 202: with mining held back, inclusion outlasts refresh_wait; the answer
     // names the submission, which succeeds once blocks are mined again.
@@ -115,22 +115,57 @@ async fn refresh_through_the_bff_answers_with_what_the_chain_holds() {
         .raw_request::<_, String>("evm_mine".into(), ())
         .await
         .unwrap();
-    let nats = async_nats::connect(&stack.config.nats.url).await.unwrap();
-    let js = async_nats::jetstream::new(nats);
+    let record_url = format!("{}/v1/submissions/{id}", stack.bff_url);
     let settled = eventually(
         Duration::from_secs(30),
-        "the pending submission succeeds",
+        "the pending submission succeeds (seen through /v1/submissions)",
         || async {
-            oracle_devstack::read_stream(&js, SUBMISSIONS_STREAM)
-                .await
-                .iter()
-                .filter_map(|b| serde_json::from_slice::<SubmissionEvent>(b).ok())
-                .find(|e| e.id == id && e.status == SubmissionStatus::Success)
+            let (status, body) = call(client.get(&record_url)).await;
+            (status == 200 && body["status"] == "success").then_some(body)
         },
     )
     .await
     .unwrap();
-    assert!(settled.reports.iter().any(|r| r.pair == pair));
+    let steps: Vec<&str> = settled["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps.first(), Some(&"queued"));
+    assert!(steps.contains(&"pending"));
+    assert_eq!(steps.last(), Some(&"success"));
+    // The record agrees with the chain.
+    let tx: alloy::primitives::B256 = settled["tx_hash"].as_str().unwrap().parse().unwrap();
+    let receipt = provider
+        .get_transaction_receipt(tx)
+        .await
+        .unwrap()
+        .expect("receipt of the recorded transaction");
+    assert_eq!(receipt.block_number, settled["block"].as_u64());
+    // Both submissions are listed, newest first, filtered by pair and status.
+    let (status, page) = call(client.get(format!(
+        "{}/v1/submissions?pair=BTC-USD&status=success&limit=500",
+        stack.bff_url
+    )))
+    .await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = page["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&id.as_str()), "{ids:?}");
+    assert!(ids.contains(&first_id.as_str()), "{ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    assert!(
+        settled["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["pair"] == "BTC/USD")
+    );
 
     // 503: no aggregator listens any more.
     stack.kill_service("aggregator").await;

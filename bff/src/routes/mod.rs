@@ -4,3 +4,4 @@ pub mod feeds;
 pub mod health;
 pub mod prices;
 pub mod refresh;
+pub mod submissions;
