@@ -25,6 +25,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod policy;
 pub mod replay;
+pub mod retry;
 pub mod signing;
 pub mod submitter;
 pub mod window;
@@ -37,8 +38,8 @@ use futures::StreamExt;
 use oracle_common::chain::Report;
 use oracle_common::config::{Config, FeedConfig};
 use oracle_common::wire::{
-    FetchRequest, Observation, REFRESH_SUBJECT, RefreshReply, RefreshRequest, RejectedInput,
-    ReportMessage, SCHEMA_VERSION, fetch_subject, report_subject,
+    FetchRequest, Observation, REFRESH_SUBJECT, RETRY_SUBJECT, RefreshReply, RefreshRequest,
+    RejectedInput, ReportMessage, SCHEMA_VERSION, fetch_subject, report_subject,
 };
 use oracle_common::{Pair, now_ms, price};
 use prometheus::Registry;
@@ -221,6 +222,8 @@ pub async fn run(
     };
     // Only the leader answers refreshes: it is the one that can submit.
     let mut refresh_requests: Option<async_nats::Subscriber> = None;
+    let mut retry_requests: Option<async_nats::Subscriber> = None;
+    let mut retries: Vec<retry::PendingRetry> = Vec::new();
     let mut lease_tick = tokio::time::interval(leader::Lease::period(config.aggregator.lease_ttl));
     lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<PendingRefresh>(256);
@@ -240,6 +243,27 @@ pub async fn run(
             } => {
                 start_refresh(&nats, &feeds, msg, &config, ready_tx.clone()).await;
             }
+            Some(msg) = async {
+                match retry_requests.as_mut() {
+                    Some(sub) => sub.next().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let wait_ms = config.aggregator.refresh_timeout.as_millis() as u64;
+                match retry::accept(&msg.payload, msg.reply.clone(), |p| feeds.contains_key(p), wait_ms) {
+                    Ok(r) => {
+                        for pair in &r.pairs {
+                            if let Some(state) = feeds.get_mut(pair) {
+                                state.parked = None;
+                                state.failures = 0;
+                                metrics.parked.with_label_values(&[&pair.to_string()]).set(0);
+                            }
+                        }
+                        retries.push(r);
+                    }
+                    Err(reply) => retry::answer(&nats, msg.reply, &reply).await,
+                }
+            }
             _ = lease_tick.tick() => {
                 let was = ctx.leader;
                 let now_leader = lease.tick().await;
@@ -257,10 +281,16 @@ pub async fn run(
                             .await
                             .map_err(|e| RunError::Nats(format!("subscribe {REFRESH_SUBJECT}: {e}")))?,
                     );
+                    retry_requests = Some(
+                        nats.queue_subscribe(RETRY_SUBJECT, "aggregators".to_owned())
+                            .await
+                            .map_err(|e| RunError::Nats(format!("subscribe {RETRY_SUBJECT}: {e}")))?,
+                    );
                     info!(id = %config.aggregator.consumer, "leading: submitting updates");
                 } else if !now_leader {
                     if was {
                         refresh_requests = None;
+                        retry_requests = None;
                         info!(id = %config.aggregator.consumer, "standing by");
                     }
                     // A standby follows the chain the leader writes.
@@ -289,9 +319,11 @@ pub async fn run(
                 None => return Err(RunError::Nats("observation stream ended".into())),
             },
             _ = tick.tick() => {
-                let forced = ready_refreshes(&feeds, &mut refreshes, &nats).await;
-                let event = evaluate(&mut feeds, &ctx, &forced).await;
+                let mut forced = ready_refreshes(&feeds, &mut refreshes, &nats).await;
+                forced.extend(retry::forced(&retries));
+                let event = evaluate(&mut feeds, &ctx, &forced, &retries).await;
                 answer_refreshes(&nats, &mut refreshes, &forced, event.as_ref()).await;
+                retry::settle(&nats, &mut retries, event.as_ref()).await;
                 for msg in unacked.drain(..) {
                     if let Err(e) = msg.ack().await {
                         warn!(error = %e, "ack failed; the observation will be redelivered");
@@ -370,6 +402,7 @@ async fn evaluate(
     feeds: &mut BTreeMap<Pair, FeedState>,
     ctx: &Context<'_>,
     forced: &std::collections::BTreeSet<Pair>,
+    retries: &[retry::PendingRetry],
 ) -> Option<oracle_common::wire::SubmissionEvent> {
     let now = now_ms();
     let metrics = ctx.metrics;
@@ -501,7 +534,8 @@ async fn evaluate(
     }
     due.sort_by_key(|d| std::cmp::Reverse(d.urgency));
     due.truncate(ctx.max_batch);
-    Some(submit_due(feeds, ctx, due).await)
+    let retry_of = retry::retry_of(retries, due.iter().map(|d| &d.planned.pair));
+    Some(submit_due(feeds, ctx, due, retry_of).await)
 }
 
 /// Publishes the reports, submits them, and updates what the feeds believe the
@@ -510,6 +544,7 @@ async fn submit_due(
     feeds: &mut BTreeMap<Pair, FeedState>,
     ctx: &Context<'_>,
     mut due: Vec<Due>,
+    retry_of: Option<String>,
 ) -> oracle_common::wire::SubmissionEvent {
     let id = lifecycle::new_id();
     for d in due.iter_mut() {
@@ -533,7 +568,7 @@ async fn submit_due(
             .inc();
     }
     let planned: Vec<Planned> = due.iter().map(|d| d.planned.clone()).collect();
-    let outcome = ctx.lifecycle.submit(id, &planned, None).await;
+    let outcome = ctx.lifecycle.submit(id, &planned, retry_of).await;
     let event = outcome.event;
     let skipped: Vec<&str> = event
         .skipped

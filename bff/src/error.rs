@@ -39,6 +39,15 @@ pub enum ApiError {
     /// No such submission is known.
     #[error("no submission {0}")]
     UnknownSubmission(String),
+    /// The admin endpoints are disabled (no `bff.admin_token`).
+    #[error("admin endpoints are disabled: set bff.admin_token")]
+    AdminDisabled,
+    /// Missing or wrong bearer token.
+    #[error("a valid `Authorization: Bearer <token>` header is required")]
+    Unauthorized,
+    /// The request conflicts with the resource's state.
+    #[error("{0}")]
+    Conflict(String),
     /// No aggregator answered on NATS.
     #[error("no aggregator is answering refresh requests")]
     NoAggregator,
@@ -81,6 +90,9 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::NoAggregator => "no_aggregator",
             ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::AdminDisabled => "admin_disabled",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Conflict(_) => "conflict",
             ApiError::InvalidSubmissionId(_) => "invalid_submission_id",
             ApiError::UnknownSubmission(_) => "unknown_submission",
             ApiError::Bus(_) => "bus_unavailable",
@@ -108,6 +120,9 @@ impl ApiError {
             }
             ApiError::Refresh { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Chain(_) => StatusCode::BAD_GATEWAY,
+            ApiError::AdminDisabled => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
         }
     }
 }
@@ -118,6 +133,13 @@ impl IntoResponse for ApiError {
             code: self.code(),
             message: self.to_string(),
         };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if self == ApiError::Unauthorized {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

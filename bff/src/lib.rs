@@ -47,6 +47,8 @@ pub struct AppState {
     pub refresh_wait: std::time::Duration,
     /// Transaction records.
     pub submissions: submissions::Submissions,
+    /// Bearer token of the admin endpoints; `None` disables them.
+    pub admin_token: Option<Arc<str>>,
 }
 
 /// Why the service could not start.
@@ -86,6 +88,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/submissions/{id}",
             get(routes::submissions::get_submission),
+        )
+        .route(
+            "/v1/admin/submissions/{id}/retry",
+            axum::routing::post(routes::admin::retry),
         )
         .route(
             "/v1/prices/{pair}/refresh",
@@ -132,6 +138,12 @@ pub async fn state(config: &Config, registry: &Registry) -> Result<AppState, Sta
         nats: Some(nats),
         refresh_wait: config.bff.refresh_wait,
         submissions: submissions::Submissions::new(config.bff.max_submissions),
+        admin_token: config
+            .bff
+            .admin_token
+            .as_ref()
+            .filter(|t| !t.is_empty())
+            .map(|t| Arc::from(t.expose())),
         feeds: Arc::new(
             config
                 .feeds

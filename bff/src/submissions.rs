@@ -161,6 +161,17 @@ impl Submissions {
         (out, false)
     }
 
+    /// The newest submission recorded as a retry of `id`.
+    pub fn retried_by(&self, id: &str) -> Option<String> {
+        let inner = self.inner.read().ok()?;
+        inner
+            .records
+            .iter()
+            .rev()
+            .find(|(_, r)| r.latest.retry_of.as_deref() == Some(id))
+            .map(|(k, _)| k.clone())
+    }
+
     /// Submissions held.
     pub fn len(&self) -> usize {
         self.inner.read().map(|i| i.records.len()).unwrap_or(0)

@@ -38,6 +38,7 @@ fn state(registry: &Registry) -> AppState {
         nats: None,
         refresh_wait: std::time::Duration::from_secs(1),
         submissions: oracle_bff::submissions::Submissions::new(100),
+        admin_token: Some("t0ken".into()),
     }
 }
 
@@ -252,4 +253,48 @@ async fn submissions_validate_ids_and_parameters() {
             "{q}"
         );
     }
+}
+
+#[tokio::test]
+async fn admin_retry_requires_the_bearer_token() {
+    let path = "/v1/admin/submissions/1795295970219-0a1b2c3d/retry";
+    let send_with = |auth: Option<&'static str>| async move {
+        let mut request = Request::post(path);
+        if let Some(a) = auth {
+            request = request.header("authorization", a);
+        }
+        send(request.body(Body::empty()).unwrap(), &Registry::new()).await
+    };
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("t0ken"),
+        Some("Basic t0ken"),
+        Some("Bearer "),
+    ] {
+        let (status, body) = send_with(auth).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthorized")),
+            "{auth:?}"
+        );
+    }
+    // With the token, the request reaches the records: unknown id is a 404.
+    let (status, body) = send_with(Some("Bearer t0ken")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_submission"))
+    );
+    let (status, body) = send(
+        Request::post("/v1/admin/submissions/nope/retry")
+            .header("authorization", "Bearer t0ken")
+            .body(Body::empty())
+            .unwrap(),
+        &Registry::new(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_submission_id"))
+    );
 }

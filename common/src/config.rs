@@ -501,6 +501,9 @@ pub struct BffConfig {
     /// Submissions kept in memory for `/v1/submissions` (the oldest are
     /// dropped beyond this; `ORACLE_SUBMISSIONS` keeps the full record).
     pub max_submissions: usize,
+    /// Bearer token of the `/v1/admin` endpoints; unset disables them. Set it
+    /// through `ORACLE__BFF__ADMIN_TOKEN`, not in a file.
+    pub admin_token: Option<Secret>,
 }
 
 impl Default for BffConfig {
@@ -510,6 +513,7 @@ impl Default for BffConfig {
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9103)),
             refresh_wait: Duration::from_secs(12),
             max_submissions: 100_000,
+            admin_token: None,
         }
     }
 }

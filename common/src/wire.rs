@@ -50,6 +50,10 @@ pub fn submission_subject(id: &str) -> String {
 /// Subject of on-demand refresh requests (request/reply, queue group `aggregators`).
 pub const REFRESH_SUBJECT: &str = "oracle.refresh";
 
+/// Subject of operator retries of failed submissions (request/reply, queue
+/// group `aggregators`; only the leader subscribes).
+pub const RETRY_SUBJECT: &str = "oracle.admin.retry";
+
 /// An observation an aggregate left out, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RejectedInput {
@@ -187,6 +191,37 @@ impl SubmissionEvent {
         }
         Ok(e)
     }
+}
+
+/// A request on [`RETRY_SUBJECT`]: submit the feeds of failed submission
+/// `retry_of` again now (fresh aggregates, re-signed), un-parking them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryRequest {
+    /// Schema version.
+    pub v: u32,
+    /// The failed submission.
+    pub retry_of: String,
+    /// Its feeds.
+    pub pairs: Vec<Pair>,
+}
+
+/// The aggregator's answer to a [`RetryRequest`], once the new submission
+/// reached a final status (or could not be made).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryReply {
+    /// Schema version.
+    pub v: u32,
+    /// The failed submission retried.
+    pub retry_of: String,
+    /// The new submission (its events carry `retry_of`).
+    pub submission_id: Option<String>,
+    /// Its final status.
+    pub status: Option<SubmissionStatus>,
+    /// A stable error code when no submission was made: `bad_request`,
+    /// `unknown_pair`, `no_quorum`.
+    pub error: Option<String>,
+    /// Details.
+    pub message: Option<String>,
 }
 
 /// A request on [`REFRESH_SUBJECT`]: update this pair on chain now.

@@ -212,3 +212,115 @@ async fn readyz_turns_unready_when_nats_or_the_chain_stops() {
     assert_eq!(body["checks"]["nats"]["ok"], true, "{body}");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_retries_a_failed_submission_with_the_admin_token() {
+    // A sender without ether: every submission fails and the feeds park
+    // after one automatic retry.
+    const UNFUNDED: &str = "0x2222222222222222222222222222222222222222222222222222222222222222";
+    let stack = start("admin-retry", |config| {
+        config.aggregator.sender_key = oracle_common::config::Secret::new(UNFUNDED);
+        config.aggregator.retry_limit = 1;
+        config.bff.admin_token = Some(oracle_common::config::Secret::new("op-t0ken"));
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let bff = stack.bff_url.clone();
+    let parked = |pair: &str| {
+        stack
+            .registries
+            .aggregator
+            .gather()
+            .iter()
+            .find(|f| f.name() == "oracle_aggregator_parked")
+            .and_then(|f| {
+                f.get_metric()
+                    .iter()
+                    .find(|m| m.get_label().iter().any(|l| l.value() == pair))
+                    .map(|m| m.get_gauge().get_value())
+            })
+            .unwrap_or(0.0)
+    };
+    eventually(Duration::from_secs(60), "BTC/USD parked", || async {
+        (parked("BTC/USD") == 1.0).then_some(())
+    })
+    .await
+    .unwrap();
+    // The newest failed submission carrying BTC/USD, as the bff lists it.
+    let failed = eventually(Duration::from_secs(10), "the failure listed", || {
+        let url = format!("{bff}/v1/submissions?status=failed&pair=BTC-USD&limit=1");
+        let client = client.clone();
+        async move {
+            let (status, page) = call(client.get(url)).await;
+            (status == 200).then_some(())?;
+            page["submissions"][0]["id"].as_str().map(str::to_owned)
+        }
+    })
+    .await
+    .unwrap();
+    let retry_url = format!("{bff}/v1/admin/submissions/{failed}/retry");
+
+    // No token, a wrong token: 401, and nothing is retried.
+    let (status, body) = call(client.post(&retry_url)).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    let (status, _) = call(client.post(&retry_url).bearer_auth("op-t0ken-")).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        parked("BTC/USD"),
+        1.0,
+        "an unauthorized call changes nothing"
+    );
+
+    // Fund the sender, retry with the token: a new submission succeeds and
+    // records what it retried; the feed is un-parked.
+    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let sender: alloy::signers::local::PrivateKeySigner = UNFUNDED.parse().unwrap();
+    provider
+        .raw_request::<_, ()>(
+            "anvil_setBalance".into(),
+            (sender.address(), "0x8AC7230489E80000"), // 10 ether
+        )
+        .await
+        .unwrap();
+    let (status, body) = call(client.post(&retry_url).bearer_auth("op-t0ken")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["retry_of"], failed.as_str());
+    assert_eq!(body["status"], "success", "{body}");
+    let new_id = body["submission_id"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, failed);
+    assert_eq!(parked("BTC/USD"), 0.0);
+    let record = eventually(Duration::from_secs(10), "the retry recorded", || {
+        let url = format!("{bff}/v1/submissions/{new_id}");
+        let client = client.clone();
+        async move {
+            let (status, body) = call(client.get(url)).await;
+            (status == 200 && body["status"] == "success").then_some(body)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(record["retry_of"], failed.as_str());
+    let hub = OracleHub::new(stack.deployment.hub, &provider);
+    let pair: Pair = "BTC/USD".parse().unwrap();
+    assert!(hub.latest(pair.feed_id()).call().await.unwrap().roundId >= 1);
+
+    // Only failed submissions, and only once: 409 otherwise.
+    let (status, body) = call(client.post(&retry_url).bearer_auth("op-t0ken")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    let (status, body) = call(
+        client
+            .post(format!("{bff}/v1/admin/submissions/{new_id}/retry"))
+            .bearer_auth("op-t0ken"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    stack.stop().await;
+}

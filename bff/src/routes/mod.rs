@@ -1,5 +1,6 @@
 //! HTTP handlers, one per file.
 
+pub mod admin;
 pub mod feeds;
 pub mod health;
 pub mod prices;
