@@ -37,6 +37,36 @@ pub struct PinnedBlock {
     pub hash: B256,
 }
 
+/// One on-chain round from a `PriceUpdated` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Round.
+    pub round: u32,
+    /// Scaled price.
+    pub price: i128,
+    /// Observation time, Unix seconds.
+    pub observed_at: u64,
+    /// Block time, Unix seconds (when the node reports it).
+    pub updated_at: Option<u64>,
+    /// Block number.
+    pub block_number: u64,
+    /// Block hash.
+    pub block_hash: B256,
+    /// Transaction hash.
+    pub tx_hash: B256,
+    /// Position of the log in its block.
+    pub log_index: u64,
+}
+
+/// Unpacks `PriceUpdated.update`: bits 224..255 round, 192..223 observedAt,
+/// 0..127 price (two's complement).
+pub fn unpack_update(update: alloy::primitives::U256) -> (u32, u64, i128) {
+    let round = (update >> 224usize).to::<u32>();
+    let observed_at = ((update >> 192usize) & alloy::primitives::U256::from(u32::MAX)).to::<u64>();
+    let low = (update & alloy::primitives::U256::from(u128::MAX)).to::<u128>();
+    (round, observed_at, low as i128)
+}
+
 /// Reads the hub over JSON-RPC.
 #[derive(Debug, Clone)]
 pub struct ChainReader {
@@ -143,5 +173,92 @@ impl ChainReader {
             block_number: block.number,
             block_hash: block.hash,
         })
+    }
+
+    /// The hub's index of `pair`'s feed.
+    pub async fn feed_index(&self, pair: &Pair) -> Result<u16, ReadError> {
+        self.hub
+            .feedIndex(pair.feed_id())
+            .call()
+            .await
+            .map_err(|e| {
+                if matches!(e, alloy::contract::Error::ZeroData(..)) {
+                    return ReadError::NotDeployed(0);
+                }
+                match e.as_decoded_interface_error::<OracleHub::OracleHubErrors>() {
+                    Some(OracleHub::OracleHubErrors::UnknownFeed(_)) => ReadError::UnknownFeed,
+                    _ => ReadError::Rpc(e.to_string()),
+                }
+            })
+    }
+
+    /// The rounds feed `index` took in blocks `from..=to`, in chain order.
+    pub async fn history(
+        &self,
+        index: u16,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<HistoryEntry>, ReadError> {
+        use alloy::sol_types::SolEvent;
+        let filter = alloy::rpc::types::Filter::new()
+            .address(self.hub())
+            .event_signature(OracleHub::PriceUpdated::SIGNATURE_HASH)
+            .topic1(B256::from(alloy::primitives::U256::from(index)))
+            .from_block(from)
+            .to_block(to);
+        let logs = self
+            .provider
+            .get_logs(&filter)
+            .await
+            .map_err(|e| ReadError::Rpc(e.to_string()))?;
+        let mut out = Vec::with_capacity(logs.len());
+        for log in logs {
+            let Ok(decoded) = log.log_decode::<OracleHub::PriceUpdated>() else {
+                continue;
+            };
+            let (round, observed_at, price) = unpack_update(decoded.inner.data.update);
+            let (Some(block_number), Some(block_hash), Some(tx_hash), Some(log_index)) = (
+                log.block_number,
+                log.block_hash,
+                log.transaction_hash,
+                log.log_index,
+            ) else {
+                continue; // pending logs carry no position
+            };
+            out.push(HistoryEntry {
+                round,
+                price,
+                observed_at,
+                updated_at: log.block_timestamp,
+                block_number,
+                block_hash,
+                tx_hash,
+                log_index,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::U256;
+
+    use super::unpack_update;
+
+    #[test]
+    fn unpacks_round_time_and_negative_prices() {
+        let pack = |round: u32, observed: u32, price: i128| {
+            (U256::from(round) << 224) | (U256::from(observed) << 192) | U256::from(price as u128)
+        };
+        assert_eq!(
+            unpack_update(pack(7, 1_795_000_000, 9_664_153_000_000)),
+            (7, 1_795_000_000, 9_664_153_000_000)
+        );
+        assert_eq!(
+            unpack_update(pack(u32::MAX, u32::MAX, -5)),
+            (u32::MAX, u64::from(u32::MAX), -5)
+        );
+        assert_eq!(unpack_update(pack(1, 0, i128::MIN)), (1, 0, i128::MIN));
     }
 }

@@ -93,6 +93,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/admin/submissions/{id}/retry",
             axum::routing::post(routes::admin::retry),
         )
+        .route("/v1/prices/{pair}/history", get(routes::history::history))
         .route(
             "/v1/prices/{pair}/refresh",
             axum::routing::post(routes::refresh::refresh),

@@ -155,6 +155,11 @@ async fn bad_query_parameters_are_400_before_any_chain_read() {
         "/v1/prices?block=1.5",
         "/v1/prices?pair=BTC-USD",
         "/v1/feeds?x=1",
+        "/v1/prices/BTC-USD/history?limit=0",
+        "/v1/prices/BTC-USD/history?limit=1001",
+        "/v1/prices/BTC-USD/history?from=9&to=8",
+        "/v1/prices/BTC-USD/history?cursor=abc",
+        "/v1/prices/BTC-USD/history?to=x",
     ] {
         let (status, body) = get(path, &Registry::new()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");

@@ -181,6 +181,38 @@ async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
             .all(|p| p["chain"]["block_number"] == block_number),
         "one snapshot: {all}"
     );
+    // History from the hub's events, newest first, up to that block: its
+    // newest round is the one served, and pages chain through the cursor.
+    let (status, hist) = get(format!("/v1/prices/BTC-USD/history?to={block_number}")).await;
+    assert_eq!(status, 200, "{hist}");
+    let rounds: Vec<u64> = hist["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["round"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rounds.first(), Some(&round), "{hist}");
+    assert!(
+        rounds.windows(2).all(|w| w[0] == w[1] + 1),
+        "every round, newest first: {rounds:?}"
+    );
+    assert_eq!(rounds.last(), Some(&1));
+    assert_eq!(hist["rounds"][0]["price_raw"], body["price_raw"]);
+    assert_eq!(hist["rounds"][0]["price"], body["price"]);
+    let (_, page1) = get(format!(
+        "/v1/prices/BTC-USD/history?to={block_number}&limit=1"
+    ))
+    .await;
+    let cursor = page1["next_cursor"]
+        .as_str()
+        .expect("more than one round")
+        .to_owned();
+    let (_, page2) = get(format!(
+        "/v1/prices/BTC-USD/history?to={block_number}&limit=1&cursor={cursor}"
+    ))
+    .await;
+    assert_eq!(page1["rounds"][0]["round"].as_u64(), Some(round));
+    assert_eq!(page2["rounds"][0]["round"].as_u64(), Some(round - 1));
     let (status, genesis) = get("/v1/prices/BTC-USD?block=0".into()).await;
     assert_eq!(
         (status, genesis["code"].as_str()),

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod feeds;
 pub mod health;
+pub mod history;
 pub mod prices;
 pub mod refresh;
 pub mod submissions;
