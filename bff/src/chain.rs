@@ -192,20 +192,41 @@ impl ChainReader {
             })
     }
 
-    /// The rounds feed `index` took in blocks `from..=to`, in chain order.
+    /// The rounds feed `index` took in blocks `from..=to`.
     pub async fn history(
         &self,
         index: u16,
         from: u64,
         to: u64,
     ) -> Result<Vec<HistoryEntry>, ReadError> {
+        Ok(self
+            .logs(Some(index), from, to)
+            .await?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect())
+    }
+
+    /// Every feed's rounds in blocks `from..=to`, with the feed index.
+    pub async fn updates(&self, from: u64, to: u64) -> Result<Vec<(u16, HistoryEntry)>, ReadError> {
+        self.logs(None, from, to).await
+    }
+
+    async fn logs(
+        &self,
+        index: Option<u16>,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u16, HistoryEntry)>, ReadError> {
         use alloy::sol_types::SolEvent;
-        let filter = alloy::rpc::types::Filter::new()
+        let mut filter = alloy::rpc::types::Filter::new()
             .address(self.hub())
             .event_signature(OracleHub::PriceUpdated::SIGNATURE_HASH)
-            .topic1(B256::from(alloy::primitives::U256::from(index)))
             .from_block(from)
             .to_block(to);
+        if let Some(index) = index {
+            filter = filter.topic1(B256::from(alloy::primitives::U256::from(index)));
+        }
         let logs = self
             .provider
             .get_logs(&filter)
@@ -225,16 +246,19 @@ impl ChainReader {
             ) else {
                 continue; // pending logs carry no position
             };
-            out.push(HistoryEntry {
-                round,
-                price,
-                observed_at,
-                updated_at: log.block_timestamp,
-                block_number,
-                block_hash,
-                tx_hash,
-                log_index,
-            });
+            out.push((
+                decoded.inner.data.feedIndex,
+                HistoryEntry {
+                    round,
+                    price,
+                    observed_at,
+                    updated_at: log.block_timestamp,
+                    block_number,
+                    block_hash,
+                    tx_hash,
+                    log_index,
+                },
+            ));
         }
         Ok(out)
     }

@@ -4,6 +4,7 @@
 //!
 //! Layout:
 //! - [`routes`]: one handler per file; the router is [`router`].
+//! - [`cache`]: latest values kept in step with the chain by its events.
 //! - [`chain`]: pins a block and reads feeds at it.
 //! - [`params`]: strict query-string parsing.
 //! - [`submissions`]: transaction records rebuilt from `ORACLE_SUBMISSIONS`.
@@ -11,6 +12,7 @@
 //! - [`metrics`]: request metrics and their middleware.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod chain;
 pub mod error;
 pub mod metrics;
@@ -49,6 +51,8 @@ pub struct AppState {
     pub submissions: submissions::Submissions,
     /// Bearer token of the admin endpoints; `None` disables them.
     pub admin_token: Option<Arc<str>>,
+    /// Latest values, fed by the hub's events.
+    pub cache: cache::PriceCache,
 }
 
 /// Why the service could not start.
@@ -80,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .route("/v1/feeds", get(routes::feeds::list_feeds))
         .route("/v1/prices", get(routes::prices::list_prices))
+        .route("/v1/stream", get(routes::stream::stream))
         .route("/v1/prices/{pair}", get(routes::prices::get_price))
         .route(
             "/v1/submissions",
@@ -108,7 +113,11 @@ pub fn router(state: AppState) -> Router {
 
 /// Builds the handler state: checks the chain section and asks the RPC for
 /// its chain id (and checks it against `chain.chain_id` when set).
-pub async fn state(config: &Config, registry: &Registry) -> Result<AppState, StartError> {
+pub async fn state(
+    config: &Config,
+    registry: &Registry,
+    shutdown: CancellationToken,
+) -> Result<AppState, StartError> {
     let hub = config
         .require_chain()
         .map_err(|e| StartError::Config(e.to_string()))?;
@@ -145,6 +154,7 @@ pub async fn state(config: &Config, registry: &Registry) -> Result<AppState, Sta
             .as_ref()
             .filter(|t| !t.is_empty())
             .map(|t| Arc::from(t.expose())),
+        cache: cache::PriceCache::new(config.bff.chain_poll, shutdown),
         feeds: Arc::new(
             config
                 .feeds
@@ -173,7 +183,13 @@ pub async fn run(
     registry: &Registry,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
-    let state = state(&config, registry).await?;
+    let state = state(&config, registry, shutdown.child_token()).await?;
+    tokio::spawn(state.cache.clone().follow(
+        state.reader.clone(),
+        state.feeds.clone(),
+        config.bff.chain_poll,
+        state.metrics.reorgs.clone(),
+    ));
     if let Some(nats) = &state.nats {
         tokio::spawn(
             state

@@ -5,7 +5,9 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 use crate::AppState;
 
@@ -18,6 +20,14 @@ pub struct Metrics {
     pub latency: HistogramVec,
     /// `oracle_bff_chain_read_seconds`.
     pub chain_read: Histogram,
+    /// `oracle_bff_sse_clients`.
+    pub sse_clients: IntGauge,
+    /// `oracle_bff_sse_events_total`.
+    pub sse_events: IntCounter,
+    /// `oracle_bff_cache_requests_total{result="hit"|"miss"}`.
+    pub cache: IntCounterVec,
+    /// `oracle_bff_reorgs_total`.
+    pub reorgs: IntCounter,
 }
 
 impl Metrics {
@@ -50,7 +60,27 @@ impl Metrics {
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                 ]),
             )?,
+            sse_clients: IntGauge::new("oracle_bff_sse_clients", "Connected stream clients")?,
+            sse_events: IntCounter::new(
+                "oracle_bff_sse_events_total",
+                "Price events sent to stream clients",
+            )?,
+            cache: IntCounterVec::new(
+                Opts::new(
+                    "oracle_bff_cache_requests_total",
+                    "Latest-price reads served from the event-fed cache (hit) or the node (miss)",
+                ),
+                &["result"],
+            )?,
+            reorgs: IntCounter::new(
+                "oracle_bff_reorgs_total",
+                "Reorgs seen by the price cache (every feed re-read)",
+            )?,
         };
+        registry.register(Box::new(m.sse_clients.clone()))?;
+        registry.register(Box::new(m.sse_events.clone()))?;
+        registry.register(Box::new(m.cache.clone()))?;
+        registry.register(Box::new(m.reorgs.clone()))?;
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.latency.clone()))?;
         registry.register(Box::new(m.chain_read.clone()))?;

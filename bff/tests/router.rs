@@ -39,6 +39,10 @@ fn state(registry: &Registry) -> AppState {
         refresh_wait: std::time::Duration::from_secs(1),
         submissions: oracle_bff::submissions::Submissions::new(100),
         admin_token: Some("t0ken".into()),
+        cache: oracle_bff::cache::PriceCache::new(
+            std::time::Duration::from_millis(100),
+            tokio_util::sync::CancellationToken::new(),
+        ),
     }
 }
 

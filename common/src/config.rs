@@ -504,6 +504,9 @@ pub struct BffConfig {
     /// Bearer token of the `/v1/admin` endpoints; unset disables them. Set it
     /// through `ORACLE__BFF__ADMIN_TOKEN`, not in a file.
     pub admin_token: Option<Secret>,
+    /// How often the price cache polls the chain head for new events.
+    #[serde(with = "humantime_serde")]
+    pub chain_poll: Duration,
 }
 
 impl Default for BffConfig {
@@ -514,6 +517,7 @@ impl Default for BffConfig {
             refresh_wait: Duration::from_secs(12),
             max_submissions: 100_000,
             admin_token: None,
+            chain_poll: Duration::from_millis(500),
         }
     }
 }

@@ -324,3 +324,217 @@ async fn an_operator_retries_a_failed_submission_with_the_admin_token() {
     );
     stack.stop().await;
 }
+
+/// One Server-Sent Event and when it arrived.
+#[derive(Debug)]
+struct SseEvent {
+    event: String,
+    data: Value,
+    at: std::time::Instant,
+}
+
+/// Reads events from `response` into `out` until the stream ends.
+async fn read_sse(
+    mut response: reqwest::Response,
+    out: tokio::sync::mpsc::UnboundedSender<SseEvent>,
+) {
+    let mut buffer = String::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (mut event, mut data) = (String::from("message"), String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            if data.is_empty() {
+                continue; // keep-alive comment
+            }
+            let data = serde_json::from_str(&data).unwrap_or(Value::Null);
+            let _ = out.send(SseEvent {
+                event,
+                data,
+                at: std::time::Instant::now(),
+            });
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_client_gets_new_rounds_throttled_and_an_error_event_on_shutdown() {
+    // Every simulator move is a deviation: rounds land about every second.
+    let stack = start("stream", |config| {
+        for feed in config.feeds.iter_mut() {
+            feed.deviation_bps = 1;
+        }
+        config.bff.chain_poll = Duration::from_millis(200);
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let bad = call(client.get(format!("{}/v1/stream?pairs=DOGE-USD", stack.bff_url))).await;
+    assert_eq!((bad.0, bad.1["code"].as_str()), (404, Some("unknown_pair")));
+    let bad = call(client.get(format!("{}/v1/stream?throttle_ms=soon", stack.bff_url))).await;
+    assert_eq!(
+        (bad.0, bad.1["code"].as_str()),
+        (400, Some("invalid_parameter"))
+    );
+
+    let throttle = Duration::from_millis(2500);
+    let response = client
+        .get(format!(
+            "{}/v1/stream?pairs=BTC-USD&throttle_ms={}",
+            stack.bff_url,
+            throttle.as_millis()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(read_sse(response, tx));
+    let mut prices = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while prices.len() < 5 {
+        let e = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("five price events within a minute")
+            .expect("the stream stays open");
+        assert_eq!(e.event, "price", "{e:?}");
+        prices.push(e);
+    }
+    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let hub = OracleHub::new(stack.deployment.hub, &provider);
+    let pair: Pair = "BTC/USD".parse().unwrap();
+    let mut coalesced = false;
+    for (i, e) in prices.iter().enumerate() {
+        assert_eq!(e.data["pair"], "BTC/USD");
+        // Each event is what the hub held at the block it cites.
+        let block = e.data["chain"]["block_number"].as_u64().unwrap();
+        let on_chain = hub
+            .latest(pair.feed_id())
+            .block(BlockId::number(block))
+            .call()
+            .await
+            .unwrap();
+        assert_eq!(e.data["round"].as_u64(), Some(u64::from(on_chain.roundId)));
+        assert_eq!(e.data["price_raw"], on_chain.price.to_string());
+        if i > 0 {
+            let prev = &prices[i - 1];
+            let (r0, r1) = (
+                prev.data["round"].as_u64().unwrap(),
+                e.data["round"].as_u64().unwrap(),
+            );
+            assert!(r1 > r0, "rounds only move forward: {r0} then {r1}");
+            coalesced |= r1 > r0 + 1;
+            // The server spaces events by the throttle; allow loopback jitter.
+            let gap = e.at - prev.at;
+            assert!(
+                gap >= throttle.mul_f64(0.8),
+                "events {} ms apart, throttle {} ms",
+                gap.as_millis(),
+                throttle.as_millis()
+            );
+        }
+    }
+    assert!(
+        coalesced,
+        "rounds land faster than the throttle, so some are coalesced away: {:?}",
+        prices
+            .iter()
+            .map(|e| e.data["round"].clone())
+            .collect::<Vec<_>>()
+    );
+
+    // Stopping the server ends the stream with an error event, not silently.
+    stack.stop().await;
+    let mut last = None;
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+        last = Some(e);
+    }
+    let last = last.expect("an event before the stream closed");
+    assert_eq!(last.event, "error", "{last:?}");
+    assert_eq!(last.data["code"], "shutting_down");
+    reader.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_invalidates_the_cached_value() {
+    // Only the first value and refreshes update the chain.
+    let stack = start("reorg", |config| {
+        for feed in config.feeds.iter_mut() {
+            feed.deviation_bps = 10_000;
+            feed.heartbeat = Duration::from_secs(3600);
+        }
+        config.bff.chain_poll = Duration::from_millis(100);
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/prices/BTC-USD", stack.bff_url);
+    let round_served = || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let (status, body) = call(client.get(url)).await;
+            (status == 200).then(|| body["round"].as_u64()).flatten()
+        }
+    };
+    eventually(Duration::from_secs(30), "round 1 served", || async {
+        (round_served().await? == 1).then_some(())
+    })
+    .await
+    .unwrap();
+    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let snapshot: alloy::primitives::U256 = provider
+        .raw_request("evm_snapshot".into(), ())
+        .await
+        .unwrap();
+    let (status, body) = call(client.post(format!("{url}/refresh"))).await;
+    assert_eq!((status, body["round"].as_u64()), (200, Some(2)), "{body}");
+    eventually(
+        Duration::from_secs(10),
+        "round 2 served from the cache",
+        || async { (round_served().await? == 2).then_some(()) },
+    )
+    .await
+    .unwrap();
+
+    // Drop the block that stored round 2 and build a longer chain without it.
+    let reverted: bool = provider
+        .raw_request("evm_revert".into(), (snapshot,))
+        .await
+        .unwrap();
+    assert!(reverted);
+    for _ in 0..3 {
+        provider
+            .raw_request::<_, String>("evm_mine".into(), ())
+            .await
+            .unwrap();
+    }
+    eventually(Duration::from_secs(10), "round 1 served again", || async {
+        (round_served().await? == 1).then_some(())
+    })
+    .await
+    .unwrap();
+    let reorgs = stack
+        .registries
+        .bff
+        .gather()
+        .iter()
+        .find(|f| f.name() == "oracle_bff_reorgs_total")
+        .map(|f| f.get_metric()[0].get_counter().get_value())
+        .unwrap_or(0.0);
+    assert!(reorgs >= 1.0, "the cache counted the reorg");
+    let hits = oracle_common::telemetry::render(&stack.registries.bff);
+    assert!(
+        hits.contains(r#"oracle_bff_cache_requests_total{result="hit"}"#),
+        "latest reads are served from the cache: {hits}"
+    );
+    stack.stop().await;
+}

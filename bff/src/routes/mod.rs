@@ -6,4 +6,5 @@ pub mod health;
 pub mod history;
 pub mod prices;
 pub mod refresh;
+pub mod stream;
 pub mod submissions;

@@ -158,10 +158,21 @@ pub async fn get_price(
         .feeds
         .get(&pair)
         .ok_or_else(|| ApiError::UnknownPair(pair.to_string()))?;
-    let block = pin(&state, query.as_deref()).await?;
-    let read = read(&state, &pair, block)
-        .await?
-        .ok_or_else(|| ApiError::NoData(pair.to_string()))?;
+    let params = Params::parse(query.as_deref(), PRICE_PARAMS)?;
+    let at = params.u64("block")?;
+    // The latest value: from the event-fed cache while it is in step.
+    let cached = if at.is_none() {
+        state.cache.latest(&pair)
+    } else {
+        None
+    };
+    let hit = if cached.is_some() { "hit" } else { "miss" };
+    state.metrics.cache.with_label_values(&[hit]).inc();
+    let read = match cached {
+        Some(value) => value,
+        None => read(&state, &pair, pin_at(&state, at).await?).await?,
+    }
+    .ok_or_else(|| ApiError::NoData(pair.to_string()))?;
     Ok(Json(to_response(
         &pair,
         &read,

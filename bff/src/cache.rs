@@ -1,0 +1,331 @@
+//! The price cache, kept in step with the chain by the hub's events. A
+//! follower polls the head; new blocks' `PriceUpdated` logs update the cached
+//! values and are broadcast to stream clients. A changed hash at a block
+//! already followed is a reorg: everything is re-read at the new head (a
+//! superset of what the reorg touched) and changed values are broadcast.
+//! Detection compares the hash of the last followed block with the node's.
+//! Reads are served from the cache only while it is in step; otherwise the
+//! handlers read the chain directly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use oracle_common::Pair;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::chain::{ChainReader, FeedRead, PinnedBlock, ReadError};
+
+/// Updates a slow stream client may fall behind before it gets a `lag` event.
+const BROADCAST_CAPACITY: usize = 4096;
+/// Beyond this many new blocks, reload instead of scanning logs.
+const MAX_CATCH_UP: u64 = 5_000;
+
+/// A new on-chain round of one feed, at the block that stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// The feed.
+    pub pair: Pair,
+    /// Its value; `block_*` is the block of the event (or of the reload).
+    pub read: FeedRead,
+}
+
+#[derive(Debug, Default)]
+struct Snapshot {
+    head: Option<PinnedBlock>,
+    values: BTreeMap<Pair, FeedRead>,
+    indexes: HashMap<u16, Pair>,
+    synced_at: Option<Instant>,
+}
+
+/// The cache shared by the handlers.
+#[derive(Debug, Clone)]
+pub struct PriceCache {
+    inner: Arc<RwLock<Snapshot>>,
+    updates: broadcast::Sender<Update>,
+    /// How long since the last successful poll the cache still counts as in step.
+    fresh_for: Duration,
+    /// Cancelled when the service stops (ends the streams).
+    pub shutdown: CancellationToken,
+}
+
+impl PriceCache {
+    /// An empty cache whose follower polls every `poll`.
+    pub fn new(poll: Duration, shutdown: CancellationToken) -> Self {
+        Self {
+            inner: Arc::new(RwLock::new(Snapshot::default())),
+            updates: broadcast::channel(BROADCAST_CAPACITY).0,
+            fresh_for: poll * 4 + Duration::from_secs(1),
+            shutdown,
+        }
+    }
+
+    /// Subscribes to new rounds.
+    pub fn subscribe(&self) -> broadcast::Receiver<Update> {
+        self.updates.subscribe()
+    }
+
+    /// Stream clients connected.
+    pub fn receivers(&self) -> usize {
+        self.updates.receiver_count()
+    }
+
+    /// The feed's value with the head it is known to hold at, when the cache
+    /// is in step with the chain. `Some(None)`: in step, and no value yet.
+    pub fn latest(&self, pair: &Pair) -> Option<Option<FeedRead>> {
+        let s = self.inner.read().ok()?;
+        let head = s.head?;
+        if s.synced_at?.elapsed() > self.fresh_for {
+            return None;
+        }
+        Some(s.values.get(pair).map(|v| FeedRead {
+            block_number: head.number,
+            block_hash: head.hash,
+            ..v.clone()
+        }))
+    }
+
+    /// The last value of each of `pairs` as stored (block of its event).
+    pub fn current(&self, pairs: &[Pair]) -> Vec<Update> {
+        let Ok(s) = self.inner.read() else {
+            return vec![];
+        };
+        pairs
+            .iter()
+            .filter_map(|p| {
+                s.values.get(p).map(|r| Update {
+                    pair: p.clone(),
+                    read: r.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Applies the state at `head` read in full (start, reorg, long gap) and
+    /// broadcasts what changed.
+    fn reload(
+        &self,
+        head: PinnedBlock,
+        values: BTreeMap<Pair, FeedRead>,
+        indexes: HashMap<u16, Pair>,
+    ) {
+        let Ok(mut s) = self.inner.write() else {
+            return;
+        };
+        for (pair, v) in &values {
+            let changed = s
+                .values
+                .get(pair)
+                .is_none_or(|old| (old.round, old.price) != (v.round, v.price));
+            if changed && s.head.is_some() {
+                let _ = self.updates.send(Update {
+                    pair: pair.clone(),
+                    read: v.clone(),
+                });
+            }
+        }
+        s.values = values;
+        s.indexes = indexes;
+        s.head = Some(head);
+        s.synced_at = Some(Instant::now());
+    }
+
+    /// Follows the chain until the cache's shutdown token is cancelled.
+    pub async fn follow(
+        self,
+        reader: ChainReader,
+        feeds: Arc<BTreeMap<Pair, oracle_common::config::FeedConfig>>,
+        poll: Duration,
+        reorgs: prometheus::IntCounter,
+    ) {
+        let mut interval = tokio::time::interval(poll);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            match self.step(&reader, &feeds, &reorgs).await {
+                Ok(()) => {
+                    if failing {
+                        info!("price cache back in step with the chain");
+                    }
+                    failing = false;
+                }
+                Err(e) => {
+                    if !failing {
+                        warn!(error = %e, "price cache cannot follow the chain; reads go to the node");
+                    }
+                    failing = true;
+                }
+            }
+        }
+    }
+
+    async fn step(
+        &self,
+        reader: &ChainReader,
+        feeds: &BTreeMap<Pair, oracle_common::config::FeedConfig>,
+        reorgs: &prometheus::IntCounter,
+    ) -> Result<(), ReadError> {
+        let head = reader.pin(None).await?;
+        let (last, known) = {
+            let s = self
+                .inner
+                .read()
+                .map_err(|_| ReadError::Rpc("poisoned".into()))?;
+            (s.head, s.indexes.clone())
+        };
+        let Some(last) = last else {
+            return self.full_reload(reader, feeds, head).await;
+        };
+        if head == last {
+            if let Ok(mut s) = self.inner.write() {
+                s.synced_at = Some(Instant::now());
+            }
+            return Ok(());
+        }
+        // Is the block we stopped at still on the chain?
+        let still = reader.pin(Some(last.number)).await;
+        if !matches!(still, Ok(b) if b.hash == last.hash) || head.number < last.number {
+            reorgs.inc();
+            warn!(
+                at = last.number,
+                "reorg: re-reading every feed at the new head"
+            );
+            return self.full_reload(reader, feeds, head).await;
+        }
+        if head.number - last.number > MAX_CATCH_UP || known.len() < feeds.len() {
+            return self.full_reload(reader, feeds, head).await;
+        }
+        let mut logs = reader.updates(last.number + 1, head.number).await?;
+        logs.sort_by_key(|(_, e)| (e.block_number, e.log_index));
+        // A log from a block other than the one pinned at head's height means
+        // the chain moved under us: try again next poll.
+        if logs
+            .iter()
+            .any(|(_, e)| e.block_number == head.number && e.block_hash != head.hash)
+        {
+            return Ok(());
+        }
+        let Ok(mut s) = self.inner.write() else {
+            return Ok(());
+        };
+        for (index, e) in logs {
+            let Some(pair) = known.get(&index) else {
+                continue;
+            };
+            let Some(feed) = feeds.get(pair) else {
+                continue;
+            };
+            let read = FeedRead {
+                price: e.price,
+                decimals: feed.decimals,
+                round: e.round,
+                observed_at: e.observed_at,
+                updated_at: e.updated_at.unwrap_or(0),
+                block_number: e.block_number,
+                block_hash: e.block_hash,
+            };
+            s.values.insert(pair.clone(), read.clone());
+            let _ = self.updates.send(Update {
+                pair: pair.clone(),
+                read,
+            });
+        }
+        s.head = Some(head);
+        s.synced_at = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn full_reload(
+        &self,
+        reader: &ChainReader,
+        feeds: &BTreeMap<Pair, oracle_common::config::FeedConfig>,
+        head: PinnedBlock,
+    ) -> Result<(), ReadError> {
+        let mut values = BTreeMap::new();
+        let mut indexes = HashMap::new();
+        for pair in feeds.keys() {
+            match reader.feed_index(pair).await {
+                Ok(i) => {
+                    indexes.insert(i, pair.clone());
+                }
+                Err(ReadError::UnknownFeed) => continue,
+                Err(e) => return Err(e),
+            }
+            match reader.read_at(pair, head).await {
+                Ok(r) if r.round > 0 => {
+                    values.insert(pair.clone(), r);
+                }
+                Ok(_) | Err(ReadError::UnknownFeed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Values read at `head` carry `head` as their block; the event block
+        // is what a stream client wants, but a reload only knows the head.
+        self.reload(head, values, indexes);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::B256;
+
+    use super::*;
+
+    fn block(n: u64) -> PinnedBlock {
+        PinnedBlock {
+            number: n,
+            hash: B256::with_last_byte(n as u8),
+        }
+    }
+
+    fn read(round: u32, price: i128, at: u64) -> FeedRead {
+        FeedRead {
+            price,
+            decimals: 8,
+            round,
+            observed_at: 1,
+            updated_at: 1,
+            block_number: at,
+            block_hash: block(at).hash,
+        }
+    }
+
+    #[test]
+    fn serves_values_at_the_head_and_broadcasts_only_changes() {
+        let cache = PriceCache::new(Duration::from_millis(100), CancellationToken::new());
+        let btc: Pair = "BTC/USD".parse().unwrap();
+        let eth: Pair = "ETH/USD".parse().unwrap();
+        assert_eq!(
+            cache.latest(&btc),
+            None,
+            "not in step before the first load"
+        );
+        let mut rx = cache.subscribe();
+        cache.reload(
+            block(5),
+            BTreeMap::from([(btc.clone(), read(1, 100, 5))]),
+            HashMap::new(),
+        );
+        assert!(rx.try_recv().is_err(), "the first load is not news");
+        let served = cache.latest(&btc).unwrap().unwrap();
+        assert_eq!((served.round, served.block_number), (1, 5));
+        assert_eq!(cache.latest(&eth), Some(None));
+        // A reload at a later head with the same BTC value and a new ETH one.
+        cache.reload(
+            block(9),
+            BTreeMap::from([(btc.clone(), read(1, 100, 9)), (eth.clone(), read(1, 7, 9))]),
+            HashMap::new(),
+        );
+        let u = rx.try_recv().unwrap();
+        assert_eq!(u.pair, eth);
+        assert!(rx.try_recv().is_err());
+        assert_eq!(cache.latest(&btc).unwrap().unwrap().block_number, 9);
+    }
+}
