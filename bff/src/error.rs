@@ -48,6 +48,21 @@ pub enum ApiError {
     /// The request conflicts with the resource's state.
     #[error("{0}")]
     Conflict(String),
+    /// An API key is required.
+    #[error("an API key is required in the X-API-Key header")]
+    MissingApiKey,
+    /// The API key is not one of the configured keys.
+    #[error("the API key is not valid")]
+    InvalidApiKey,
+    /// Too many requests from this key or address.
+    #[error("rate limit exceeded; retry in {0} s")]
+    RateLimited(u64),
+    /// The response took longer than the deadline.
+    #[error("the request took too long")]
+    Timeout,
+    /// The body is larger than allowed.
+    #[error("the request body is too large")]
+    BodyTooLarge,
     /// No aggregator answered on NATS.
     #[error("no aggregator is answering refresh requests")]
     NoAggregator,
@@ -62,6 +77,9 @@ pub enum ApiError {
         /// Its explanation.
         message: String,
     },
+    /// The route exists, not with this method.
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
     /// No route matches.
     #[error("no such endpoint")]
     NotFound,
@@ -88,9 +106,15 @@ impl ApiError {
             ApiError::NotDeployed(_) => "not_deployed",
             ApiError::Chain(_) => "chain_unavailable",
             ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::NoAggregator => "no_aggregator",
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::AdminDisabled => "admin_disabled",
+            ApiError::MissingApiKey => "missing_api_key",
+            ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::Timeout => "timeout",
+            ApiError::BodyTooLarge => "body_too_large",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Conflict(_) => "conflict",
             ApiError::InvalidSubmissionId(_) => "invalid_submission_id",
@@ -121,8 +145,14 @@ impl ApiError {
             ApiError::Refresh { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Chain(_) => StatusCode::BAD_GATEWAY,
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::MissingApiKey | ApiError::InvalidApiKey => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`chain`]: pins a block and reads feeds at it.
 //! - [`params`]: strict query-string parsing.
 //! - [`submissions`]: transaction records rebuilt from `ORACLE_SUBMISSIONS`.
+//! - [`guard`]: API keys, rate limits, deadlines, CORS.
 //! - [`error`]: [`ApiError`], JSON errors with stable codes.
 //! - [`metrics`]: request metrics and their middleware.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@
 pub mod cache;
 pub mod chain;
 pub mod error;
+pub mod guard;
 pub mod metrics;
 pub mod params;
 pub mod routes;
@@ -53,6 +55,16 @@ pub struct AppState {
     pub admin_token: Option<Arc<str>>,
     /// Latest values, fed by the hub's events.
     pub cache: cache::PriceCache,
+    /// Accepted API keys (none: open).
+    pub api_keys: guard::ApiKeys,
+    /// Per-client rate limit.
+    pub limiter: Option<guard::Limiter>,
+    /// CORS origins.
+    pub cors_origins: Arc<Vec<String>>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Deadline of a response.
+    pub request_timeout: std::time::Duration,
 }
 
 /// Why the service could not start.
@@ -79,13 +91,15 @@ pub enum StartError {
 
 /// The API router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
+    use axum::routing::post;
+    // The client endpoints: API keys and rate limits apply.
+    let client = Router::new()
         .route("/v1/feeds", get(routes::feeds::list_feeds))
         .route("/v1/prices", get(routes::prices::list_prices))
         .route("/v1/stream", get(routes::stream::stream))
         .route("/v1/prices/{pair}", get(routes::prices::get_price))
+        .route("/v1/prices/{pair}/history", get(routes::history::history))
+        .route("/v1/prices/{pair}/refresh", post(routes::refresh::refresh))
         .route(
             "/v1/submissions",
             get(routes::submissions::list_submissions),
@@ -94,21 +108,35 @@ pub fn router(state: AppState) -> Router {
             "/v1/submissions/{id}",
             get(routes::submissions::get_submission),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::client_guard,
+        ));
+    let router = Router::new()
+        .merge(client)
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/openapi.json", get(routes::openapi::openapi))
         .route(
             "/v1/admin/submissions/{id}/retry",
-            axum::routing::post(routes::admin::retry),
-        )
-        .route("/v1/prices/{pair}/history", get(routes::history::history))
-        .route(
-            "/v1/prices/{pair}/refresh",
-            axum::routing::post(routes::refresh::refresh),
+            post(routes::admin::retry),
         )
         .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::deadline,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
-        ))
-        .with_state(state)
+        ));
+    let router = match guard::cors(&state.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.with_state(state)
 }
 
 /// Builds the handler state: checks the chain section and asks the RPC for
@@ -155,6 +183,11 @@ pub async fn state(
             .filter(|t| !t.is_empty())
             .map(|t| Arc::from(t.expose())),
         cache: cache::PriceCache::new(config.bff.chain_poll, shutdown),
+        api_keys: guard::ApiKeys::new(config.bff.api_keys.iter().map(|k| k.expose())),
+        limiter: config.bff.rate_limit.map(guard::Limiter::new),
+        cors_origins: Arc::new(config.bff.cors_origins.clone()),
+        max_body_bytes: config.bff.max_body_bytes,
+        request_timeout: config.bff.request_timeout,
         feeds: Arc::new(
             config
                 .feeds
@@ -172,7 +205,8 @@ pub async fn serve(
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }

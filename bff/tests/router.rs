@@ -43,6 +43,11 @@ fn state(registry: &Registry) -> AppState {
             std::time::Duration::from_millis(100),
             tokio_util::sync::CancellationToken::new(),
         ),
+        api_keys: oracle_bff::guard::ApiKeys::default(),
+        limiter: None,
+        cors_origins: Arc::new(vec![]),
+        max_body_bytes: 1024,
+        request_timeout: std::time::Duration::from_secs(5),
     }
 }
 
@@ -305,5 +310,149 @@ async fn admin_retry_requires_the_bearer_token() {
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_submission_id"))
+    );
+}
+
+async fn send_to(
+    state: AppState,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let response = router(state).oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    if headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+    {
+        return (status, headers, Value::Null); // a stream never ends by itself
+    }
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_routed() {
+    let (status, doc) = get("/openapi.json", &Registry::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 12, "{paths:?}");
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let uri = path
+                .replace("{pair}", "BTC-USD")
+                .replace("{id}", "1795295970219-0a1b2c3d");
+            let request = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(&uri)
+                .body(Body::empty())
+                .unwrap();
+            let (status, _, body) = send_to(state(&Registry::new()), request).await;
+            assert!(
+                body["code"] != "not_found" && body["code"] != "method_not_allowed",
+                "{method} {uri} is documented but not routed: {status} {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn api_keys_guard_client_endpoints_only() {
+    let keyed = || {
+        let mut s = state(&Registry::new());
+        s.api_keys = oracle_bff::guard::ApiKeys::new(["client-key"]);
+        s
+    };
+    let req = |key: Option<&str>, path: &str| {
+        let mut r = Request::get(path);
+        if let Some(k) = key {
+            r = r.header("x-api-key", k);
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    let (status, _, body) = send_to(keyed(), req(None, "/v1/feeds")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("missing_api_key"))
+    );
+    let (status, _, body) = send_to(keyed(), req(Some("other"), "/v1/feeds")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_api_key"))
+    );
+    let (status, _, _) = send_to(keyed(), req(Some("client-key"), "/v1/feeds")).await;
+    assert_eq!(status, StatusCode::OK);
+    for open in ["/healthz", "/openapi.json"] {
+        let (status, _, _) = send_to(keyed(), req(None, open)).await;
+        assert_eq!(status, StatusCode::OK, "{open}");
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429_with_retry_after() {
+    let mut s = state(&Registry::new());
+    s.limiter = Some(oracle_bff::guard::Limiter::new(
+        oracle_common::config::RateLimit {
+            requests: 2,
+            per: std::time::Duration::from_secs(60),
+        },
+    ));
+    let req = || Request::get("/v1/feeds").body(Body::empty()).unwrap();
+    for _ in 0..2 {
+        let (status, _, _) = send_to(s.clone(), req()).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, headers, body) = send_to(s.clone(), req()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    // Liveness is never rate limited.
+    let (status, _, _) = send_to(s, Request::get("/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let mut s = state(&Registry::new());
+    s.cors_origins = Arc::new(vec!["https://app.example".into()]);
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri("/v1/prices/BTC-USD")
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (_, headers, _) = send_to(s.clone(), preflight("https://app.example")).await;
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let (_, headers, _) = send_to(s, preflight("https://evil.example")).await;
+    assert!(headers.get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413() {
+    let big = "x".repeat(4096);
+    let (status, _, body) = send_to(
+        state(&Registry::new()),
+        Request::post("/v1/prices/BTC-USD/refresh")
+            .body(Body::from(big))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
     );
 }

@@ -507,6 +507,19 @@ pub struct BffConfig {
     /// How often the price cache polls the chain head for new events.
     #[serde(with = "humantime_serde")]
     pub chain_poll: Duration,
+    /// API keys accepted in `X-API-Key` on the `/v1` client endpoints; empty
+    /// leaves them open. Secrets (`file:` works).
+    pub api_keys: Vec<Secret>,
+    /// Requests per API key (or per client IP without one); unset: no limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Origins allowed by CORS (`*` for any); empty sends no CORS headers.
+    pub cors_origins: Vec<String>,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Longest time to produce a response (streams: to start one); must
+    /// exceed `refresh_wait`.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for BffConfig {
@@ -518,6 +531,11 @@ impl Default for BffConfig {
             max_submissions: 100_000,
             admin_token: None,
             chain_poll: Duration::from_millis(500),
+            api_keys: Vec::new(),
+            rate_limit: None,
+            cors_origins: Vec::new(),
+            max_body_bytes: 16 * 1024,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -709,6 +727,23 @@ impl Config {
                     "requests and per must be positive",
                 ));
             }
+        }
+        if let Some(limit) = self.bff.rate_limit
+            && (limit.requests == 0 || limit.per.is_zero())
+        {
+            return Err(ConfigError::key(
+                "bff.rate_limit",
+                "requests and per must be positive",
+            ));
+        }
+        if self.bff.request_timeout <= self.bff.refresh_wait {
+            return Err(ConfigError::key(
+                "bff.request_timeout",
+                "must be longer than bff.refresh_wait",
+            ));
+        }
+        if self.bff.chain_poll.is_zero() {
+            return Err(ConfigError::key("bff.chain_poll", "must be positive"));
         }
         if self.fetchers.poll_interval.is_zero() {
             return Err(ConfigError::key(

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod feeds;
 pub mod health;
 pub mod history;
+pub mod openapi;
 pub mod prices;
 pub mod refresh;
 pub mod stream;

@@ -50,8 +50,15 @@ pub struct Pending {
 pub async fn refresh(
     State(state): State<AppState>,
     Path(raw): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BodyTooLarge
+        } else {
+            ApiError::InvalidBody(e.body_text())
+        }
+    })?;
     let pair: Pair = raw
         .parse()
         .map_err(|e: oracle_common::pair::PairError| ApiError::InvalidPair(e.to_string()))?;
