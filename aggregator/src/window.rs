@@ -254,6 +254,7 @@ mod tests {
             max_age: Duration::from_secs(10),
             deviation_bps: 50,
             heartbeat: Duration::from_secs(60),
+            adapter: None,
         }
     }
 

@@ -72,6 +72,7 @@ pub fn unpack_update(update: alloy::primitives::U256) -> (u32, u64, i128) {
 pub struct ChainReader {
     provider: DynProvider,
     hub: OracleHub::OracleHubInstance<DynProvider>,
+    hub_checksum: std::sync::Arc<str>,
     chain_id: u64,
 }
 
@@ -98,6 +99,7 @@ impl ChainReader {
         let provider = ProviderBuilder::new().connect_http(rpc_url).erased();
         Self {
             hub: OracleHub::new(hub, provider.clone()),
+            hub_checksum: hub.to_checksum(None).into(),
             provider,
             chain_id,
         }
@@ -120,6 +122,11 @@ impl ChainReader {
     /// The hub's address.
     pub fn hub(&self) -> Address {
         *self.hub.address()
+    }
+
+    /// The hub's address in EIP-55 form (computed once: it hashes).
+    pub fn hub_checksum(&self) -> &str {
+        &self.hub_checksum
     }
 
     /// Pins `at`, or the latest block when `None`.

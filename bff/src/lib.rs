@@ -7,6 +7,8 @@
 //! - [`cache`]: latest values kept in step with the chain by its events.
 //! - [`chain`]: pins a block and reads feeds at it.
 //! - [`params`]: strict query-string parsing.
+//! - [`follow`]: following a JetStream stream into an in-memory index.
+//! - [`reports`]: confidence and sources of rounds, from `ORACLE_REPORTS`.
 //! - [`submissions`]: transaction records rebuilt from `ORACLE_SUBMISSIONS`.
 //! - [`guard`]: API keys, rate limits, deadlines, CORS.
 //! - [`error`]: [`ApiError`], JSON errors with stable codes.
@@ -16,9 +18,11 @@
 pub mod cache;
 pub mod chain;
 pub mod error;
+pub mod follow;
 pub mod guard;
 pub mod metrics;
 pub mod params;
+pub mod reports;
 pub mod routes;
 pub mod submissions;
 
@@ -55,6 +59,8 @@ pub struct AppState {
     pub admin_token: Option<Arc<str>>,
     /// Latest values, fed by the hub's events.
     pub cache: cache::PriceCache,
+    /// Confidence and sources of rounds.
+    pub reports: reports::Reports,
     /// Accepted API keys (none: open).
     pub api_keys: guard::ApiKeys,
     /// Per-client rate limit.
@@ -117,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/openapi.json", get(routes::openapi::openapi))
+        .route("/metrics", get(routes::health::metrics))
         .route(
             "/v1/admin/submissions/{id}/retry",
             post(routes::admin::retry),
@@ -183,6 +190,7 @@ pub async fn state(
             .filter(|t| !t.is_empty())
             .map(|t| Arc::from(t.expose())),
         cache: cache::PriceCache::new(config.bff.chain_poll, shutdown),
+        reports: reports::Reports::default(),
         api_keys: guard::ApiKeys::new(config.bff.api_keys.iter().map(|k| k.expose())),
         limiter: config.bff.rate_limit.map(guard::Limiter::new),
         cors_origins: Arc::new(config.bff.cors_origins.clone()),
@@ -231,6 +239,15 @@ pub async fn run(
                 .clone()
                 .follow(nats.clone(), shutdown.child_token()),
         );
+        let reports = state.reports.clone();
+        let applied = state.reports.clone();
+        tokio::spawn(follow::follow(
+            nats.clone(),
+            oracle_common::wire::REPORTS_STREAM,
+            shutdown.child_token(),
+            move || reports.last_seq(),
+            move |seq, payload| applied.apply(seq, payload),
+        ));
     }
     let listener = TcpListener::bind(config.bff.listen)
         .await

@@ -24,15 +24,26 @@ pub struct Metrics {
     pub sse_clients: IntGauge,
     /// `oracle_bff_sse_events_total`.
     pub sse_events: IntCounter,
-    /// `oracle_bff_cache_requests_total{result="hit"|"miss"}`.
-    pub cache: IntCounterVec,
+    /// `oracle_bff_cache_requests_total{result="hit"}`.
+    pub cache_hit: IntCounter,
+    /// `oracle_bff_cache_requests_total{result="miss"}`.
+    pub cache_miss: IntCounter,
     /// `oracle_bff_reorgs_total`.
     pub reorgs: IntCounter,
+    /// The registry these live in (served at `/metrics`).
+    pub registry: Registry,
 }
 
 impl Metrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let cache = IntCounterVec::new(
+            Opts::new(
+                "oracle_bff_cache_requests_total",
+                "Latest-price reads served from the event-fed cache (hit) or the node (miss)",
+            ),
+            &["result"],
+        )?;
         let m = Self {
             requests: IntCounterVec::new(
                 Opts::new(
@@ -65,21 +76,17 @@ impl Metrics {
                 "oracle_bff_sse_events_total",
                 "Price events sent to stream clients",
             )?,
-            cache: IntCounterVec::new(
-                Opts::new(
-                    "oracle_bff_cache_requests_total",
-                    "Latest-price reads served from the event-fed cache (hit) or the node (miss)",
-                ),
-                &["result"],
-            )?,
+            cache_hit: cache.with_label_values(&["hit"]),
+            cache_miss: cache.with_label_values(&["miss"]),
             reorgs: IntCounter::new(
                 "oracle_bff_reorgs_total",
                 "Reorgs seen by the price cache (every feed re-read)",
             )?,
+            registry: registry.clone(),
         };
         registry.register(Box::new(m.sse_clients.clone()))?;
         registry.register(Box::new(m.sse_events.clone()))?;
-        registry.register(Box::new(m.cache.clone()))?;
+        registry.register(Box::new(cache))?;
         registry.register(Box::new(m.reorgs.clone()))?;
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.latency.clone()))?;

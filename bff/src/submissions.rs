@@ -3,17 +3,13 @@
 //! so far) plus its status history. Bounded: the oldest records beyond
 //! `capacity` are dropped (the stream itself stays the full record).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
-
-use async_nats::jetstream::{self, consumer};
-use futures::StreamExt;
 use oracle_common::Pair;
 use oracle_common::wire::{SUBMISSIONS_STREAM, SubmissionEvent, SubmissionStatus};
 use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
 /// One status a submission went through.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -189,53 +185,18 @@ impl Submissions {
     /// Follows `ORACLE_SUBMISSIONS` from the start (then from where it left
     /// off after any interruption) until `shutdown`.
     pub async fn follow(self, nats: async_nats::Client, shutdown: CancellationToken) {
-        let js = jetstream::new(nats.clone());
-        loop {
-            let result = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = self.follow_once(&js, &nats) => r,
-            };
-            if let Err(e) = result {
-                warn!(error = %e, "following {SUBMISSIONS_STREAM}; retrying");
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            }
-        }
-    }
-
-    async fn follow_once(
-        &self,
-        js: &jetstream::Context,
-        nats: &async_nats::Client,
-    ) -> Result<(), String> {
-        let stream = js
-            .get_stream(SUBMISSIONS_STREAM)
-            .await
-            .map_err(|e| format!("stream not available yet: {e}"))?;
-        let start = self.last_seq() + 1;
-        let consumer = stream
-            .create_consumer(consumer::push::OrderedConfig {
-                deliver_subject: nats.new_inbox(),
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: start,
-                },
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-        info!(from_seq = start, "following {SUBMISSIONS_STREAM}");
-        while let Some(msg) = messages.next().await {
-            let msg = msg.map_err(|e| e.to_string())?;
-            let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
-            match serde_json::from_slice::<SubmissionEvent>(&msg.payload) {
+        let this = self.clone();
+        crate::follow::follow(
+            nats,
+            SUBMISSIONS_STREAM,
+            shutdown,
+            move || this.last_seq(),
+            |seq, payload| match serde_json::from_slice::<SubmissionEvent>(payload) {
                 Ok(event) => self.apply(seq, event),
                 Err(e) => warn!(seq, error = %e, "unreadable submission event skipped"),
-            }
-        }
-        Err("the consumer ended".into())
+            },
+        )
+        .await;
     }
 }
 

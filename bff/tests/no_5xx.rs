@@ -31,6 +31,7 @@ fn state() -> AppState {
         max_age: std::time::Duration::from_secs(10),
         deviation_bps: 50,
         heartbeat: std::time::Duration::from_secs(60),
+        adapter: None,
     };
     AppState {
         reader: ChainReader::new("http://127.0.0.1:9".parse().unwrap(), Address::ZERO, 31337),
@@ -44,6 +45,7 @@ fn state() -> AppState {
             std::time::Duration::from_millis(100),
             tokio_util::sync::CancellationToken::new(),
         ),
+        reports: oracle_bff::reports::Reports::default(),
         api_keys: oracle_bff::guard::ApiKeys::default(),
         limiter: None,
         cors_origins: Arc::new(vec![]),

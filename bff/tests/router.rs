@@ -28,6 +28,7 @@ fn state(registry: &Registry) -> AppState {
         max_age: std::time::Duration::from_secs(10),
         deviation_bps: 50,
         heartbeat: std::time::Duration::from_secs(60),
+        adapter: None,
     };
     // Port 9 (discard) on loopback: nothing answers JSON-RPC there.
     let dead_rpc = "http://127.0.0.1:9".parse().unwrap();
@@ -43,6 +44,7 @@ fn state(registry: &Registry) -> AppState {
             std::time::Duration::from_millis(100),
             tokio_util::sync::CancellationToken::new(),
         ),
+        reports: oracle_bff::reports::Reports::default(),
         api_keys: oracle_bff::guard::ApiKeys::default(),
         limiter: None,
         cors_origins: Arc::new(vec![]),

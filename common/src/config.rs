@@ -246,6 +246,10 @@ pub struct FeedConfig {
     /// Update at least this often.
     #[serde(default = "default_heartbeat", with = "humantime_serde")]
     pub heartbeat: Duration,
+    /// The feed's Chainlink-compatible `FeedAdapter`, as `oracle-deploy`
+    /// printed it; shown by the bff's `/v1/feeds`.
+    #[serde(default)]
+    pub adapter: Option<alloy::primitives::Address>,
 }
 
 fn default_decimals() -> u8 {

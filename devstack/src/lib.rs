@@ -11,6 +11,7 @@
 //! - [`bench`]: the fetchers' cost benchmark.
 
 pub mod bench;
+pub mod bench_bff;
 pub mod deploy;
 pub mod process;
 pub mod simulator;

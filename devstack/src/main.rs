@@ -54,6 +54,30 @@ enum Command {
         #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
         tick: Duration,
     },
+    /// Requests per second and latency of GET /v1/prices/{pair} against a
+    /// bare axum handler (see scripts/bench-bff.sh).
+    BenchBff {
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Load before measuring.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        warmup: Duration,
+        /// Time measured per target.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+    },
+    /// A bare axum server answering every path with `body` (the baseline of
+    /// bench-bff).
+    #[command(hide = true)]
+    BareHttp {
+        /// Listen address.
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        /// The JSON body.
+        #[arg(long)]
+        body: String,
+    },
     /// Measure observations per second through the aggregator's consumer loop
     /// against a bare pull consumer (see scripts/bench-aggregator.sh).
     BenchConsumption {
@@ -77,6 +101,24 @@ async fn main() -> anyhow::Result<()> {
             warmup,
             duration,
         } => Ok(oracle_devstack::bench::bench_fetchers(&fetchers_bin, warmup, duration).await?),
+        Command::BenchBff {
+            connections,
+            warmup,
+            duration,
+        } => {
+            let bin_dir = std::env::current_exe()
+                .context("locating this executable")?
+                .parent()
+                .map(PathBuf::from)
+                .context("executable has no directory")?;
+            Ok(
+                oracle_devstack::bench_bff::bench_bff(&bin_dir, connections, warmup, duration)
+                    .await?,
+            )
+        }
+        Command::BareHttp { addr, body } => {
+            Ok(oracle_devstack::bench_bff::bare_http(addr, body).await?)
+        }
         Command::BenchConsumption { count } => {
             Ok(oracle_devstack::bench::bench_consumption(count).await?)
         }

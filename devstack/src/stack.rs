@@ -7,7 +7,6 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use alloy::primitives::Address;
 use oracle_common::config::Config;
 use prometheus::Registry;
 use tokio::net::TcpListener;
@@ -214,6 +213,14 @@ impl Stack {
         let deployment = deploy::deploy(&config.chain.rpc_url, &config).await?;
         config.chain.hub_address = Some(deployment.hub);
         config.chain.chain_id = Some(chain_id);
+        for feed in config.feeds.iter_mut() {
+            let pair = feed.pair.to_string();
+            feed.adapter = deployment
+                .feeds
+                .iter()
+                .find(|d| d.pair == pair)
+                .map(|d| d.adapter);
+        }
 
         // The simulator, in this process.
         let shutdown = CancellationToken::new();
@@ -244,8 +251,8 @@ impl Stack {
             } => Services::Processes(spawn_processes(
                 bin_dir,
                 config_path,
-                &deployment.hub,
-                options.ephemeral_ports.then_some(&config),
+                &config,
+                options.ephemeral_ports,
             )?),
         };
 
@@ -533,9 +540,16 @@ fn spawn_in_process(
 }
 
 /// Environment overrides that carry the stack's effective settings to a child.
-fn child_env(hub: &Address, ephemeral: Option<&Config>) -> Vec<(String, String)> {
+fn child_env(config: &Config, ephemeral: bool) -> Vec<(String, String)> {
+    let hub = config.chain.hub_address.unwrap_or_default();
     let mut env = vec![("ORACLE__CHAIN__HUB_ADDRESS".to_owned(), hub.to_string())];
-    if let Some(c) = ephemeral {
+    for (i, feed) in config.feeds.iter().enumerate() {
+        if let Some(adapter) = feed.adapter {
+            env.push((format!("ORACLE__FEEDS__{i}__ADAPTER"), adapter.to_string()));
+        }
+    }
+    if ephemeral {
+        let c = config;
         env.push(("ORACLE__NATS__URL".into(), c.nats.url.clone()));
         env.push(("ORACLE__CHAIN__RPC_URL".into(), c.chain.rpc_url.clone()));
         env.push(("ORACLE__BFF__LISTEN".into(), c.bff.listen.to_string()));
@@ -567,10 +581,10 @@ fn child_env(hub: &Address, ephemeral: Option<&Config>) -> Vec<(String, String)>
 fn spawn_processes(
     bin_dir: &Path,
     config_path: &Path,
-    hub: &Address,
-    ephemeral: Option<&Config>,
+    config: &Config,
+    ephemeral: bool,
 ) -> Result<Vec<ChildProcess>, StackError> {
-    let env = child_env(hub, ephemeral);
+    let env = child_env(config, ephemeral);
     let mut children = Vec::new();
     for name in ["oracle-fetchers", "oracle-aggregator", "oracle-bff"] {
         let bin = bin_dir.join(name);

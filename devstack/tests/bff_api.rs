@@ -93,6 +93,49 @@ async fn refresh_through_the_bff_answers_with_what_the_chain_holds() {
     assert_eq!(receipt.block_number, Some(block));
     let first_id = body["submission_id"].as_str().unwrap().to_owned();
 
+    // The round's confidence and sources come from its report on
+    // ORACLE_REPORTS, attached once the bff has followed it.
+    let round = body["round"].as_u64().unwrap();
+    let price_url = format!("{}/v1/prices/BTC-USD", stack.bff_url);
+    let served = eventually(Duration::from_secs(10), "confidence attached", || async {
+        let (status, b) = call(client.get(&price_url)).await;
+        (status == 200 && b["round"] == round && b["confidence"].is_string()).then_some(b)
+    })
+    .await
+    .unwrap();
+    let nats = async_nats::connect(&stack.config.nats.url).await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let report = oracle_devstack::read_stream(&js, oracle_common::wire::REPORTS_STREAM)
+        .await
+        .iter()
+        .filter_map(|b| serde_json::from_slice::<oracle_common::wire::ReportMessage>(b).ok())
+        .rfind(|r| r.pair == pair && u64::from(r.round) == round)
+        .expect("the round's report");
+    assert_eq!(served["confidence"], report.confidence.to_string());
+    let mut sources: Vec<_> = report.used.iter().map(|o| o.source.clone()).collect();
+    sources.sort();
+    sources.dedup();
+    assert_eq!(served["num_sources"].as_u64(), Some(sources.len() as u64));
+
+    // /v1/feeds names the adapter, and the adapter reads the same round.
+    let (status, feeds) = call(client.get(format!("{}/v1/feeds", stack.bff_url))).await;
+    assert_eq!(status, 200);
+    let btc = feeds["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["pair"] == "BTC/USD")
+        .unwrap();
+    let adapter: alloy::primitives::Address = btc["adapter"].as_str().unwrap().parse().unwrap();
+    let expected = stack.config.feed(&pair).unwrap().adapter.unwrap();
+    assert_eq!(adapter, expected);
+    let via_adapter = oracle_common::chain::FeedAdapter::new(adapter, &provider)
+        .latestRoundData()
+        .call()
+        .await
+        .unwrap();
+    assert!(u64::try_from(via_adapter.roundId).unwrap() >= round);
+
     // 202: with mining held back, inclusion outlasts refresh_wait; the answer
     // names the submission, which succeeds once blocks are mined again.
     provider

@@ -43,6 +43,7 @@ fn feed(i: usize) -> FeedConfig {
         max_age: Duration::from_secs(10),
         deviation_bps: 50,
         heartbeat: Duration::from_secs(3600),
+        adapter: None,
     }
 }
 

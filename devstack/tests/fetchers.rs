@@ -54,6 +54,7 @@ fn feed(p: &str, sources: &[&str], fallbacks: &[&str], min: usize) -> FeedConfig
         max_age: Duration::from_secs(10),
         deviation_bps: 50,
         heartbeat: Duration::from_secs(60),
+        adapter: None,
     }
 }
 

@@ -34,6 +34,8 @@ pub struct FeedResponse {
     pub min_price: String,
     /// Upper bound.
     pub max_price: String,
+    /// The feed's Chainlink-compatible adapter, when configured.
+    pub adapter: Option<String>,
 }
 
 /// All feeds and the chain they live on.
@@ -68,11 +70,12 @@ pub async fn list_feeds(
             heartbeat_s: f.heartbeat.as_secs(),
             min_price: f.min_price.to_string(),
             max_price: f.max_price.to_string(),
+            adapter: f.adapter.map(|a| a.to_checksum(None)),
         })
         .collect();
     Ok(Json(FeedsResponse {
         chain_id: state.reader.chain_id(),
-        contract: state.reader.hub().to_checksum(None),
+        contract: state.reader.hub_checksum().to_owned(),
         feeds,
     }))
 }

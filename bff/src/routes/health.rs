@@ -1,6 +1,6 @@
-//! `GET /healthz` (the process is alive) and `GET /readyz` (NATS connected,
+//! `GET /healthz` (the process is alive), `GET /readyz` (NATS connected,
 //! chain reachable, and the freshest feed inside its heartbeat: the service
-//! can answer with a value worth serving).
+//! can answer with a value worth serving) and `GET /metrics`.
 
 use std::time::Duration;
 
@@ -17,6 +17,17 @@ use crate::AppState;
 
 /// How long the chain may take to answer a readiness probe.
 const CHAIN_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /metrics`: the Prometheus text format (also on `bff.metrics_addr`).
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        oracle_common::telemetry::render(&state.metrics.registry),
+    )
+}
 
 /// Liveness: always 200 while the server runs.
 pub async fn healthz() -> Json<Value> {

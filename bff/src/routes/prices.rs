@@ -50,6 +50,11 @@ pub struct PriceResponse {
     pub updated_at: u64,
     /// True when older than the feed's heartbeat.
     pub stale: bool,
+    /// Half-width of the interval around the median, as a decimal string,
+    /// from the round's report (`null` when the report is not known here).
+    pub confidence: Option<String>,
+    /// Distinct sources behind the round, from its report.
+    pub num_sources: Option<usize>,
     /// The chain reference.
     pub chain: ChainRef,
 }
@@ -64,10 +69,14 @@ pub(crate) fn to_response(
         .map(|d| d.to_string())
         .unwrap_or_else(|_| read.price.to_string());
     let now_s = now_ms() / 1000;
+    let price_raw = read.price.to_string();
+    let detail = state.reports.get(pair, read.round, &price_raw);
     PriceResponse {
         pair: pair.to_string(),
         price: decimal,
-        price_raw: read.price.to_string(),
+        confidence: detail.as_ref().map(|d| d.confidence.to_string()),
+        num_sources: detail.map(|d| d.sources),
+        price_raw,
         decimals: read.decimals,
         round: read.round,
         observed_at: read.observed_at,
@@ -80,7 +89,7 @@ pub(crate) fn to_response(
 fn chain_ref(state: &AppState, block_number: u64, block_hash: alloy::primitives::B256) -> ChainRef {
     ChainRef {
         chain_id: state.reader.chain_id(),
-        contract: state.reader.hub().to_checksum(None),
+        contract: state.reader.hub_checksum().to_owned(),
         block_number,
         block_hash: block_hash.to_string(),
     }
@@ -166,8 +175,11 @@ pub async fn get_price(
     } else {
         None
     };
-    let hit = if cached.is_some() { "hit" } else { "miss" };
-    state.metrics.cache.with_label_values(&[hit]).inc();
+    if cached.is_some() {
+        state.metrics.cache_hit.inc();
+    } else {
+        state.metrics.cache_miss.inc();
+    }
     let read = match cached {
         Some(value) => value,
         None => read(&state, &pair, pin_at(&state, at).await?).await?,

@@ -1,0 +1,81 @@
+//! What the chain does not store about a round: its confidence and the
+//! sources behind it, from the reports on `ORACLE_REPORTS`. Indexed by
+//! (pair, round), at most [`PER_FEED`] rounds per feed; a report is attached
+//! to a served value only when its scaled price is the one on chain.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use oracle_common::Pair;
+use oracle_common::wire::ReportMessage;
+use rust_decimal::Decimal;
+
+/// Rounds remembered per feed.
+pub const PER_FEED: usize = 4096;
+
+/// A round's off-chain details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detail {
+    /// The scaled price the report carried, as text.
+    pub price_scaled: String,
+    /// Half-width of the interval around the median.
+    pub confidence: Decimal,
+    /// Distinct sources used.
+    pub sources: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    rounds: HashMap<Pair, BTreeMap<u32, Detail>>,
+    last_seq: u64,
+}
+
+/// The shared index.
+#[derive(Debug, Clone, Default)]
+pub struct Reports {
+    inner: Arc<RwLock<Inner>>,
+}
+
+impl Reports {
+    /// Applies one message of `ORACLE_REPORTS`.
+    pub fn apply(&self, seq: u64, payload: &[u8]) {
+        let Ok(mut inner) = self.inner.write() else {
+            return;
+        };
+        inner.last_seq = inner.last_seq.max(seq);
+        let Ok(r) = serde_json::from_slice::<ReportMessage>(payload) else {
+            return;
+        };
+        let mut sources: Vec<&str> = r.used.iter().map(|o| o.source.as_str()).collect();
+        sources.sort_unstable();
+        sources.dedup();
+        let rounds = inner.rounds.entry(r.pair.clone()).or_default();
+        rounds.insert(
+            r.round,
+            Detail {
+                price_scaled: r.price_scaled.clone(),
+                confidence: r.confidence,
+                sources: sources.len(),
+            },
+        );
+        while rounds.len() > PER_FEED {
+            rounds.pop_first();
+        }
+    }
+
+    /// The last sequence applied.
+    pub fn last_seq(&self) -> u64 {
+        self.inner.read().map(|i| i.last_seq).unwrap_or(0)
+    }
+
+    /// The details of `pair`'s `round`, if its report carried `price_scaled`.
+    pub fn get(&self, pair: &Pair, round: u32, price_scaled: &str) -> Option<Detail> {
+        let inner = self.inner.read().ok()?;
+        inner
+            .rounds
+            .get(pair)?
+            .get(&round)
+            .filter(|d| d.price_scaled == price_scaled)
+            .cloned()
+    }
+}
