@@ -61,6 +61,8 @@ pub struct AppState {
     pub cache: cache::PriceCache,
     /// Confidence and sources of rounds.
     pub reports: reports::Reports,
+    /// Serialized latest-price bodies.
+    pub bodies: routes::prices::Bodies,
     /// Accepted API keys (none: open).
     pub api_keys: guard::ApiKeys,
     /// Per-client rate limit.
@@ -191,6 +193,7 @@ pub async fn state(
             .map(|t| Arc::from(t.expose())),
         cache: cache::PriceCache::new(config.bff.chain_poll, shutdown),
         reports: reports::Reports::default(),
+        bodies: routes::prices::Bodies::default(),
         api_keys: guard::ApiKeys::new(config.bff.api_keys.iter().map(|k| k.expose())),
         limiter: config.bff.rate_limit.map(guard::Limiter::new),
         cors_origins: Arc::new(config.bff.cors_origins.clone()),

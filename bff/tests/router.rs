@@ -45,6 +45,7 @@ fn state(registry: &Registry) -> AppState {
             tokio_util::sync::CancellationToken::new(),
         ),
         reports: oracle_bff::reports::Reports::default(),
+        bodies: oracle_bff::routes::prices::Bodies::default(),
         api_keys: oracle_bff::guard::ApiKeys::default(),
         limiter: None,
         cors_origins: Arc::new(vec![]),

@@ -5,8 +5,14 @@
 
 use std::time::Instant;
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use oracle_common::{Pair, now_ms, price};
 use serde::Serialize;
 
@@ -159,7 +165,7 @@ pub async fn get_price(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<PriceResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let pair: Pair = raw
         .parse()
         .map_err(|e: oracle_common::pair::PairError| ApiError::InvalidPair(e.to_string()))?;
@@ -180,17 +186,67 @@ pub async fn get_price(
     } else {
         state.metrics.cache_miss.inc();
     }
+    let from_cache = cached.is_some();
     let read = match cached {
         Some(value) => value,
         None => read(&state, &pair, pin_at(&state, at).await?).await?,
     }
     .ok_or_else(|| ApiError::NoData(pair.to_string()))?;
-    Ok(Json(to_response(
-        &pair,
-        &read,
-        feed.heartbeat.as_secs(),
-        &state,
-    )))
+    let heartbeat = feed.heartbeat.as_secs();
+    if !from_cache {
+        return Ok(Json(to_response(&pair, &read, heartbeat, &state)).into_response());
+    }
+    // The same head, round, report index and staleness give the same body:
+    // serialize it once per change, not once per request.
+    let stale = (now_ms() / 1000).saturating_sub(read.updated_at) > heartbeat;
+    let key = (
+        read.block_number,
+        read.block_hash,
+        read.round,
+        state.reports.last_seq(),
+        stale,
+    );
+    if let Some(body) = state.bodies.get(&pair, key) {
+        return Ok(json_bytes(body));
+    }
+    let body: Bytes = serde_json::to_vec(&to_response(&pair, &read, heartbeat, &state))
+        .map_err(|e| ApiError::Chain(e.to_string()))?
+        .into();
+    state.bodies.put(&pair, key, body.clone());
+    Ok(json_bytes(body))
+}
+
+fn json_bytes(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Serialized latest-price bodies, one per feed, keyed by what they depend on.
+#[derive(Debug, Clone, Default)]
+pub struct Bodies(Arc<RwLock<HashMap<Pair, (BodyKey, Bytes)>>>);
+
+/// Head block and hash, round, report-index sequence, staleness.
+type BodyKey = (u64, alloy::primitives::B256, u32, u64, bool);
+
+impl Bodies {
+    fn get(&self, pair: &Pair, key: BodyKey) -> Option<Bytes> {
+        let map = self.0.read().ok()?;
+        map.get(pair)
+            .filter(|(k, _)| *k == key)
+            .map(|(_, b)| b.clone())
+    }
+
+    fn put(&self, pair: &Pair, key: BodyKey, body: Bytes) {
+        if let Ok(mut map) = self.0.write() {
+            map.insert(pair.clone(), (key, body));
+        }
+    }
 }
 
 /// `GET /v1/prices`: every served feed at one block; optional `?block=N`.
