@@ -459,3 +459,41 @@ async fn oversized_bodies_are_413() {
         (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
     );
 }
+
+#[tokio::test]
+async fn a_node_that_never_answers_is_a_503_timeout_not_a_hang() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut s = state(&Registry::new());
+    s.reader = ChainReader::new(
+        format!("http://{addr}").parse().unwrap(),
+        Address::ZERO,
+        31337,
+    );
+    s.request_timeout = std::time::Duration::from_millis(300);
+    for path in [
+        "/v1/prices",
+        "/v1/prices/BTC-USD",
+        "/v1/prices/BTC-USD/history",
+    ] {
+        let started = std::time::Instant::now();
+        let (status, _, body) =
+            send_to(s.clone(), Request::get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("timeout")),
+            "{path}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{path}"
+        );
+    }
+}

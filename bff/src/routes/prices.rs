@@ -189,7 +189,13 @@ pub async fn get_price(
     let from_cache = cached.is_some();
     let read = match cached {
         Some(value) => value,
-        None => read(&state, &pair, pin_at(&state, at).await?).await?,
+        None => {
+            // Not under the router's deadline (see `router`): bound the chain read here.
+            let chain_read = async { read(&state, &pair, pin_at(&state, at).await?).await };
+            tokio::time::timeout(state.request_timeout, chain_read)
+                .await
+                .map_err(|_| ApiError::Timeout)??
+        }
     }
     .ok_or_else(|| ApiError::NoData(pair.to_string()))?;
     let heartbeat = feed.heartbeat.as_secs();
