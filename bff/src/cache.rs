@@ -67,11 +67,6 @@ impl PriceCache {
         self.updates.subscribe()
     }
 
-    /// Stream clients connected.
-    pub fn receivers(&self) -> usize {
-        self.updates.receiver_count()
-    }
-
     /// The feed's value with the head it is known to hold at, when the cache
     /// is in step with the chain. `Some(None)`: in step, and no value yet.
     pub fn latest(&self, pair: &Pair) -> Option<Option<FeedRead>> {

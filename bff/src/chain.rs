@@ -67,6 +67,17 @@ pub fn unpack_update(update: alloy::primitives::U256) -> (u32, u64, i128) {
     (round, observed_at, low as i128)
 }
 
+/// A failed hub call at `block`: no code there, the hub's `UnknownFeed`, or the RPC.
+fn call_error(e: alloy::contract::Error, block: u64) -> ReadError {
+    if matches!(e, alloy::contract::Error::ZeroData(..)) {
+        return ReadError::NotDeployed(block);
+    }
+    match e.as_decoded_interface_error::<OracleHub::OracleHubErrors>() {
+        Some(OracleHub::OracleHubErrors::UnknownFeed(_)) => ReadError::UnknownFeed,
+        _ => ReadError::Rpc(e.to_string()),
+    }
+}
+
 /// Reads the hub over JSON-RPC.
 #[derive(Debug, Clone)]
 pub struct ChainReader {
@@ -162,15 +173,7 @@ impl ChainReader {
             .block(BlockId::hash(block.hash))
             .call()
             .await
-            .map_err(|e| {
-                if matches!(e, alloy::contract::Error::ZeroData(..)) {
-                    return ReadError::NotDeployed(block.number);
-                }
-                match e.as_decoded_interface_error::<OracleHub::OracleHubErrors>() {
-                    Some(OracleHub::OracleHubErrors::UnknownFeed(_)) => ReadError::UnknownFeed,
-                    _ => ReadError::Rpc(e.to_string()),
-                }
-            })?;
+            .map_err(|e| call_error(e, block.number))?;
         Ok(FeedRead {
             price: r.price,
             decimals: r.decimals,
@@ -188,15 +191,7 @@ impl ChainReader {
             .feedIndex(pair.feed_id())
             .call()
             .await
-            .map_err(|e| {
-                if matches!(e, alloy::contract::Error::ZeroData(..)) {
-                    return ReadError::NotDeployed(0);
-                }
-                match e.as_decoded_interface_error::<OracleHub::OracleHubErrors>() {
-                    Some(OracleHub::OracleHubErrors::UnknownFeed(_)) => ReadError::UnknownFeed,
-                    _ => ReadError::Rpc(e.to_string()),
-                }
-            })
+            .map_err(|e| call_error(e, 0))
     }
 
     /// The rounds feed `index` took in blocks `from..=to`.

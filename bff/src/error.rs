@@ -157,6 +157,12 @@ impl ApiError {
     }
 }
 
+impl From<oracle_common::pair::PairError> for ApiError {
+    fn from(e: oracle_common::pair::PairError) -> Self {
+        ApiError::InvalidPair(e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {

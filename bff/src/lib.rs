@@ -75,6 +75,36 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
 }
 
+impl AppState {
+    /// NATS, when configured and connected.
+    pub fn bus(&self) -> Result<&async_nats::Client, ApiError> {
+        let nats = self
+            .nats
+            .as_ref()
+            .ok_or_else(|| ApiError::Bus("NATS is not configured".into()))?;
+        if nats.connection_state() != async_nats::connection::State::Connected {
+            return Err(ApiError::Bus("not connected to NATS".into()));
+        }
+        Ok(nats)
+    }
+}
+
+/// What a request to the aggregators came to: their answer, `None` when
+/// none came within the wait, or the error to send the client.
+pub fn aggregator_answer(
+    answer: Result<async_nats::Message, async_nats::RequestError>,
+) -> Result<Option<async_nats::Message>, ApiError> {
+    use async_nats::RequestErrorKind;
+    match answer {
+        Ok(msg) => Ok(Some(msg)),
+        Err(e) => match e.kind() {
+            RequestErrorKind::NoResponders => Err(ApiError::NoAggregator),
+            RequestErrorKind::TimedOut => Ok(None),
+            _ => Err(ApiError::Bus(e.to_string())),
+        },
+    }
+}
+
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

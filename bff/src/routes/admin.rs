@@ -81,10 +81,7 @@ pub async fn retry(
             "submission {id} was already retried as {newer}"
         )));
     }
-    let nats = state
-        .nats
-        .as_ref()
-        .ok_or_else(|| ApiError::Bus("NATS is not configured".into()))?;
+    let nats = state.bus()?;
     let payload = serde_json::to_vec(&RetryRequest {
         v: SCHEMA_VERSION,
         retry_of: id.clone(),
@@ -104,24 +101,13 @@ pub async fn retry(
                 .timeout(Some(state.refresh_wait)),
         )
         .await;
-    let msg = match answer {
-        Ok(msg) => msg,
-        Err(e) => {
-            use async_nats::RequestErrorKind;
-            return match e.kind() {
-                RequestErrorKind::NoResponders => Err(ApiError::NoAggregator),
-                RequestErrorKind::TimedOut => Ok((
-                    StatusCode::ACCEPTED,
-                    Json(RetryResponse {
-                        retry_of: id,
-                        submission_id: None,
-                        status: "pending".into(),
-                    }),
-                )
-                    .into_response()),
-                _ => Err(ApiError::Bus(e.to_string())),
-            };
-        }
+    let Some(msg) = crate::aggregator_answer(answer)? else {
+        let pending = RetryResponse {
+            retry_of: id,
+            submission_id: None,
+            status: "pending".into(),
+        };
+        return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
     };
     let reply: RetryReply =
         serde_json::from_slice(&msg.payload).map_err(|e| ApiError::Refresh {

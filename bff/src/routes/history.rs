@@ -75,9 +75,7 @@ pub async fn history(
     Path(raw): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<HistoryPage>, ApiError> {
-    let pair: Pair = raw
-        .parse()
-        .map_err(|e: oracle_common::pair::PairError| ApiError::InvalidPair(e.to_string()))?;
+    let pair: Pair = raw.parse()?;
     let p = Params::parse(query.as_deref(), &["from", "to", "limit", "cursor"])?;
     let limit = p.u64("limit")?.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {

@@ -166,9 +166,7 @@ pub async fn get_price(
     Path(raw): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let pair: Pair = raw
-        .parse()
-        .map_err(|e: oracle_common::pair::PairError| ApiError::InvalidPair(e.to_string()))?;
+    let pair: Pair = raw.parse()?;
     let feed = state
         .feeds
         .get(&pair)

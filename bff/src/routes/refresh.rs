@@ -59,9 +59,7 @@ pub async fn refresh(
             ApiError::InvalidBody(e.body_text())
         }
     })?;
-    let pair: Pair = raw
-        .parse()
-        .map_err(|e: oracle_common::pair::PairError| ApiError::InvalidPair(e.to_string()))?;
+    let pair: Pair = raw.parse()?;
     if !body.iter().all(u8::is_ascii_whitespace)
         && serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body).is_err()
     {
@@ -74,13 +72,7 @@ pub async fn refresh(
         .get(&pair)
         .ok_or_else(|| ApiError::UnknownPair(pair.to_string()))?;
     let heartbeat_s = feed.heartbeat.as_secs();
-    let nats = state
-        .nats
-        .as_ref()
-        .ok_or_else(|| ApiError::Bus("NATS is not configured".into()))?;
-    if nats.connection_state() != async_nats::connection::State::Connected {
-        return Err(ApiError::Bus("not connected to NATS".into()));
-    }
+    let nats = state.bus()?;
     let asked_at_ms = now_ms();
     // Watch submissions while waiting, to name the one carrying the pair if
     // the answer does not come in time.
@@ -116,24 +108,13 @@ pub async fn refresh(
         }
     };
     drop(events);
-    let msg = match answer {
-        Ok(msg) => msg,
-        Err(e) => {
-            use async_nats::RequestErrorKind;
-            return match e.kind() {
-                RequestErrorKind::NoResponders => Err(ApiError::NoAggregator),
-                RequestErrorKind::TimedOut => Ok((
-                    StatusCode::ACCEPTED,
-                    Json(Pending {
-                        status: "pending",
-                        pair: pair.to_string(),
-                        submission_id,
-                    }),
-                )
-                    .into_response()),
-                _ => Err(ApiError::Bus(e.to_string())),
-            };
-        }
+    let Some(msg) = crate::aggregator_answer(answer)? else {
+        let pending = Pending {
+            status: "pending",
+            pair: pair.to_string(),
+            submission_id,
+        };
+        return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
     };
     let reply: RefreshReply =
         serde_json::from_slice(&msg.payload).map_err(|e| ApiError::Refresh {

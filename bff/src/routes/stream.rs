@@ -59,9 +59,7 @@ pub async fn stream(
         Some(list) => {
             let mut out = Vec::new();
             for raw in list.split(',') {
-                let pair: Pair = raw.parse().map_err(|e: oracle_common::pair::PairError| {
-                    ApiError::InvalidPair(e.to_string())
-                })?;
+                let pair: Pair = raw.parse()?;
                 if !state.feeds.contains_key(&pair) {
                     return Err(ApiError::UnknownPair(pair.to_string()));
                 }

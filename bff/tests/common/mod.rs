@@ -1,0 +1,51 @@
+//! The handler state the router tests share: one served feed (BTC/USD), a
+//! chain RPC where nothing listens (port 9), no NATS, admin token `t0ken`.
+
+#![allow(clippy::unwrap_used, dead_code)] // test helpers: a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use alloy::primitives::Address;
+use oracle_bff::chain::ChainReader;
+use oracle_bff::{AppState, metrics::Metrics};
+use oracle_common::config::FeedConfig;
+use prometheus::Registry;
+
+pub fn state(registry: &Registry) -> AppState {
+    let feed = FeedConfig {
+        pair: "BTC/USD".parse().unwrap(),
+        decimals: 8,
+        min_price: 1.into(),
+        max_price: 1_000_000.into(),
+        sources: vec!["kraken".parse().unwrap()],
+        fallbacks: vec![],
+        min_sources: 1,
+        max_age: std::time::Duration::from_secs(10),
+        deviation_bps: 50,
+        heartbeat: std::time::Duration::from_secs(60),
+        adapter: None,
+    };
+    // Port 9 (discard) on loopback: nothing answers JSON-RPC there.
+    let dead_rpc = "http://127.0.0.1:9".parse().unwrap();
+    AppState {
+        reader: ChainReader::new(dead_rpc, Address::ZERO, 31337),
+        feeds: Arc::new(BTreeMap::from([(feed.pair.clone(), feed)])),
+        metrics: Metrics::register(registry).unwrap(),
+        nats: None,
+        refresh_wait: std::time::Duration::from_secs(1),
+        submissions: oracle_bff::submissions::Submissions::new(100),
+        admin_token: Some("t0ken".into()),
+        cache: oracle_bff::cache::PriceCache::new(
+            std::time::Duration::from_millis(100),
+            tokio_util::sync::CancellationToken::new(),
+        ),
+        reports: oracle_bff::reports::Reports::default(),
+        bodies: oracle_bff::routes::prices::Bodies::default(),
+        api_keys: oracle_bff::guard::ApiKeys::default(),
+        limiter: None,
+        cors_origins: Arc::new(vec![]),
+        max_body_bytes: 1024,
+        request_timeout: std::time::Duration::from_secs(5),
+    }
+}
