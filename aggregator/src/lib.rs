@@ -43,6 +43,7 @@ use oracle_common::wire::{
 };
 use oracle_common::{Pair, now_ms, price};
 use prometheus::Registry;
+use rust_decimal::prelude::ToPrimitive;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -132,7 +133,8 @@ pub async fn run(
         }
         let chain = submitter.read(&feed.pair).await.map_err(not_usable)?;
         info!(pair = %feed.pair, index = on_hub.index, round = chain.round, "feed state read from chain");
-        record_chain(&metrics, &feed.pair, &chain);
+        metrics.init_feed(feed);
+        record_chain(&metrics, &feed.pair, feed.decimals, &chain);
         feeds.insert(
             feed.pair.clone(),
             FeedState {
@@ -274,7 +276,7 @@ pub async fn run(
                     lifecycle.reconcile(|r| resign(&indexes, r)).await?;
                     for (pair, state) in feeds.iter_mut() {
                         state.chain = submitter.read(pair).await?;
-                        record_chain(&metrics, pair, &state.chain);
+                        record_chain(&metrics, pair, state.config.decimals, &state.chain);
                     }
                     refresh_requests = Some(
                         nats.queue_subscribe(REFRESH_SUBJECT, "aggregators".to_owned())
@@ -297,7 +299,7 @@ pub async fn run(
                     for (pair, state) in feeds.iter_mut() {
                         if let Ok(chain) = submitter.read(pair).await {
                             state.chain = chain;
-                            record_chain(&metrics, pair, &chain);
+                            record_chain(&metrics, pair, state.config.decimals, &chain);
                         }
                     }
                 }
@@ -363,8 +365,16 @@ fn resign(
         .collect()
 }
 
-fn record_chain(metrics: &metrics::Metrics, pair: &Pair, chain: &OnChain) {
+fn record_chain(metrics: &metrics::Metrics, pair: &Pair, decimals: u8, chain: &OnChain) {
     let label = pair.to_string();
+    if chain.round > 0
+        && let Ok(price) = price::from_scaled(chain.price, u32::from(decimals))
+    {
+        metrics
+            .onchain_price
+            .with_label_values(&[&label])
+            .set(price.to_f64().unwrap_or(f64::NAN));
+    }
     metrics
         .round
         .with_label_values(&[&label])
@@ -439,6 +449,10 @@ async fn evaluate(
             .sources
             .with_label_values(&[&label])
             .set(agg.used.len() as i64);
+        metrics
+            .aggregate_price
+            .with_label_values(&[&label])
+            .set(agg.price.to_f64().unwrap_or(f64::NAN));
         for (o, _) in &agg.rejected {
             metrics
                 .outliers
@@ -597,9 +611,10 @@ async fn submit_due(
         }
         if applied {
             info!(pair = %pair, round = d.chain_after.round, price = %d.message.price, reason = %d.message.reason,
-                  tx = ?event.tx_hash, block = ?event.block, "feed updated");
-            record_chain(ctx.metrics, &pair, &d.chain_after);
+                  tx_hash = event.tx_hash.as_deref().unwrap_or_default(), block = event.block.unwrap_or_default(),
+                  submission = %event.id, "feed updated");
             if let Some(state) = feeds.get_mut(&pair) {
+                record_chain(ctx.metrics, &pair, state.config.decimals, &d.chain_after);
                 state.chain = d.chain_after;
             }
             continue;
@@ -614,8 +629,8 @@ async fn submit_due(
         // decision starts from what the hub really holds.
         match ctx.lifecycle.submitter().read(&pair).await {
             Ok(chain) => {
-                record_chain(ctx.metrics, &pair, &chain);
                 if let Some(state) = feeds.get_mut(&pair) {
+                    record_chain(ctx.metrics, &pair, state.config.decimals, &chain);
                     state.chain = chain;
                 }
             }

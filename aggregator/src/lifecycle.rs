@@ -100,6 +100,17 @@ impl Lifecycle {
     /// Publishes an event and waits for the stream's acknowledgement: a step
     /// is taken only once its announcement is stored.
     async fn record(&self, event: &SubmissionEvent) -> Result<(), SubmitError> {
+        // Submissions are followed one at a time, so one gauge tells how long
+        // the current one has been waiting for a receipt.
+        match event.status {
+            SubmissionStatus::Pending if self.metrics.pending_since.get() == 0.0 => {
+                self.metrics.pending_since.set(event.at_ms as f64 / 1000.0);
+            }
+            SubmissionStatus::Success | SubmissionStatus::Failed => {
+                self.metrics.pending_since.set(0.0);
+            }
+            _ => {}
+        }
         let ack = self
             .js
             .publish(submission_subject(&event.id), event.encode().into())
@@ -145,7 +156,7 @@ impl Lifecycle {
         planned: &[Planned],
         retry_of: Option<String>,
     ) -> Outcome {
-        let span = info_span!("submission", id = %id, tx = tracing::field::Empty, nonce = tracing::field::Empty);
+        let span = info_span!("submission", submission = %id, tx_hash = tracing::field::Empty, nonce = tracing::field::Empty);
         self.submit_inner(id, planned, retry_of)
             .instrument(span)
             .await
@@ -237,7 +248,7 @@ impl Lifecycle {
                 }
             };
             let hash = signed.hash.to_string();
-            tracing::Span::current().record("tx", hash.as_str());
+            tracing::Span::current().record("tx_hash", hash.as_str());
             event.status = SubmissionStatus::Pending;
             event.at_ms = now_ms();
             event.tx_hash = Some(hash.clone());
@@ -300,7 +311,8 @@ impl Lifecycle {
             {
                 return outcome;
             }
-            warn!(id = %event.id, nonce = ?event.nonce, "transaction still pending");
+            warn!(submission = %event.id, nonce = event.nonce.unwrap_or_default(),
+                  tx_hash = event.tx_hash.as_deref().unwrap_or_default(), "transaction still pending");
         }
     }
 
@@ -370,12 +382,18 @@ impl Lifecycle {
         if let Err(e) = self.record(&event).await {
             error!(error = %e, "cannot record the outcome; the next start will settle it");
         }
-        info!(status = event.status.as_str(), block = ?event.block, tx = ?event.tx_hash, "submission settled");
+        info!(
+            status = event.status.as_str(),
+            block = event.block.unwrap_or_default(),
+            tx_hash = event.tx_hash.as_deref().unwrap_or_default(),
+            gas_used = receipt.gas_used,
+            "submission settled"
+        );
         Outcome { event }
     }
 
     async fn fail(&self, mut event: SubmissionEvent, error: String) -> Outcome {
-        warn!(id = %event.id, error = %error, "submission failed");
+        warn!(submission = %event.id, error = %error, "submission failed");
         event.status = SubmissionStatus::Failed;
         event.at_ms = now_ms();
         event.error = Some(error);
@@ -448,7 +466,8 @@ impl Lifecycle {
         );
         let mined = self.submitter.mined_nonce().await?;
         for event in &unfinished {
-            let span = info_span!("reconcile", id = %event.id, status = event.status.as_str());
+            let span = info_span!("reconcile", submission = %event.id, status = event.status.as_str(),
+                                  tx_hash = event.tx_hash.as_deref().unwrap_or_default());
             async {
                 if event.status == SubmissionStatus::Queued || event.tx_hashes.is_empty() {
                     self.fail(

@@ -1,7 +1,9 @@
 //! The aggregator's Prometheus metrics, registered once in the process registry.
 
+use oracle_common::config::FeedConfig;
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// Every metric the aggregator exports.
@@ -45,6 +47,19 @@ pub struct Metrics {
     pub round: IntGaugeVec,
     /// `oracle_aggregator_onchain_updated_timestamp_seconds{pair}`.
     pub updated_at: IntGaugeVec,
+    /// `oracle_aggregator_onchain_price{pair}`: the hub's latest value, in quote units.
+    pub onchain_price: GaugeVec,
+    /// `oracle_aggregator_aggregate_price{pair}`: the latest off-chain median.
+    pub aggregate_price: GaugeVec,
+    /// `oracle_aggregator_pending_since_timestamp_seconds`: when the submission
+    /// now waiting for a receipt was first broadcast (0 when none is).
+    pub pending_since: Gauge,
+    /// `oracle_aggregator_heartbeat_seconds{pair}`: the feed's configured heartbeat.
+    pub heartbeat: GaugeVec,
+    /// `oracle_aggregator_deviation_threshold_bps{pair}`: the configured deviation trigger.
+    pub deviation_threshold: GaugeVec,
+    /// `oracle_aggregator_min_sources{pair}`: the configured quorum.
+    pub min_sources: IntGaugeVec,
 }
 
 impl Metrics {
@@ -165,6 +180,45 @@ impl Metrics {
                 ),
                 &["pair"],
             )?,
+            onchain_price: GaugeVec::new(
+                Opts::new(
+                    "oracle_aggregator_onchain_price",
+                    "The hub's latest value per feed, in quote units",
+                ),
+                &["pair"],
+            )?,
+            aggregate_price: GaugeVec::new(
+                Opts::new(
+                    "oracle_aggregator_aggregate_price",
+                    "The latest off-chain aggregate (median) per feed, in quote units",
+                ),
+                &["pair"],
+            )?,
+            pending_since: Gauge::new(
+                "oracle_aggregator_pending_since_timestamp_seconds",
+                "When the submission waiting for a receipt was first broadcast (Unix seconds; 0 when none is)",
+            )?,
+            heartbeat: GaugeVec::new(
+                Opts::new(
+                    "oracle_aggregator_heartbeat_seconds",
+                    "The feed's configured heartbeat (maximum time between updates)",
+                ),
+                &["pair"],
+            )?,
+            deviation_threshold: GaugeVec::new(
+                Opts::new(
+                    "oracle_aggregator_deviation_threshold_bps",
+                    "The feed's configured deviation trigger (bps)",
+                ),
+                &["pair"],
+            )?,
+            min_sources: IntGaugeVec::new(
+                Opts::new(
+                    "oracle_aggregator_min_sources",
+                    "The feed's configured quorum (fresh sources needed)",
+                ),
+                &["pair"],
+            )?,
         };
         registry.register(Box::new(m.consumed.clone()))?;
         registry.register(Box::new(m.invalid.clone()))?;
@@ -184,6 +238,44 @@ impl Metrics {
         registry.register(Box::new(m.leader.clone()))?;
         registry.register(Box::new(m.round.clone()))?;
         registry.register(Box::new(m.updated_at.clone()))?;
+        registry.register(Box::new(m.onchain_price.clone()))?;
+        registry.register(Box::new(m.aggregate_price.clone()))?;
+        registry.register(Box::new(m.pending_since.clone()))?;
+        registry.register(Box::new(m.heartbeat.clone()))?;
+        registry.register(Box::new(m.deviation_threshold.clone()))?;
+        registry.register(Box::new(m.min_sources.clone()))?;
         Ok(m)
+    }
+
+    /// Exports a feed's configuration and starts its per-feed series at zero,
+    /// so dashboards and alerts see every feed from the first scrape.
+    pub fn init_feed(&self, feed: &FeedConfig) {
+        let pair = feed.pair.to_string();
+        let l = [pair.as_str()];
+        self.heartbeat
+            .with_label_values(&l)
+            .set(feed.heartbeat.as_secs_f64());
+        self.deviation_threshold
+            .with_label_values(&l)
+            .set(f64::from(feed.deviation_bps));
+        self.min_sources
+            .with_label_values(&l)
+            .set(i64::try_from(feed.min_sources).unwrap_or(i64::MAX));
+        self.parked.with_label_values(&l).set(0);
+        for reason in ["OutOfBounds", "skipped"] {
+            self.rejected.with_label_values(&[&pair, reason]);
+        }
+        self.no_quorum.with_label_values(&l);
+        self.sources.with_label_values(&l);
+        for source in feed.sources.iter().chain(&feed.fallbacks) {
+            self.outliers.with_label_values(&[&pair, source.as_str()]);
+            self.consumed.with_label_values(&[&pair, source.as_str()]);
+        }
+        for status in ["success", "failed"] {
+            self.submissions.with_label_values(&[status]);
+        }
+        for status in ["queued", "pending", "success", "failed"] {
+            self.submission_events.with_label_values(&[status]);
+        }
     }
 }

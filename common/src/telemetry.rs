@@ -11,7 +11,13 @@ use axum::routing::get;
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::{LogFormat, TelemetryConfig};
 
@@ -32,13 +38,103 @@ pub fn init_tracing(config: &TelemetryConfig) {
         .with_writer(std::io::stderr);
     let _ = if json {
         builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
+            .fmt_fields(JsonFields::new())
+            .event_format(FlatJson)
             .try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// One JSON object per line with every field at the top level: `timestamp`,
+/// `level`, `target`, `message`, then the fields of the enclosing spans
+/// (outermost first) and of the event, the innermost winning. So `pair`,
+/// `source`, `round`, `tx_hash` or `submission` can be filtered on directly,
+/// whether a span or the event carries them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlatJson;
+
+impl<S, N> FormatEvent<S, N> for FlatJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let mut fields = serde_json::Map::new();
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                let Some(stored) = extensions.get::<FormattedFields<N>>() else {
+                    continue;
+                };
+                // With `JsonFields`, a span's fields are stored as a JSON object.
+                if let Ok(serde_json::Value::Object(map)) =
+                    serde_json::from_str::<serde_json::Value>(stored)
+                {
+                    fields.extend(map);
+                }
+            }
+        }
+        event.record(&mut JsonVisitor(&mut fields));
+        let mut timestamp = String::new();
+        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        let meta = event.metadata();
+        let message = fields.remove("message").unwrap_or_default();
+        // The fixed keys first, in this order, then the fields by name.
+        let head = [
+            ("timestamp", serde_json::Value::from(timestamp)),
+            ("level", meta.level().as_str().into()),
+            ("target", meta.target().into()),
+            ("message", message),
+        ];
+        write!(writer, "{{")?;
+        for (i, (key, value)) in head.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            write!(writer, "{sep}{}:{}", json(key)?, json(value)?)?;
+        }
+        for (key, value) in &fields {
+            write!(writer, ",{}:{}", json(key)?, json(value)?)?;
+        }
+        writeln!(writer, "}}")
+    }
+}
+
+/// `value` as JSON text, for the log line writer.
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, std::fmt::Error> {
+    serde_json::to_string(value).map_err(|_| std::fmt::Error)
+}
+
+/// Records an event's fields as JSON values.
+struct JsonVisitor<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+
+impl Visit for JsonVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0.insert(field.name().into(), value.to_string().into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().into(), format!("{value:?}").into());
+    }
 }
 
 /// A cancellation token cancelled on SIGINT or SIGTERM.
@@ -159,4 +255,101 @@ where
     shutdown.cancel();
     let _ = metrics_server.await;
     result.map_err(ServiceError::Run)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Runs `f` under a FlatJson subscriber; returns what it wrote.
+    fn capture_text(f: impl FnOnce()) -> String {
+        let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = Arc::clone(&buf);
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || Sink(Arc::clone(&sink)))
+            .fmt_fields(JsonFields::new())
+            .event_format(FlatJson)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(buf.lock().unwrap().clone()).unwrap()
+    }
+
+    /// The lines `f` wrote, parsed.
+    fn capture(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        capture_text(f)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn span_and_event_fields_are_top_level() {
+        let lines = capture(|| {
+            let outer = tracing::info_span!(
+                "submission",
+                submission = "s1",
+                tx_hash = tracing::field::Empty
+            );
+            let _o = outer.enter();
+            outer.record("tx_hash", "0xabc");
+            let inner = tracing::info_span!(
+                "poll",
+                pair = "BTC/USD",
+                source = "kraken",
+                submission = "s2"
+            );
+            let _i = inner.enter();
+            tracing::warn!(round = 7u32, ok = false, error = "boom", "fetch failed");
+        });
+        assert_eq!(lines.len(), 1);
+        let l = &lines[0];
+        assert_eq!(l["level"], "WARN");
+        assert_eq!(l["message"], "fetch failed");
+        assert_eq!(l["pair"], "BTC/USD");
+        assert_eq!(l["source"], "kraken");
+        assert_eq!(l["round"], 7);
+        assert_eq!(l["ok"], false);
+        assert_eq!(
+            l["tx_hash"], "0xabc",
+            "a field recorded after the span began"
+        );
+        assert_eq!(l["submission"], "s2", "the inner span wins");
+        assert!(l["timestamp"].as_str().is_some_and(|t| t.contains('T')));
+        assert!(l.get("span").is_none() && l.get("fields").is_none());
+    }
+
+    #[test]
+    fn fixed_keys_come_first() {
+        let text = capture_text(|| tracing::info!(aaa = 1, "hello \"quoted\""));
+        assert!(text.starts_with("{\"timestamp\":\""), "{text}");
+        assert!(
+            text.contains(r#","level":"INFO","target":"oracle_common::telemetry::tests","message":"hello \"quoted\"","aaa":1}"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn event_fields_override_span_fields() {
+        let lines = capture(|| {
+            let span = tracing::info_span!("s", pair = "ETH/USD");
+            let _e = span.enter();
+            tracing::info!(pair = "BTC/USD", "x");
+            tracing::info!("y");
+        });
+        assert_eq!(lines[0]["pair"], "BTC/USD");
+        assert_eq!(lines[1]["pair"], "ETH/USD");
+    }
 }

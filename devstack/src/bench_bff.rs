@@ -123,6 +123,7 @@ pub async fn bench_bff(
         mode: Mode::Processes {
             bin_dir: bin_dir.to_path_buf(),
             config_path,
+            log_files: true,
         },
         ephemeral_ports: true,
         data_dir: data_dir.clone(),

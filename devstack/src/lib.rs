@@ -8,12 +8,14 @@
 //! - [`deploy`]: deploying `OracleHub` and registering feeds.
 //! - [`simulator`]: the exchanges' real wire formats on loopback, with moving prices.
 //! - [`stack`]: putting it all together, [`Stack::start`].
+//! - [`prometheus`]: Prometheus with `grafana/prometheus.yml`, scraping the stack.
 //! - [`bench`]: the fetchers' cost benchmark.
 
 pub mod bench;
 pub mod bench_bff;
 pub mod deploy;
 pub mod process;
+pub mod prometheus;
 pub mod simulator;
 pub mod stack;
 pub mod tools;

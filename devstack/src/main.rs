@@ -30,6 +30,14 @@ enum Command {
         /// How often simulated prices move.
         #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
         sim_tick: Duration,
+        /// Also start Prometheus (grafana/prometheus.yml, with the alert
+        /// rules of grafana/alerts.yml) scraping the services.
+        #[arg(long)]
+        prometheus: bool,
+        /// Write the services' logs (JSON lines) to files under .devstack/logs
+        /// instead of this terminal.
+        #[arg(long)]
+        log_files: bool,
     },
     /// Measure the fetchers' CPU and memory polling 12 sources for 20 feeds
     /// every second against the simulator (see scripts/bench-fetchers.sh).
@@ -95,7 +103,20 @@ async fn main() -> anyhow::Result<()> {
             config,
             ephemeral_ports,
             sim_tick,
-        } => up(config, ephemeral_ports, sim_tick).await,
+            prometheus,
+            log_files,
+        } => {
+            up(
+                config,
+                UpOptions {
+                    ephemeral_ports,
+                    sim_tick,
+                    prometheus,
+                    log_files,
+                },
+            )
+            .await
+        }
         Command::BenchFetchers {
             fetchers_bin,
             warmup,
@@ -128,7 +149,15 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn up(config_path: PathBuf, ephemeral_ports: bool, sim_tick: Duration) -> anyhow::Result<()> {
+/// The flags of `up`.
+struct UpOptions {
+    ephemeral_ports: bool,
+    sim_tick: Duration,
+    prometheus: bool,
+    log_files: bool,
+}
+
+async fn up(config_path: PathBuf, opts: UpOptions) -> anyhow::Result<()> {
     let config =
         Config::load(&config_path).with_context(|| format!("loading {}", config_path.display()))?;
     telemetry::init_tracing(&config.telemetry);
@@ -148,14 +177,25 @@ async fn up(config_path: PathBuf, ephemeral_ports: bool, sim_tick: Duration) -> 
         mode: Mode::Processes {
             bin_dir,
             config_path: config_path.clone(),
+            log_files: opts.log_files,
         },
-        ephemeral_ports,
+        ephemeral_ports: opts.ephemeral_ports,
         data_dir,
-        sim_tick,
+        sim_tick: opts.sim_tick,
     });
     let mut stack = tokio::select! {
         stack = start => stack.context("starting the stack")?,
         _ = shutdown.cancelled() => anyhow::bail!("interrupted during start-up"),
+    };
+    let prometheus_url = if opts.prometheus {
+        Some(
+            stack
+                .start_prometheus(opts.ephemeral_ports)
+                .await
+                .context("starting Prometheus")?,
+        )
+    } else {
+        None
     };
     let c = &stack.config;
     println!();
@@ -178,8 +218,14 @@ async fn up(config_path: PathBuf, ephemeral_ports: bool, sim_tick: Duration) -> 
         "  metrics        fetchers http://{}/metrics  aggregator http://{}/metrics  bff http://{}/metrics",
         c.fetchers.metrics_addr, c.aggregator.metrics_addr, c.bff.metrics_addr
     );
+    match &prometheus_url {
+        Some(url) => println!(
+            "  Prometheus     {url}  (alerts {url}/alerts; Grafana: see docs/operations.md)"
+        ),
+        None => println!("  Prometheus     not started (pass --prometheus)"),
+    }
     for (name, log) in stack.logs() {
-        println!("  {name:<14} log {}", log.display());
+        println!("  {name:<17} log {}", log.display());
     }
     println!("\nrunning; Ctrl-C stops everything.");
     let mut failure = None;

@@ -49,6 +49,9 @@ pub enum Mode {
         bin_dir: PathBuf,
         /// The config file they read (overrides come by environment).
         config_path: PathBuf,
+        /// Write each service's output to `{data_dir}/logs/{name}.log` (as
+        /// JSON lines, `log_format = "auto"`) instead of this terminal.
+        log_files: bool,
     },
 }
 
@@ -104,6 +107,7 @@ pub struct Stack {
     nats: ChildProcess,
     anvil: ChildProcess,
     services: Services,
+    prometheus: Option<ChildProcess>,
     shutdown: CancellationToken,
     simulator_task: JoinHandle<std::io::Result<()>>,
 }
@@ -130,7 +134,7 @@ where
     }
 }
 
-fn io(context: &str) -> impl FnOnce(std::io::Error) -> StackError + '_ {
+pub(crate) fn io(context: &str) -> impl FnOnce(std::io::Error) -> StackError + '_ {
     move |e| StackError::Io(format!("{context}: {e}"))
 }
 
@@ -248,11 +252,13 @@ impl Stack {
             Mode::Processes {
                 bin_dir,
                 config_path,
+                log_files,
             } => Services::Processes(spawn_processes(
                 bin_dir,
                 config_path,
                 &config,
                 options.ephemeral_ports,
+                log_files.then(|| logs.clone()),
             )?),
         };
 
@@ -267,6 +273,7 @@ impl Stack {
             nats,
             anvil,
             services,
+            prometheus: None,
             shutdown,
             simulator_task,
         };
@@ -314,13 +321,33 @@ impl Stack {
 
     /// Log files of the processes, by name.
     pub fn logs(&self) -> Vec<(String, PathBuf)> {
-        let mut out = vec![];
-        for (name, p) in [("nats-server", &self.nats), ("anvil", &self.anvil)] {
-            if let Some(log) = p.log() {
-                out.push((name.to_owned(), log.to_path_buf()));
-            }
+        let mut processes = vec![&self.nats, &self.anvil];
+        if let Services::Processes(children) = &self.services {
+            processes.extend(children.iter());
         }
-        out
+        processes.extend(self.prometheus.iter());
+        processes
+            .into_iter()
+            .filter_map(|p| Some((p.name().to_owned(), p.log()?.to_path_buf())))
+            .collect()
+    }
+
+    /// Starts Prometheus with `grafana/prometheus.yml` (and its alert rules)
+    /// scraping this stack's services; returns its URL. Stopped with the stack.
+    pub async fn start_prometheus(&mut self, ephemeral_port: bool) -> Result<String, StackError> {
+        let addr = if ephemeral_port {
+            format!(
+                "127.0.0.1:{}",
+                tools::free_port().map_err(io("finding a free port"))?
+            )
+        } else {
+            crate::prometheus::DEV_ADDR.to_owned()
+        };
+        let child =
+            crate::prometheus::start(&self.config, &addr, &self.data_dir.join("prometheus"))
+                .await?;
+        self.prometheus = Some(child);
+        Ok(format!("http://{addr}"))
     }
 
     /// Kills the services called `name` (`fetchers`, `aggregator`, `bff`) at
@@ -391,6 +418,9 @@ impl Stack {
             }
         }
         let _ = tokio::time::timeout(grace, &mut self.simulator_task).await;
+        if let Some(p) = self.prometheus.as_mut() {
+            p.stop(grace).await;
+        }
         self.anvil.stop(grace).await;
         self.nats.stop(grace).await;
     }
@@ -478,7 +508,7 @@ pub async fn start_anvil(
     Ok(anvil)
 }
 
-async fn wait_ready<F, Fut, T>(
+pub(crate) async fn wait_ready<F, Fut, T>(
     child: &mut ChildProcess,
     name: &str,
     mut check: F,
@@ -583,6 +613,7 @@ fn spawn_processes(
     config_path: &Path,
     config: &Config,
     ephemeral: bool,
+    log_dir: Option<PathBuf>,
 ) -> Result<Vec<ChildProcess>, StackError> {
     let env = child_env(config, ephemeral);
     let mut children = Vec::new();
@@ -600,7 +631,10 @@ fn spawn_processes(
                 &bin,
                 &["--config".into(), config_path.display().to_string()],
                 &env,
-                Output::Inherit,
+                match &log_dir {
+                    Some(dir) => Output::File(dir.join(format!("{name}.log"))),
+                    None => Output::Inherit,
+                },
             )
             .map_err(io(name))?,
         );

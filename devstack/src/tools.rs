@@ -11,6 +11,15 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// Where `cargo build --workspace --bins` puts the service binaries for
+/// tests: `$CARGO_TARGET_DIR/debug`, else `target/debug` of the workspace.
+pub fn debug_bin_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+        .join("debug")
+}
+
 /// A tool could not be found.
 #[derive(Debug, thiserror::Error)]
 #[error(

@@ -574,10 +574,7 @@ fn spawn_aggregator(rig: &Rig, n: u32) -> oracle_devstack::process::ChildProcess
 
 /// The `oracle-aggregator` binary of this workspace (scripts/test.sh builds it).
 fn aggregator_bin() -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| tools::workspace_root().join("target"));
-    let bin = target.join("debug").join("oracle-aggregator");
+    let bin = tools::debug_bin_dir().join("oracle-aggregator");
     assert!(
         bin.is_file(),
         "{} not found: run `cargo build --workspace --bins` (scripts/test.sh does)",

@@ -177,6 +177,12 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let feeds = plan(&config)?;
     let metrics = metrics::Metrics::register(registry)?;
+    for id in config.sources.keys() {
+        metrics.init_source(id.as_str());
+    }
+    for feed in &config.feeds {
+        metrics.init_feed(&feed.pair.to_string());
+    }
     let client = reqwest::Client::builder()
         .user_agent(concat!("oracle-fetchers/", env!("CARGO_PKG_VERSION")))
         .build()

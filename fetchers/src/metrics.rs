@@ -136,4 +136,26 @@ impl Metrics {
         registry.register(Box::new(m.buffer_depth.clone()))?;
         Ok(m)
     }
+
+    /// Starts a source's series at zero (and its circuit closed), so that
+    /// dashboards and alerts see every configured source from the first
+    /// scrape, including fallbacks never polled yet.
+    pub fn init_source(&self, source: &str) {
+        self.requests.with_label_values(&[source, "ok"]);
+        self.latency.with_label_values(&[source]);
+        self.retries.with_label_values(&[source]);
+        self.rate_limit_wait.with_label_values(&[source]);
+        self.circuit_state.with_label_values(&[source]).set(0);
+    }
+
+    /// Starts a feed's cycle counters (and the drop reasons) at zero.
+    pub fn init_feed(&self, pair: &str) {
+        for reason in ["buffer_full", "publish_failed", "shutdown"] {
+            self.dropped.with_label_values(&[reason]);
+        }
+        for outcome in ["quorum", "no_quorum"] {
+            self.cycles.with_label_values(&[pair, outcome]);
+        }
+        self.triggers.with_label_values(&[pair]);
+    }
 }
