@@ -20,8 +20,8 @@ use async_nats::jetstream::{self, consumer};
 use oracle_common::chain::Report;
 use oracle_common::config::AggregatorConfig;
 use oracle_common::wire::{
-    SCHEMA_VERSION, SUBMISSIONS_STREAM, SUBMISSIONS_SUBJECTS, SubmissionEvent, SubmissionStatus,
-    SubmittedReport, submission_subject,
+    SUBMISSIONS_STREAM, SUBMISSIONS_SUBJECTS, SubmissionEvent, SubmissionStatus, SubmittedReport,
+    submission_subject,
 };
 use oracle_common::{Pair, now_ms};
 use tokio::sync::Mutex;
@@ -168,33 +168,16 @@ impl Lifecycle {
         planned: &[Planned],
         retry_of: Option<String>,
     ) -> Outcome {
-        let mut event = SubmissionEvent {
-            v: SCHEMA_VERSION,
-            id,
-            status: SubmissionStatus::Queued,
-            at_ms: now_ms(),
-            aggregator: self.aggregator_id.clone(),
-            reports: planned
-                .iter()
-                .map(|p| SubmittedReport {
-                    pair: p.pair.clone(),
-                    round: p.report.roundId,
-                    price_scaled: p.report.price.to_string(),
-                    observed_at: u64::from(p.report.observedAt),
-                })
-                .collect(),
-            retry_of,
-            tx_hash: None,
-            tx_hashes: vec![],
-            nonce: None,
-            max_fee_per_gas: None,
-            max_priority_fee_per_gas: None,
-            raw_tx: None,
-            block: None,
-            gas_used: None,
-            skipped: vec![],
-            error: None,
-        };
+        let reports = planned
+            .iter()
+            .map(|p| SubmittedReport {
+                pair: p.pair.clone(),
+                round: p.report.roundId,
+                price_scaled: p.report.price.to_string(),
+                observed_at: u64::from(p.report.observedAt),
+            })
+            .collect();
+        let mut event = SubmissionEvent::queued(id, self.aggregator_id.clone(), reports, retry_of);
         if let Err(e) = self.record(&event).await {
             // Nothing was signed or sent; the feeds stay due and are tried again.
             error!(error = %e, "cannot record the submission; not sending");

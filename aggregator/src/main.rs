@@ -1,24 +1,16 @@
 //! `oracle-aggregator`: aggregates observations and submits signed reports on chain.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use clap::Parser;
-use oracle_common::config::Config;
+use oracle_common::config::ConfigArg;
 use oracle_common::telemetry;
 
 /// Consumes observations from NATS, aggregates them and updates the on-chain feeds.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Configuration file (TOML); keys can be overridden by ORACLE__… variables.
-    #[arg(
-        long,
-        env = "ORACLE_CONFIG",
-        default_value = "config/default.toml",
-        global = true
-    )]
-    config: PathBuf,
+    #[command(flatten)]
+    config: ConfigArg,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -51,8 +43,7 @@ fn parse_time(text: &str) -> anyhow::Result<u64> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config =
-        Config::load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
+    let config = args.config.load()?;
     if let Some(Command::Replay { from, to }) = args.command {
         let from = parse_time(&from)?;
         let to = to

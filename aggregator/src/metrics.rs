@@ -1,6 +1,7 @@
 //! The aggregator's Prometheus metrics, registered once in the process registry.
 
 use oracle_common::config::FeedConfig;
+use oracle_common::wire::SubmissionStatus;
 use prometheus::{
     Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry,
@@ -244,6 +245,14 @@ impl Metrics {
         registry.register(Box::new(m.heartbeat.clone()))?;
         registry.register(Box::new(m.deviation_threshold.clone()))?;
         registry.register(Box::new(m.min_sources.clone()))?;
+        // Every status from the first scrape, before anything was submitted.
+        use SubmissionStatus::{Failed, Pending, Queued, Success};
+        for status in [Success, Failed] {
+            m.submissions.with_label_values(&[status.as_str()]);
+        }
+        for status in [Queued, Pending, Success, Failed] {
+            m.submission_events.with_label_values(&[status.as_str()]);
+        }
         Ok(m)
     }
 
@@ -270,12 +279,6 @@ impl Metrics {
         for source in feed.sources.iter().chain(&feed.fallbacks) {
             self.outliers.with_label_values(&[&pair, source.as_str()]);
             self.consumed.with_label_values(&[&pair, source.as_str()]);
-        }
-        for status in ["success", "failed"] {
-            self.submissions.with_label_values(&[status]);
-        }
-        for status in ["queued", "pending", "success", "failed"] {
-            self.submission_events.with_label_values(&[status]);
         }
     }
 }

@@ -1,26 +1,22 @@
 //! `oracle-bff`: the client API serving chain-verified prices.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use clap::Parser;
-use oracle_common::config::Config;
+use oracle_common::config::ConfigArg;
 use oracle_common::telemetry;
 
 /// Serves chain-verified prices to clients over REST.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Configuration file (TOML); keys can be overridden by ORACLE__… variables.
-    #[arg(long, env = "ORACLE_CONFIG", default_value = "config/default.toml")]
-    config: PathBuf,
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config =
-        Config::load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
+    let config = args.config.load()?;
     let addr = config.bff.metrics_addr;
     telemetry::serve_service(
         &config.telemetry.clone(),

@@ -206,29 +206,16 @@ mod tests {
     use oracle_common::wire::SubmittedReport;
 
     fn event(id: &str, status: SubmissionStatus, pair: &str) -> SubmissionEvent {
+        let report = SubmittedReport {
+            pair: pair.parse().unwrap(),
+            round: 1,
+            price_scaled: "1".into(),
+            observed_at: 1,
+        };
         SubmissionEvent {
-            v: 1,
-            id: id.into(),
             status,
             at_ms: created_ms(id).unwrap(),
-            aggregator: "a".into(),
-            reports: vec![SubmittedReport {
-                pair: pair.parse().unwrap(),
-                round: 1,
-                price_scaled: "1".into(),
-                observed_at: 1,
-            }],
-            retry_of: None,
-            tx_hash: None,
-            tx_hashes: vec![],
-            nonce: None,
-            max_fee_per_gas: None,
-            max_priority_fee_per_gas: None,
-            raw_tx: None,
-            block: None,
-            gas_used: None,
-            skipped: vec![],
-            error: None,
+            ..SubmissionEvent::queued(id.into(), "a".into(), vec![report], None)
         }
     }
 

@@ -544,6 +544,42 @@ impl Default for BffConfig {
     }
 }
 
+/// The `--config` option every service binary takes (`ORACLE_CONFIG` in the
+/// environment works too); flatten it into a clap parser.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArg {
+    /// Configuration file (TOML); keys can be overridden by ORACLE__… variables.
+    #[arg(
+        long = "config",
+        value_name = "CONFIG",
+        env = "ORACLE_CONFIG",
+        default_value = "config/default.toml",
+        global = true
+    )]
+    pub path: PathBuf,
+}
+
+/// A configuration file that could not be loaded, with its path.
+#[derive(Debug, thiserror::Error)]
+#[error("loading {}", path.display())]
+pub struct LoadError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: ConfigError,
+}
+
+impl ConfigArg {
+    /// Loads the file with the environment's overrides.
+    pub fn load(&self) -> Result<Config, LoadError> {
+        Config::load(&self.path).map_err(|source| LoadError {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
 impl Config {
     /// Loads `path`, applies `ORACLE__…` overrides from the process
     /// environment, and checks the parts every service shares.

@@ -178,6 +178,34 @@ pub struct SubmissionEvent {
 }
 
 impl SubmissionEvent {
+    /// The first event of a submission: `queued` now, nothing signed or sent.
+    pub fn queued(
+        id: String,
+        aggregator: String,
+        reports: Vec<SubmittedReport>,
+        retry_of: Option<String>,
+    ) -> Self {
+        Self {
+            v: SCHEMA_VERSION,
+            id,
+            status: SubmissionStatus::Queued,
+            at_ms: crate::now_ms(),
+            aggregator,
+            reports,
+            retry_of,
+            tx_hash: None,
+            tx_hashes: vec![],
+            nonce: None,
+            max_fee_per_gas: None,
+            max_priority_fee_per_gas: None,
+            raw_tx: None,
+            block: None,
+            gas_used: None,
+            skipped: vec![],
+            error: None,
+        }
+    }
+
     /// Serializes to the wire JSON.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()

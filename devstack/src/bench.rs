@@ -304,12 +304,26 @@ pub async fn bench_consumption(count: usize) -> Result<(), StackError> {
         started.elapsed().as_secs_f64()
     );
 
-    let durable = |name: &str| consumer::pull::Config {
-        durable_name: Some(name.to_owned()),
-        ack_policy: consumer::AckPolicy::Explicit,
-        max_ack_pending: 100_000,
-        deliver_policy: consumer::DeliverPolicy::All,
-        ..Default::default()
+    // A durable consumer of every observation, pulled as the aggregator pulls.
+    let pull_all = |name: String| {
+        let stream = &stream;
+        async move {
+            let c: consumer::PullConsumer = stream
+                .create_consumer(consumer::pull::Config {
+                    durable_name: Some(name),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    max_ack_pending: 100_000,
+                    deliver_policy: consumer::DeliverPolicy::All,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            c.stream()
+                .max_messages_per_batch(oracle_aggregator::PULL_BATCH)
+                .messages()
+                .await
+                .map_err(|e| err(e.to_string()))
+        }
     };
     let rules = Rules::from_config(&config.aggregator);
     let registry = prometheus::Registry::new();
@@ -319,16 +333,7 @@ pub async fn bench_consumption(count: usize) -> Result<(), StackError> {
     let mut agg_rates = Vec::new();
     for round in 0..2 {
         // Bare: pull and acknowledge.
-        let c: consumer::PullConsumer = stream
-            .create_consumer(durable(&format!("bare-{round}")))
-            .await
-            .map_err(|e| err(e.to_string()))?;
-        let mut msgs = c
-            .stream()
-            .max_messages_per_batch(oracle_aggregator::PULL_BATCH)
-            .messages()
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        let mut msgs = pull_all(format!("bare-{round}")).await?;
         let t = Instant::now();
         for _ in 0..count {
             let m = msgs
@@ -341,16 +346,7 @@ pub async fn bench_consumption(count: usize) -> Result<(), StackError> {
         bare_rates.push(count as f64 / t.elapsed().as_secs_f64());
 
         // The aggregator's loop.
-        let c: consumer::PullConsumer = stream
-            .create_consumer(durable(&format!("agg-{round}")))
-            .await
-            .map_err(|e| err(e.to_string()))?;
-        let mut msgs = c
-            .stream()
-            .max_messages_per_batch(oracle_aggregator::PULL_BATCH)
-            .messages()
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        let mut msgs = pull_all(format!("agg-{round}")).await?;
         let mut windows: std::collections::BTreeMap<oracle_common::Pair, Window> = config
             .feeds
             .iter()

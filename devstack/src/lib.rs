@@ -22,6 +22,34 @@ pub mod tools;
 
 pub use stack::{Mode, Options, Stack, StackError, eventually, start_anvil, start_nats};
 
+/// The value of metric `name` in an in-process service's `registry`
+/// (counters and gauges), summed over the series that carry `label_value` as
+/// one of their label values (`None`: every series); 0 when there is none.
+pub fn metric_value(
+    registry: &::prometheus::Registry,
+    name: &str,
+    label_value: Option<&str>,
+) -> f64 {
+    use ::prometheus::proto::MetricType;
+    registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == name)
+        .flat_map(|f| {
+            let kind = f.get_field_type();
+            f.get_metric()
+                .iter()
+                .filter(move |m| {
+                    label_value.is_none_or(|v| m.get_label().iter().any(|l| l.value() == v))
+                })
+                .map(move |m| match kind {
+                    MetricType::GAUGE => m.get_gauge().get_value(),
+                    _ => m.get_counter().get_value(),
+                })
+        })
+        .sum()
+}
+
 /// Every message body of a JetStream stream, in order (empty if the stream
 /// does not exist yet). For tests and tools that inspect what was recorded.
 pub async fn read_stream(js: &async_nats::jetstream::Context, name: &str) -> Vec<Vec<u8>> {

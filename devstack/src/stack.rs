@@ -298,6 +298,30 @@ impl Stack {
         Ok(stack)
     }
 
+    /// Waits until the hub holds round `at_least` or later of `pair`; returns
+    /// the latest round then.
+    pub async fn wait_round(
+        &self,
+        pair: &oracle_common::Pair,
+        at_least: u32,
+        timeout: Duration,
+    ) -> Result<u32, StackError> {
+        use alloy::providers::ProviderBuilder;
+        let url = self
+            .config
+            .chain
+            .rpc_url
+            .parse()
+            .map_err(|_| StackError::Config("chain.rpc_url is not a URL".into()))?;
+        let provider = ProviderBuilder::new().connect_http(url);
+        let hub = oracle_common::chain::OracleHub::new(self.deployment.hub, &provider);
+        eventually(timeout, &format!("round {at_least} of {pair}"), || async {
+            let round = hub.latest(pair.feed_id()).call().await.ok()?.roundId;
+            (round >= at_least).then_some(round)
+        })
+        .await
+    }
+
     /// Fails if a service or tool has stopped.
     pub fn check_services(&mut self) -> Result<(), StackError> {
         self.nats.check_running().map_err(io("nats-server"))?;

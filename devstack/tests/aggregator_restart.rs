@@ -26,27 +26,68 @@ async fn events(js: &async_nats::jetstream::Context) -> Vec<SubmissionEvent> {
         .collect()
 }
 
-/// Waits for a successful submission that takes a pair of `after` to a later
-/// round, then checks that the hub never skipped a report (no round applied
-/// twice). Returns that later submission.
-async fn carries_on_after(
+/// Waits up to `timeout` for a recorded submission event that `matches`.
+async fn wait_event(
     js: &async_nats::jetstream::Context,
-    after: &SubmissionEvent,
+    timeout: Duration,
+    what: &str,
+    matches: impl Fn(&SubmissionEvent) -> bool,
 ) -> SubmissionEvent {
-    let later = eventually(Duration::from_secs(60), "a later submission", || async {
-        events(js).await.into_iter().find(|e| {
-            e.status == SubmissionStatus::Success
-                && e.id != after.id
-                && e.reports.iter().any(|r| {
-                    after
-                        .reports
-                        .iter()
-                        .any(|p| p.pair == r.pair && r.round > p.round)
-                })
-        })
+    eventually(timeout, what, || async {
+        events(js).await.into_iter().find(|e| matches(e))
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Runs an aggregator in this process until `shutdown` (a failure panics the task).
+fn run_aggregator(config: &Config, shutdown: &CancellationToken) {
+    let (c, s) = (config.clone(), shutdown.child_token());
+    tokio::spawn(async move {
+        oracle_aggregator::run(c, &Registry::new(), s)
+            .await
+            .unwrap()
+    });
+}
+
+/// Waits until a restarted aggregator settles `pending` as a success, through
+/// one of the transactions it had broadcast.
+async fn settled_after_restart(js: &async_nats::jetstream::Context, pending: &SubmissionEvent) {
+    let settled = wait_event(
+        js,
+        Duration::from_secs(20),
+        "the pending submission settled after restart",
+        |e| e.id == pending.id && e.status == SubmissionStatus::Success,
+    )
+    .await;
+    assert!(
+        pending
+            .tx_hashes
+            .iter()
+            .any(|h| Some(h) == settled.tx_hash.as_ref())
+    );
+}
+
+/// Holds transactions in anvil's mempool (`false`) or mines them as they come.
+async fn set_automine(provider: &impl Provider, on: bool) {
+    provider
+        .raw_request::<_, ()>("evm_setAutomine".into(), (on,))
+        .await
+        .unwrap();
+}
+
+/// Mines what the mempool holds now and every later transaction at once.
+async fn mine_held(provider: &impl Provider) {
+    set_automine(provider, true).await;
+    provider
+        .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
+        .await
+        .unwrap();
+}
+
+/// Checks that the hub skipped no report of any successful submission (a
+/// skip would mean a round applied twice, or a stale one sent).
+async fn assert_nothing_skipped(js: &async_nats::jetstream::Context) {
     for e in events(js)
         .await
         .iter()
@@ -59,6 +100,27 @@ async fn carries_on_after(
             e.skipped
         );
     }
+}
+
+/// Waits for a successful submission that takes a pair of `after` to a later
+/// round, then checks that the hub never skipped a report (no round applied
+/// twice). Returns that later submission.
+async fn carries_on_after(
+    js: &async_nats::jetstream::Context,
+    after: &SubmissionEvent,
+) -> SubmissionEvent {
+    let later = wait_event(js, Duration::from_secs(60), "a later submission", |e| {
+        e.status == SubmissionStatus::Success
+            && e.id != after.id
+            && e.reports.iter().any(|r| {
+                after
+                    .reports
+                    .iter()
+                    .any(|p| p.pair == r.pair && r.round > p.round)
+            })
+    })
+    .await;
+    assert_nothing_skipped(js).await;
     later
 }
 
@@ -130,21 +192,14 @@ async fn killed_between_broadcast_and_receipt_then_restarted() {
     let deployment = rig.deployment.clone();
     // Hold transactions in the mempool.
     let provider = ProviderBuilder::new().connect_http(config.chain.rpc_url.parse().unwrap());
-    provider
-        .raw_request::<_, ()>("evm_setAutomine".into(), (false,))
-        .await
-        .unwrap();
+    set_automine(&provider, false).await;
 
     let (c, s) = (config.clone(), shutdown.child_token());
     let first = tokio::spawn(async move { oracle_aggregator::run(c, &Registry::new(), s).await });
-    let pending = eventually(Duration::from_secs(30), "a pending submission", || async {
-        events(&js)
-            .await
-            .into_iter()
-            .find(|e| e.status == SubmissionStatus::Pending)
+    let pending = wait_event(&js, Duration::from_secs(30), "a pending submission", |e| {
+        e.status == SubmissionStatus::Pending
     })
-    .await
-    .unwrap();
+    .await;
     // The crash: the task stops where it is, between broadcast and receipt.
     first.abort();
     let _ = first.await;
@@ -157,39 +212,10 @@ async fn killed_between_broadcast_and_receipt_then_restarted() {
     );
 
     // The transaction is mined while no aggregator runs.
-    provider
-        .raw_request::<_, ()>("evm_setAutomine".into(), (true,))
-        .await
-        .unwrap();
-    provider
-        .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
-        .await
-        .unwrap();
+    mine_held(&provider).await;
 
-    let (c, s) = (config.clone(), shutdown.child_token());
-    tokio::spawn(async move {
-        oracle_aggregator::run(c, &Registry::new(), s)
-            .await
-            .unwrap()
-    });
-    let settled = eventually(
-        Duration::from_secs(20),
-        "the pending submission settled after restart",
-        || async {
-            events(&js)
-                .await
-                .into_iter()
-                .find(|e| e.id == pending.id && e.status == SubmissionStatus::Success)
-        },
-    )
-    .await
-    .unwrap();
-    assert!(
-        pending
-            .tx_hashes
-            .iter()
-            .any(|h| Some(h) == settled.tx_hash.as_ref())
-    );
+    run_aggregator(&config, &shutdown);
+    settled_after_restart(&js, &pending).await;
 
     // It carries on: a later submission succeeds with the next rounds.
     let hub = OracleHub::new(deployment.hub, &provider);
@@ -217,22 +243,12 @@ async fn the_standby_takes_over_when_the_leader_dies() {
     let (a, ra) = start("agg-a");
     let (b, rb) = start("agg-b");
     let js = rig.js.clone();
-    let first = eventually(Duration::from_secs(30), "a first submission", || async {
-        events(&js)
-            .await
-            .into_iter()
-            .find(|e| e.status == SubmissionStatus::Success)
+    let first = wait_event(&js, Duration::from_secs(30), "a first submission", |e| {
+        e.status == SubmissionStatus::Success
     })
-    .await
-    .unwrap();
+    .await;
     let leader = first.aggregator.clone();
-    let gauge = |r: &Registry| {
-        r.gather()
-            .iter()
-            .find(|f| f.name() == "oracle_aggregator_leader")
-            .map(|f| f.get_metric()[0].get_gauge().get_value())
-            .unwrap_or(-1.0)
-    };
+    let gauge = |r: &Registry| oracle_devstack::metric_value(r, "oracle_aggregator_leader", None);
     assert_eq!(gauge(&ra) + gauge(&rb), 1.0, "exactly one leader");
     // Only the leader submits.
     assert!(events(&js).await.iter().all(|e| e.aggregator == leader));
@@ -258,36 +274,20 @@ async fn the_standby_takes_over_when_the_leader_dies() {
         takeover < Duration::from_secs(2),
         "takeover took {takeover:?}"
     );
-    let taken = eventually(
+    let taken = wait_event(
+        &js,
         Duration::from_secs(30),
         "a submission by the standby",
-        || async {
-            events(&js)
-                .await
-                .into_iter()
-                .find(|e| e.aggregator == standby && e.status == SubmissionStatus::Success)
-        },
+        |e| e.aggregator == standby && e.status == SubmissionStatus::Success,
     )
-    .await
-    .unwrap();
+    .await;
     let took = killed.elapsed();
     println!("standby submitted {took:?} after the leader died (lease TTL 2 s)");
     // The lease expires within its TTL; the standby notices within a third of
     // it and submits at its next tick once a feed is due (heartbeat or
     // deviation in config/dev.toml), so allow the TTL plus a heartbeat.
     assert!(took < Duration::from_secs(2 + 30 + 3), "took {took:?}");
-    for e in events(&js)
-        .await
-        .iter()
-        .filter(|e| e.status == SubmissionStatus::Success)
-    {
-        assert!(
-            e.skipped.is_empty(),
-            "the hub skipped reports of {}: {:?}",
-            e.id,
-            e.skipped
-        );
-    }
+    assert_nothing_skipped(&js).await;
     let provider = ProviderBuilder::new().connect_http(rig.config.chain.rpc_url.parse().unwrap());
     let hub = OracleHub::new(rig.deployment.hub, &provider);
     for r in &taken.reports {
@@ -311,16 +311,7 @@ async fn repeated_failures_park_the_feed_for_an_operator() {
     );
     tokio::spawn(async move { oracle_aggregator::run(c, &r, s).await });
     let parked = |r: &Registry, pair: &str| {
-        r.gather()
-            .iter()
-            .find(|f| f.name() == "oracle_aggregator_parked")
-            .and_then(|f| {
-                f.get_metric()
-                    .iter()
-                    .find(|m| m.get_label().iter().any(|l| l.value() == pair))
-                    .map(|m| m.get_gauge().get_value())
-            })
-            .unwrap_or(0.0)
+        oracle_devstack::metric_value(r, "oracle_aggregator_parked", Some(pair))
     };
     eventually(Duration::from_secs(30), "BTC/USD parked", || async {
         (parked(&registry, "BTC/USD") == 1.0).then_some(())
@@ -359,30 +350,17 @@ async fn a_submission_left_queued_is_marked_failed_on_start() {
     oracle_common::streams::ensure_submissions_stream(&rig.js, &rig.config.nats)
         .await
         .unwrap();
-    let left = SubmissionEvent {
-        v: 1,
-        id: "1763700000000-deadbeef".into(),
-        status: SubmissionStatus::Queued,
-        at_ms: oracle_common::now_ms(),
-        aggregator: "aggregator".into(),
-        reports: vec![oracle_common::wire::SubmittedReport {
+    let left = SubmissionEvent::queued(
+        "1763700000000-deadbeef".into(),
+        "aggregator".into(),
+        vec![oracle_common::wire::SubmittedReport {
             pair: "BTC/USD".parse().unwrap(),
             round: 1,
             price_scaled: "9700000000000".into(),
             observed_at: oracle_common::now_ms() / 1000,
         }],
-        retry_of: None,
-        tx_hash: None,
-        tx_hashes: vec![],
-        nonce: None,
-        max_fee_per_gas: None,
-        max_priority_fee_per_gas: None,
-        raw_tx: None,
-        block: None,
-        gas_used: None,
-        skipped: vec![],
-        error: None,
-    };
+        None,
+    );
     rig.js
         .publish(
             oracle_common::wire::submission_subject(&left.id),
@@ -392,24 +370,14 @@ async fn a_submission_left_queued_is_marked_failed_on_start() {
         .unwrap()
         .await
         .unwrap();
-    let (c, s) = (rig.config.clone(), rig.shutdown.child_token());
-    tokio::spawn(async move {
-        oracle_aggregator::run(c, &Registry::new(), s)
-            .await
-            .unwrap()
-    });
-    let failed = eventually(
+    run_aggregator(&rig.config, &rig.shutdown);
+    let failed = wait_event(
+        &rig.js,
         Duration::from_secs(20),
         "the queued submission marked failed",
-        || async {
-            events(&rig.js)
-                .await
-                .into_iter()
-                .find(|e| e.id == left.id && e.status == SubmissionStatus::Failed)
-        },
+        |e| e.id == left.id && e.status == SubmissionStatus::Failed,
     )
-    .await
-    .unwrap();
+    .await;
     assert!(
         failed
             .error
@@ -419,20 +387,18 @@ async fn a_submission_left_queued_is_marked_failed_on_start() {
         "{failed:?}"
     );
     // And the feed is updated normally afterwards, from round 1.
-    eventually(
+    wait_event(
+        &rig.js,
         Duration::from_secs(30),
         "a successful first round",
-        || async {
-            events(&rig.js).await.into_iter().find(|e| {
-                e.status == SubmissionStatus::Success
-                    && e.reports
-                        .iter()
-                        .any(|r| r.pair.to_string() == "BTC/USD" && r.round == 1)
-            })
+        |e| {
+            e.status == SubmissionStatus::Success
+                && e.reports
+                    .iter()
+                    .any(|r| r.pair.to_string() == "BTC/USD" && r.round == 1)
         },
     )
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,12 +417,7 @@ async fn killed_at_arbitrary_moments_nothing_applied_twice_nothing_lost() {
         task.abort();
         let _ = task.await;
     }
-    let (c, s) = (rig.config.clone(), rig.shutdown.child_token());
-    tokio::spawn(async move {
-        oracle_aggregator::run(c, &Registry::new(), s)
-            .await
-            .unwrap()
-    });
+    run_aggregator(&rig.config, &rig.shutdown);
     // Let the last run settle what the kills left and make progress.
     tokio::time::sleep(Duration::from_secs(6)).await;
 
@@ -587,48 +548,20 @@ fn aggregator_bin() -> std::path::PathBuf {
 async fn sigkill_of_the_aggregator_process_between_broadcast_and_receipt() {
     let rig = rig("sigkill").await;
     let provider = ProviderBuilder::new().connect_http(rig.config.chain.rpc_url.parse().unwrap());
-    provider
-        .raw_request::<_, ()>("evm_setAutomine".into(), (false,))
-        .await
-        .unwrap();
+    set_automine(&provider, false).await;
     let mut first = spawn_aggregator(&rig, 1);
-    let pending = eventually(Duration::from_secs(30), "a pending submission", || async {
-        events(&rig.js)
-            .await
-            .into_iter()
-            .find(|e| e.status == SubmissionStatus::Pending)
-    })
-    .await
-    .unwrap();
+    let pending = wait_event(
+        &rig.js,
+        Duration::from_secs(30),
+        "a pending submission",
+        |e| e.status == SubmissionStatus::Pending,
+    )
+    .await;
     first.kill_now().await; // SIGKILL: no cleanup, no lease release
-    provider
-        .raw_request::<_, ()>("evm_setAutomine".into(), (true,))
-        .await
-        .unwrap();
-    provider
-        .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
-        .await
-        .unwrap();
+    mine_held(&provider).await;
 
     let mut second = spawn_aggregator(&rig, 2);
-    let settled = eventually(
-        Duration::from_secs(20),
-        "the pending submission settled after restart",
-        || async {
-            events(&rig.js)
-                .await
-                .into_iter()
-                .find(|e| e.id == pending.id && e.status == SubmissionStatus::Success)
-        },
-    )
-    .await
-    .unwrap();
-    assert!(
-        pending
-            .tx_hashes
-            .iter()
-            .any(|h| Some(h) == settled.tx_hash.as_ref())
-    );
+    settled_after_restart(&rig.js, &pending).await;
     carries_on_after(&rig.js, &pending).await;
     second.stop(Duration::from_secs(5)).await;
 }
@@ -639,18 +572,13 @@ async fn sigkill_after_the_receipt_before_the_acks_loses_nothing() {
     let mut first = spawn_aggregator(&rig, 1);
     // The moment a success is recorded, the observations of that evaluation
     // are not yet acknowledged: kill then.
-    let done = eventually(
+    let done = wait_event(
+        &rig.js,
         Duration::from_secs(30),
         "a successful submission",
-        || async {
-            events(&rig.js)
-                .await
-                .into_iter()
-                .find(|e| e.status == SubmissionStatus::Success)
-        },
+        |e| e.status == SubmissionStatus::Success,
     )
-    .await
-    .unwrap();
+    .await;
     first.kill_now().await;
     let mut stream = rig
         .js

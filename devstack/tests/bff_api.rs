@@ -53,13 +53,10 @@ async fn refresh_through_the_bff_answers_with_what_the_chain_holds() {
     let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
     let hub = OracleHub::new(stack.deployment.hub, &provider);
     let pair: Pair = "BTC/USD".parse().unwrap();
-    eventually(
-        Duration::from_secs(30),
-        "the first BTC/USD round",
-        || async { (hub.latest(pair.feed_id()).call().await.ok()?.roundId >= 1).then_some(()) },
-    )
-    .await
-    .unwrap();
+    stack
+        .wait_round(&pair, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
     let before = hub.latest(pair.feed_id()).call().await.unwrap().roundId;
     let client = reqwest::Client::new();
     let url = format!("{}/v1/prices/BTC-USD/refresh", stack.bff_url);
@@ -270,19 +267,11 @@ async fn an_operator_retries_a_failed_submission_with_the_admin_token() {
     let client = reqwest::Client::new();
     let bff = stack.bff_url.clone();
     let parked = |pair: &str| {
-        stack
-            .registries
-            .aggregator
-            .gather()
-            .iter()
-            .find(|f| f.name() == "oracle_aggregator_parked")
-            .and_then(|f| {
-                f.get_metric()
-                    .iter()
-                    .find(|m| m.get_label().iter().any(|l| l.value() == pair))
-                    .map(|m| m.get_gauge().get_value())
-            })
-            .unwrap_or(0.0)
+        oracle_devstack::metric_value(
+            &stack.registries.aggregator,
+            "oracle_aggregator_parked",
+            Some(pair),
+        )
     };
     eventually(Duration::from_secs(60), "BTC/USD parked", || async {
         (parked("BTC/USD") == 1.0).then_some(())
@@ -565,14 +554,8 @@ async fn a_reorg_invalidates_the_cached_value() {
     })
     .await
     .unwrap();
-    let reorgs = stack
-        .registries
-        .bff
-        .gather()
-        .iter()
-        .find(|f| f.name() == "oracle_bff_reorgs_total")
-        .map(|f| f.get_metric()[0].get_counter().get_value())
-        .unwrap_or(0.0);
+    let reorgs =
+        oracle_devstack::metric_value(&stack.registries.bff, "oracle_bff_reorgs_total", None);
     assert!(reorgs >= 1.0, "the cache counted the reorg");
     let hits = oracle_common::telemetry::render(&stack.registries.bff);
     assert!(

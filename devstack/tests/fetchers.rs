@@ -166,12 +166,7 @@ impl Rig {
 }
 
 fn metric(registry: &Registry, name: &str) -> f64 {
-    registry
-        .gather()
-        .iter()
-        .filter(|f| f.name() == name)
-        .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value()))
-        .sum()
+    oracle_devstack::metric_value(registry, name, None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -134,43 +134,51 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     out
 }
 
-/// Alert names and their runbook anchors, read from `alerts.yml`.
-fn alerts() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(grafana_dir().join("alerts.yml")).unwrap();
-    let mut out: Vec<(String, String)> = vec![];
-    for line in text.lines().map(str::trim) {
-        if let Some(name) = line.strip_prefix("- alert: ") {
-            out.push((name.to_owned(), String::new()));
-        } else if let Some(runbook) = line.strip_prefix("runbook: ") {
-            out.last_mut().expect("runbook after an alert").1 = runbook.to_owned();
-        }
-    }
-    out
+/// One rule of `alerts.yml`.
+#[derive(Debug)]
+struct Alert {
+    name: String,
+    /// The `runbook` annotation.
+    runbook: String,
+    /// The expression (a `|` block joined into one line).
+    expr: String,
 }
 
-/// The expressions of `alerts.yml` (single-line and `|` blocks).
-fn alert_exprs() -> Vec<String> {
+/// The rules of `alerts.yml`, read line by line (no YAML parser needed for
+/// the file's regular layout).
+fn alerts() -> Vec<Alert> {
     let text = std::fs::read_to_string(grafana_dir().join("alerts.yml")).unwrap();
-    let mut out = vec![];
+    let mut out: Vec<Alert> = vec![];
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
-        let Some(rest) = line.trim().strip_prefix("expr:") else {
+        let trimmed = line.trim();
+        if let Some(name) = trimmed.strip_prefix("- alert: ") {
+            out.push(Alert {
+                name: name.to_owned(),
+                runbook: String::new(),
+                expr: String::new(),
+            });
             continue;
-        };
-        if rest.trim() == "|" {
-            let mut block = String::new();
+        }
+        let current = out.last_mut();
+        if let Some(runbook) = trimmed.strip_prefix("runbook: ") {
+            current.expect("runbook after an alert").runbook = runbook.to_owned();
+        } else if let Some(rest) = trimmed.strip_prefix("expr:") {
+            let current = current.expect("expr after an alert");
+            if rest.trim() != "|" {
+                current.expr = rest.trim().to_owned();
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
             while let Some(next) = lines.peek() {
-                let indent = next.len() - next.trim_start().len();
-                if next.trim().is_empty() || indent <= line.len() - line.trim_start().len() {
+                let next_indent = next.len() - next.trim_start().len();
+                if next.trim().is_empty() || next_indent <= indent {
                     break;
                 }
-                block.push_str(next.trim());
-                block.push(' ');
+                current.expr.push_str(next.trim());
+                current.expr.push(' ');
                 lines.next();
             }
-            out.push(block);
-        } else {
-            out.push(rest.trim().to_owned());
         }
     }
     out
@@ -322,7 +330,7 @@ fn provisioning_loads_the_dashboards_and_every_alert_has_a_runbook() {
         .collect();
     let alerts = alerts();
     assert!(alerts.len() >= 8, "alerts.yml: {alerts:?}");
-    for (name, runbook) in alerts {
+    for Alert { name, runbook, .. } in alerts {
         let anchor = runbook
             .strip_prefix("docs/operations.md#")
             .unwrap_or_else(|| panic!("{name}: runbook {runbook:?}"));
@@ -596,17 +604,17 @@ async fn every_panel_and_alert_is_backed_by_live_series() {
     for (_, _, q) in &queries {
         named.extend(metric_names(q));
     }
-    let alert_exprs = alert_exprs();
-    assert_eq!(alert_exprs.len(), alerts().len(), "one expr per alert");
-    for e in &alert_exprs {
-        named.extend(metric_names(e));
+    let alerts = alerts();
+    for a in &alerts {
+        assert!(!a.expr.is_empty(), "{}: no expr", a.name);
+        named.extend(metric_names(&a.expr));
     }
     let unknown: Vec<&String> = named.iter().filter(|n| !exported.contains(*n)).collect();
     assert!(unknown.is_empty(), "no service exports {unknown:?}");
 
     // Every rule loaded and evaluates without error; the healthy stack does
     // not page anyone for a stale feed or a missing leader.
-    let want: BTreeSet<String> = alerts().into_iter().map(|(n, _)| n).collect();
+    let want: BTreeSet<String> = alerts.into_iter().map(|a| a.name).collect();
     eventually(
         Duration::from_secs(60),
         "every rule evaluated cleanly",

@@ -155,15 +155,12 @@ async fn heartbeat_deviation_outliers_and_quorum_loss() {
 
     // Quorum lost: every venue down, no update (not even the heartbeat), and
     // the metric counts the evaluations without quorum.
-    let quorum_failures = || -> f64 {
-        stack
-            .registries
-            .aggregator
-            .gather()
-            .iter()
-            .filter(|f| f.name() == "oracle_aggregator_quorum_failures_total")
-            .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value()))
-            .sum()
+    let quorum_failures = || {
+        oracle_devstack::metric_value(
+            &stack.registries.aggregator,
+            "oracle_aggregator_quorum_failures_total",
+            None,
+        )
     };
     all_venues(
         &stack,

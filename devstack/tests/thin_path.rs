@@ -458,13 +458,10 @@ async fn on_demand_refresh_updates_the_chain_regardless_of_deviation() {
     let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
     let hub = OracleHub::new(stack.deployment.hub, &provider);
     let pair: Pair = "BTC/USD".parse().unwrap();
-    eventually(
-        Duration::from_secs(30),
-        "the first BTC/USD round",
-        || async { (hub.latest(pair.feed_id()).call().await.ok()?.roundId >= 1).then_some(()) },
-    )
-    .await
-    .unwrap();
+    stack
+        .wait_round(&pair, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
     let before = hub.latest(pair.feed_id()).call().await.unwrap().roundId;
 
     let nats = async_nats::connect(&stack.config.nats.url).await.unwrap();

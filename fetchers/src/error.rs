@@ -72,15 +72,9 @@ impl FetchError {
 
     /// Whether the source was reached and answered like a working API (for the
     /// circuit breaker): only availability failures count against it.
+    /// A malformed answer counts too: a broken API is down for our purposes.
     pub fn source_is_down(&self) -> bool {
-        matches!(
-            self,
-            Self::Timeout(_)
-                | Self::Connect(_)
-                | Self::RateLimited { .. }
-                | Self::Unavailable { .. }
-                | Self::Malformed(_)
-        )
+        self.is_transient() || matches!(self, Self::Malformed(_))
     }
 
     /// The delay the source asked for before the next request.

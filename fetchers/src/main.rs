@@ -1,11 +1,9 @@
 //! `oracle-fetchers`: polls exchanges and publishes observations to NATS;
 //! `oracle-fetchers probe` checks one source for one pair.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use oracle_common::config::Config;
+use oracle_common::config::ConfigArg;
 use oracle_common::telemetry;
 use oracle_common::{Pair, SourceId};
 
@@ -13,14 +11,8 @@ use oracle_common::{Pair, SourceId};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Configuration file (TOML); keys can be overridden by ORACLE__… variables.
-    #[arg(
-        long,
-        env = "ORACLE_CONFIG",
-        default_value = "config/default.toml",
-        global = true
-    )]
-    config: PathBuf,
+    #[command(flatten)]
+    config: ConfigArg,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -47,8 +39,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config =
-        Config::load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
+    let config = args.config.load()?;
     match args.command.unwrap_or(Command::Run) {
         Command::Probe {
             source,

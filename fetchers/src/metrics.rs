@@ -134,6 +134,10 @@ impl Metrics {
         registry.register(Box::new(m.publish_failures.clone()))?;
         registry.register(Box::new(m.dropped.clone()))?;
         registry.register(Box::new(m.buffer_depth.clone()))?;
+        // Every drop reason from the first scrape, before anything was dropped.
+        for reason in ["buffer_full", "publish_failed", "shutdown"] {
+            m.dropped.with_label_values(&[reason]);
+        }
         Ok(m)
     }
 
@@ -148,11 +152,8 @@ impl Metrics {
         self.circuit_state.with_label_values(&[source]).set(0);
     }
 
-    /// Starts a feed's cycle counters (and the drop reasons) at zero.
+    /// Starts a feed's cycle and trigger counters at zero.
     pub fn init_feed(&self, pair: &str) {
-        for reason in ["buffer_full", "publish_failed", "shutdown"] {
-            self.dropped.with_label_values(&[reason]);
-        }
         for outcome in ["quorum", "no_quorum"] {
             self.cycles.with_label_values(&[pair, outcome]);
         }

@@ -1,12 +1,10 @@
 //! `oracle-deploy`: deploys OracleHub and one FeedAdapter per configured feed,
 //! then prints the addresses as JSON.
 
-use std::path::PathBuf;
-
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context;
 use clap::Parser;
-use oracle_common::config::{Config, Secret};
+use oracle_common::config::{ConfigArg, Secret};
 use serde::Deserialize;
 
 /// Deploys the hub (signers, threshold, skew from `[deploy]`), registers every
@@ -15,9 +13,8 @@ use serde::Deserialize;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Configuration file (TOML); keys can be overridden by ORACLE__… variables.
-    #[arg(long, env = "ORACLE_CONFIG", default_value = "config/default.toml")]
-    config: PathBuf,
+    #[command(flatten)]
+    config: ConfigArg,
     /// JSON-RPC endpoint; defaults to chain.rpc_url of the config.
     #[arg(long)]
     rpc_url: Option<String>,
@@ -26,8 +23,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config =
-        Config::load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
+    let config = args.config.load()?;
     // The deployer key comes from the environment (or a file: ORACLE_DEPLOYER_KEY=file:/path),
     // never from the command line where other users could read it.
     let raw = std::env::var("ORACLE_DEPLOYER_KEY")

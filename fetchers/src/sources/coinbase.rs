@@ -63,15 +63,8 @@ pub fn parse(m: &Market<'_>, r: &Response<'_>) -> Result<Quote, FetchError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::resp;
     use super::*;
-
-    fn resp(status: u16, body: &'static str) -> Response<'static> {
-        Response {
-            status,
-            body: body.as_bytes(),
-            retry_after: None,
-        }
-    }
 
     #[test]
     fn parses_recorded_ticker_with_its_trade_time() {

@@ -99,12 +99,9 @@ pub fn parse(m: &Market<'_>, r: &Response<'_>) -> Result<Quote, FetchError> {
 mod tests {
     use super::*;
 
+    /// Kraken answers 200 even for errors.
     fn resp(body: &'static str) -> Response<'static> {
-        Response {
-            status: 200,
-            body: body.as_bytes(),
-            retry_after: None,
-        }
+        super::super::resp(200, body)
     }
 
     #[test]
