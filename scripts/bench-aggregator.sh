@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The aggregator's speed benchmarks (issue 5), release build, real nats-server
-# and anvil: observations per second through the consumer loop against a bare
-# pull consumer, and the latency from an observation's PubAck to its round
-# being readable from the contract.
+# The aggregator's benchmarks, release build, real nats-server and anvil:
+# observations per second through a node's real service loop (ingest,
+# evaluate, ack) against a bare pull consumer, and the latency from an
+# observation's PubAck to its round being readable from the contract with a
+# quorum of oracle-aggregator node processes (3 of 4 signing, default config).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 "$root/scripts/bootstrap.sh"
-cargo build --release --locked -p oracle-devstack
+cargo build --release --locked -p oracle-devstack -p oracle-aggregator
 bin="${CARGO_TARGET_DIR:-$root/target}/release/oracle-devstack"
-"$bin" bench-consumption --count "${COUNT:-300000}"
-"$bin" bench-latency --iterations "${ITERATIONS:-200}" --tick "${TICK:-100ms}"
+"$bin" bench-consumption --count "${COUNT:-300000}" --rounds "${ROUNDS:-2}"
+"$bin" bench-latency --iterations "${ITERATIONS:-200}" --nodes "${NODES:-4}"

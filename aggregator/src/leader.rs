@@ -1,27 +1,49 @@
-//! Leader election for redundant aggregators: a lease in the NATS KV bucket
+//! Leader election among the nodes: a lease in the NATS KV bucket
 //! `oracle_leader` (history 1). `lease_ttl` is the bound on a takeover: entries
 //! live half of it, the holder renews every eighth with a compare-and-set on
 //! its revision, and a standby tries every eighth to create the key, which
 //! succeeds once the dead leader's entry has expired: at most about 5/8 of the
-//! TTL after the leader's last renewal. Only the leader submits; the
-//! contract's round check remains the final guard should two ever overlap.
+//! TTL after the leader's last renewal.
+//!
+//! The lease runs in its own task ([`run`]), never behind a transaction or an
+//! evaluation, so a leader waiting for a block keeps its lease. The task
+//! publishes [`LeaseState`] on a watch channel; [`LeaseView`] lets the
+//! verifier check that a proposal comes from the holder. Only the leader
+//! proposes and submits; the hub's consecutive-round check remains the final
+//! guard should two ever overlap.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+use crate::metrics::Metrics;
 
 /// The KV bucket of the lease.
 pub const BUCKET: &str = "oracle_leader";
 /// The key holding the leader's id.
 pub const KEY: &str = "aggregator";
 
-/// This process's view of the lease.
+/// What a node knows about the lease.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaseState {
+    /// Whether this node holds it.
+    pub leader: bool,
+    /// The revision this node holds it at (0 when it does not).
+    pub revision: u64,
+    /// Who holds it, as last seen.
+    pub holder: Option<String>,
+}
+
+/// This process's side of the lease.
 #[derive(Debug)]
 pub struct Lease {
     store: kv::Store,
     id: String,
     revision: Option<u64>,
+    holder: Option<String>,
 }
 
 impl Lease {
@@ -48,17 +70,18 @@ impl Lease {
             store,
             id,
             revision: None,
+            holder: None,
         })
     }
 
-    /// Whether this process held the lease at its last renewal.
-    pub fn is_leader(&self) -> bool {
-        self.revision.is_some()
+    /// The KV store (for [`LeaseView`]).
+    pub fn store(&self) -> kv::Store {
+        self.store.clone()
     }
 
-    /// Renews the lease if held, or tries to take it if free. Returns whether
-    /// this process is the leader now.
-    pub async fn tick(&mut self) -> bool {
+    /// Renews the lease if held, or tries to take it if free; learns the
+    /// holder otherwise.
+    pub async fn tick(&mut self) -> LeaseState {
         match self.revision {
             Some(rev) => match self.store.update(KEY, self.id.clone().into(), rev).await {
                 Ok(next) => self.revision = Some(next),
@@ -67,8 +90,8 @@ impl Lease {
                     self.revision = None;
                 }
             },
-            // Held by another process: its entry expires (bucket max_age)
-            // unless renewed, and then `create` succeeds here.
+            // Held by another node: its entry expires (bucket max_age) unless
+            // renewed, and then `create` succeeds here.
             None => {
                 if let Ok(rev) = self.store.create(KEY, self.id.clone().into()).await {
                     info!(id = %self.id, "leader lease taken");
@@ -76,7 +99,21 @@ impl Lease {
                 }
             }
         }
-        self.is_leader()
+        self.holder = match self.revision {
+            Some(_) => Some(self.id.clone()),
+            None => self
+                .store
+                .get(KEY)
+                .await
+                .ok()
+                .flatten()
+                .map(|v| String::from_utf8_lossy(&v).into_owned()),
+        };
+        LeaseState {
+            leader: self.revision.is_some(),
+            revision: self.revision.unwrap_or(0),
+            holder: self.holder.clone(),
+        }
     }
 
     /// Gives the lease up (clean shutdown) so a standby takes over at once.
@@ -84,5 +121,58 @@ impl Lease {
         if let Some(rev) = self.revision.take() {
             let _ = self.store.delete_expect_revision(KEY, Some(rev)).await;
         }
+    }
+}
+
+/// Keeps the lease every `period` until `shutdown`, publishing the state on
+/// `tx`; releases it on the way out.
+pub async fn run(
+    mut lease: Lease,
+    period: Duration,
+    tx: watch::Sender<LeaseState>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let state = lease.tick().await;
+        metrics.leader.set(i64::from(state.leader));
+        tx.send_if_modified(|current| {
+            if state.leader && !current.leader {
+                metrics.leader_changes.inc();
+            }
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
+    }
+    lease.release().await;
+}
+
+/// A node's view of who leads, for checking proposers.
+#[derive(Debug, Clone)]
+pub struct LeaseView {
+    rx: watch::Receiver<LeaseState>,
+    store: kv::Store,
+}
+
+impl LeaseView {
+    /// A view over the lease task's state and the bucket.
+    pub fn new(rx: watch::Receiver<LeaseState>, store: kv::Store) -> Self {
+        Self { rx, store }
+    }
+
+    /// Whether `id` holds the lease: as last seen, or else as the bucket says
+    /// now (a takeover this node's lease task has not seen yet).
+    pub async fn is_holder(&self, id: &str) -> bool {
+        if self.rx.borrow().holder.as_deref() == Some(id) {
+            return true;
+        }
+        matches!(self.store.get(KEY).await, Ok(Some(v)) if v.as_ref() == id.as_bytes())
     }
 }

@@ -1,27 +1,31 @@
 //! The transaction lifecycle of a submission, recorded on `ORACLE_SUBMISSIONS`:
-//! `queued` (decided, written before anything is signed) → `pending` (written
-//! before each broadcast: hash, nonce, fees and the signed bytes) → `success`
-//! (block, gas used, reports the hub skipped) or `failed` (decoded revert or
-//! permanent error).
+//! `queued` (decided, written before anything is sent) → `pending` (written
+//! before each broadcast: hash, nonce, fees, the signed bytes and the quorum's
+//! signatures) → `success` (block, gas used, reports the hub skipped, matched
+//! to their feed by index) or `failed` (decoded revert or permanent error).
 //!
-//! One nonce manager per sender key. A transaction not mined within
-//! `receipt_timeout` is replaced with the same nonce and fees raised by
-//! `fee_bump_percent` (up to `max_fee_per_gas_gwei`); a transaction whose
-//! outcome is unknown is never re-sent with a new nonce. After a restart,
-//! [`Lifecycle::reconcile`] finishes every submission the stream shows as
-//! unfinished: a mined hash decides it; a pending one is broadcast again and
-//! waited for (or replaced); one never broadcast is marked failed.
+//! One nonce manager per sender key (each node has its own). A transaction not
+//! mined within `receipt_timeout` is replaced with the same nonce and fees
+//! raised by `fee_bump_percent` (up to `max_fee_per_gas_gwei`); a transaction
+//! whose outcome is unknown is never re-sent with a new nonce. While waiting,
+//! a nonce consumed by another transaction is noticed and the submission is
+//! marked failed at once. After a restart or a takeover, [`Lifecycle::reconcile`]
+//! finishes what the stream shows as unfinished: a mined hash decides it; this
+//! node's pending transaction is broadcast again and followed, unless its
+//! reports are older than the hub's report-age bound (then it is abandoned and
+//! its nonce reused by a fresh submission); another node's is followed only;
+//! one never broadcast is marked failed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
 use async_nats::jetstream::{self, consumer};
-use oracle_common::chain::Report;
+use oracle_common::chain::{HubSignature, Report, pack_signatures, unpack_signatures};
 use oracle_common::config::AggregatorConfig;
 use oracle_common::wire::{
-    SUBMISSIONS_STREAM, SUBMISSIONS_SUBJECTS, SubmissionEvent, SubmissionStatus, SubmittedReport,
-    submission_subject,
+    SUBMISSIONS_STREAM, SUBMISSIONS_SUBJECTS, SkippedReport, SubmissionEvent, SubmissionStatus,
+    SubmittedReport, WireMessage, submission_subject,
 };
 use oracle_common::{Pair, now_ms};
 use tokio::sync::Mutex;
@@ -30,12 +34,8 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::metrics::Metrics;
 use crate::submitter::{Fees, SubmitError, Submitter};
 
-/// How a submission ended.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The final event (`success` or `failed`).
-    pub event: SubmissionEvent,
-}
+/// How often a pending transaction's nonce is checked against the chain.
+const NONCE_CHECK: Duration = Duration::from_secs(1);
 
 /// A report with its pair, as the lifecycle records it.
 #[derive(Debug, Clone)]
@@ -46,45 +46,59 @@ pub struct Planned {
     pub report: Report,
 }
 
+/// The quorum's signatures over a batch.
+#[derive(Debug, Clone)]
+pub struct Quorum {
+    /// The proposal they signed.
+    pub proposal: String,
+    /// Their signers, ascending.
+    pub signers: Vec<Address>,
+    /// The signatures, in the same order.
+    pub signatures: Vec<HubSignature>,
+}
+
 /// Drives submissions and keeps their record.
 #[derive(Debug)]
 pub struct Lifecycle {
     js: jetstream::Context,
     submitter: Submitter,
-    aggregator_id: String,
+    node: String,
     config: AggregatorConfig,
     metrics: Metrics,
-    next_nonce: Mutex<Option<u64>>,
+    /// Each feed's max report age on the hub, seconds.
+    max_report_age: BTreeMap<Pair, u32>,
+    nonce: Mutex<NonceState>,
 }
 
-/// A fresh submission id: `{unix_ms}-{random}`.
-pub fn new_id() -> String {
-    format!("{}-{:08x}", now_ms(), rand_u32())
-}
-
-fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(now_ms());
-    h.finish() as u32
+/// The sender's nonce as this node manages it.
+#[derive(Debug, Default)]
+struct NonceState {
+    /// The next nonce to use (`None`: ask the chain).
+    next: Option<u64>,
+    /// A nonce to reuse with at least these fees: an abandoned transaction
+    /// (stale reports) may still sit in a mempool, and its replacement must
+    /// outbid it.
+    reuse: Option<(u64, Fees)>,
 }
 
 impl Lifecycle {
-    /// A lifecycle over `submitter`, recording on `js`.
+    /// A lifecycle over `submitter`, recording on `js` as node `node`.
     pub fn new(
         js: jetstream::Context,
         submitter: Submitter,
-        aggregator_id: String,
+        node: String,
         config: AggregatorConfig,
         metrics: Metrics,
+        max_report_age: BTreeMap<Pair, u32>,
     ) -> Self {
         Self {
             js,
             submitter,
-            aggregator_id,
+            node,
             config,
             metrics,
-            next_nonce: Mutex::new(None),
+            max_report_age,
+            nonce: Mutex::new(NonceState::default()),
         }
     }
 
@@ -125,39 +139,45 @@ impl Lifecycle {
         Ok(())
     }
 
-    async fn reserve_nonce(&self) -> Result<u64, SubmitError> {
-        let mut next = self.next_nonce.lock().await;
-        let n = match *next {
+    /// The nonce to use and the lowest fees it needs.
+    async fn reserve_nonce(&self) -> Result<(u64, Option<Fees>), SubmitError> {
+        let mut state = self.nonce.lock().await;
+        if let Some((n, floor)) = state.reuse.take() {
+            state.next = Some(n + 1);
+            return Ok((n, Some(floor)));
+        }
+        let n = match state.next {
             Some(n) => n,
             None => self.submitter.pending_nonce().await?,
         };
-        *next = Some(n + 1);
-        Ok(n)
+        state.next = Some(n + 1);
+        Ok((n, None))
     }
 
     /// Gives back a nonce that was never broadcast.
     async fn release_nonce(&self, nonce: u64) {
-        let mut next = self.next_nonce.lock().await;
-        if *next == Some(nonce + 1) {
-            *next = Some(nonce);
+        let mut state = self.nonce.lock().await;
+        if state.next == Some(nonce + 1) {
+            state.next = Some(nonce);
         }
     }
 
     /// Forgets the local nonce: the next reservation asks the chain.
     async fn resync_nonce(&self) {
-        *self.next_nonce.lock().await = None;
+        self.nonce.lock().await.next = None;
     }
 
-    /// Submits `planned` as one transaction (submission `id`, see [`new_id`])
-    /// and follows it to a final status.
+    /// Submits `planned` with the quorum's signatures as one transaction
+    /// (submission `id`) and follows it to a final status, which it returns.
     pub async fn submit(
         &self,
         id: String,
         planned: &[Planned],
+        quorum: &Quorum,
         retry_of: Option<String>,
-    ) -> Outcome {
+    ) -> SubmissionEvent {
         let span = info_span!("submission", submission = %id, tx_hash = tracing::field::Empty, nonce = tracing::field::Empty);
-        self.submit_inner(id, planned, retry_of)
+        self.submit_inner(id, planned, quorum, retry_of)
             .instrument(span)
             .await
     }
@@ -166,35 +186,56 @@ impl Lifecycle {
         &self,
         id: String,
         planned: &[Planned],
+        quorum: &Quorum,
         retry_of: Option<String>,
-    ) -> Outcome {
+    ) -> SubmissionEvent {
         let reports = planned
             .iter()
             .map(|p| SubmittedReport {
                 pair: p.pair.clone(),
+                feed_index: p.report.feedIndex,
                 round: p.report.roundId,
                 price_scaled: p.report.price.to_string(),
                 observed_at: u64::from(p.report.observedAt),
             })
             .collect();
-        let mut event = SubmissionEvent::queued(id, self.aggregator_id.clone(), reports, retry_of);
+        let mut event = SubmissionEvent::queued(
+            id,
+            self.node.clone(),
+            self.submitter.sender().to_string(),
+            reports,
+            retry_of,
+        );
+        event.proposal = Some(quorum.proposal.clone());
+        event.signers = quorum.signers.iter().map(|a| a.to_string()).collect();
+        event.signatures = Some(alloy::primitives::hex::encode_prefixed(pack_signatures(
+            &quorum.signatures,
+        )));
         if let Err(e) = self.record(&event).await {
-            // Nothing was signed or sent; the feeds stay due and are tried again.
+            // Nothing was sent; the feeds stay due and are tried again.
             error!(error = %e, "cannot record the submission; not sending");
             event.status = SubmissionStatus::Failed;
             event.error = Some(e.to_string());
-            return Outcome { event };
+            return event;
         }
         let reports: Vec<Report> = planned.iter().map(|p| p.report.clone()).collect();
-        let nonce = match self.reserve_nonce().await {
+        let (nonce, floor) = match self.reserve_nonce().await {
             Ok(n) => n,
             Err(e) => return self.fail(event, e.to_string()).await,
         };
         let fees = match self.submitter.fees().await {
-            Ok(f) => Fees {
-                max_fee: f.max_fee.min(self.cap()),
-                priority: f.priority.min(self.cap()),
-            },
+            Ok(f) => {
+                let mut fees = Fees {
+                    max_fee: f.max_fee.min(self.cap()),
+                    priority: f.priority.min(self.cap()),
+                };
+                if let Some(floor) = floor {
+                    let outbid = floor.bumped(self.config.fee_bump_percent, self.cap());
+                    fees.max_fee = fees.max_fee.max(outbid.max_fee);
+                    fees.priority = fees.priority.max(outbid.priority);
+                }
+                fees
+            }
             Err(e) => {
                 self.release_nonce(nonce).await;
                 return self.fail(event, e.to_string()).await;
@@ -202,22 +243,27 @@ impl Lifecycle {
         };
         event.nonce = Some(nonce);
         tracing::Span::current().record("nonce", nonce);
-        self.follow(event, reports, fees).await
+        self.follow(event, &reports, &quorum.signatures, fees).await
     }
 
     /// Signs, records `pending`, broadcasts, waits; replaces with higher fees
-    /// when no receipt comes in time. Returns the final outcome.
+    /// when no receipt comes in time. Returns the final event.
     async fn follow(
         &self,
         mut event: SubmissionEvent,
-        reports: Vec<Report>,
+        reports: &[Report],
+        signatures: &[HubSignature],
         mut fees: Fees,
-    ) -> Outcome {
+    ) -> SubmissionEvent {
         let Some(nonce) = event.nonce else {
             return self.fail(event, "no nonce".into()).await;
         };
         loop {
-            let signed = match self.submitter.sign_tx(reports.clone(), nonce, fees).await {
+            let signed = match self
+                .submitter
+                .sign_tx(reports, signatures, nonce, fees)
+                .await
+            {
                 Ok(s) => s,
                 Err(e) => {
                     // Never broadcast with this nonce? Then give it back; if an
@@ -257,13 +303,14 @@ impl Lifecycle {
                 .await_receipt(&event, self.config.receipt_timeout)
                 .await
             {
-                Some(outcome) => {
+                Waited::Mined(receipt) => {
                     self.metrics
                         .confirmation
                         .observe(started.elapsed().as_secs_f64());
-                    return outcome;
+                    return self.settle(event, &receipt).await;
                 }
-                None => {
+                Waited::NonceTaken => return self.nonce_taken(event).await,
+                Waited::TimedOut => {
                     let next = fees.bumped(self.config.fee_bump_percent, self.cap());
                     if next == fees {
                         warn!(
@@ -285,38 +332,72 @@ impl Lifecycle {
         }
     }
 
-    /// Waits (without replacing) until one of the broadcast hashes is mined.
-    async fn wait_only(&self, event: SubmissionEvent) -> Outcome {
+    /// Waits (without replacing) until one of the broadcast hashes is mined
+    /// or their nonce is taken by another transaction.
+    async fn wait_only(&self, event: SubmissionEvent) -> SubmissionEvent {
         loop {
-            if let Some(outcome) = self
+            match self
                 .await_receipt(&event, self.config.receipt_timeout)
                 .await
             {
-                return outcome;
+                Waited::Mined(receipt) => return self.settle(event, &receipt).await,
+                Waited::NonceTaken => return self.nonce_taken(event).await,
+                Waited::TimedOut => {
+                    warn!(submission = %event.id, nonce = event.nonce.unwrap_or_default(),
+                          tx_hash = event.tx_hash.as_deref().unwrap_or_default(), "transaction still pending")
+                }
             }
-            warn!(submission = %event.id, nonce = event.nonce.unwrap_or_default(),
-                  tx_hash = event.tx_hash.as_deref().unwrap_or_default(), "transaction still pending");
         }
     }
 
-    /// Polls for a receipt of any of the event's hashes; records the outcome.
-    async fn await_receipt(&self, event: &SubmissionEvent, timeout: Duration) -> Option<Outcome> {
+    async fn nonce_taken(&self, event: SubmissionEvent) -> SubmissionEvent {
+        let nonce = event.nonce.unwrap_or_default();
+        self.resync_nonce().await;
+        self.fail(
+            event,
+            format!("nonce {nonce} was used by another transaction of the sender; none of ours was mined"),
+        )
+        .await
+    }
+
+    /// Polls for a receipt of any of the event's hashes until `timeout`,
+    /// checking every second whether the nonce was consumed by another
+    /// transaction (then, after a last look for our receipts, gives up).
+    async fn await_receipt(&self, event: &SubmissionEvent, timeout: Duration) -> Waited {
         let hashes: Vec<B256> = event
             .tx_hashes
             .iter()
             .filter_map(|h| h.parse().ok())
             .collect();
+        let nonce = event.nonce;
+        let own = event.sender == self.submitter.sender().to_string();
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut next_nonce_check = tokio::time::Instant::now() + NONCE_CHECK;
+        let mut pause = Duration::from_millis(20);
         loop {
             match self.submitter.find_receipt(&hashes).await {
-                Ok(Some(receipt)) => return Some(self.settle(event.clone(), &receipt).await),
+                Ok(Some(receipt)) => return Waited::Mined(Box::new(receipt)),
                 Ok(None) => {}
                 Err(e) => warn!(error = %e, "receipt lookup failed"),
             }
-            if tokio::time::Instant::now() >= deadline {
-                return None;
+            let now = tokio::time::Instant::now();
+            if own && now >= next_nonce_check {
+                next_nonce_check = now + NONCE_CHECK;
+                if let (Some(n), Ok(mined)) = (nonce, self.submitter.mined_nonce().await)
+                    && mined > n
+                {
+                    // Mined between the two lookups? Look once more.
+                    return match self.submitter.find_receipt(&hashes).await {
+                        Ok(Some(receipt)) => Waited::Mined(Box::new(receipt)),
+                        _ => Waited::NonceTaken,
+                    };
+                }
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            if now >= deadline {
+                return Waited::TimedOut;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
         }
     }
 
@@ -324,14 +405,15 @@ impl Lifecycle {
         &self,
         mut event: SubmissionEvent,
         receipt: &alloy::rpc::types::TransactionReceipt,
-    ) -> Outcome {
-        let mut next = self.next_nonce.lock().await;
-        if let Some(n) = event.nonce
-            && next.is_none_or(|x| x <= n)
-        {
-            *next = Some(n + 1);
+    ) -> SubmissionEvent {
+        if event.sender == self.submitter.sender().to_string() {
+            let mut state = self.nonce.lock().await;
+            if let Some(n) = event.nonce
+                && state.next.is_none_or(|x| x <= n)
+            {
+                state.next = Some(n + 1);
+            }
         }
-        drop(next);
         event.tx_hash = Some(receipt.transaction_hash.to_string());
         event.block = receipt.block_number;
         event.gas_used = Some(receipt.gas_used);
@@ -339,19 +421,25 @@ impl Lifecycle {
         self.metrics.gas_used.observe(receipt.gas_used as f64);
         if receipt.status() {
             event.status = SubmissionStatus::Success;
-            let pairs: BTreeMap<u32, Pair> = event
+            // Matched by the feed index the hub names: rounds repeat across feeds.
+            let pairs: BTreeMap<u16, Pair> = event
                 .reports
                 .iter()
-                .map(|r| (r.round, r.pair.clone()))
+                .map(|r| (r.feed_index, r.pair.clone()))
                 .collect();
             event.skipped = Submitter::skipped(receipt)
                 .into_iter()
-                .map(|(index, round, why)| {
-                    let pair = pairs
-                        .get(&round)
-                        .map(|p| p.to_string())
-                        .unwrap_or_else(|| format!("feed {index}"));
-                    format!("{pair}: {why}")
+                .filter_map(|(index, round, reason)| {
+                    let pair = pairs.get(&index).cloned();
+                    if pair.is_none() {
+                        warn!(index, round, %reason, "the hub skipped a report of a feed index not in this submission");
+                    }
+                    Some(SkippedReport {
+                        feed_index: index,
+                        pair: pair?,
+                        round,
+                        reason,
+                    })
                 })
                 .collect();
         } else {
@@ -370,12 +458,13 @@ impl Lifecycle {
             block = event.block.unwrap_or_default(),
             tx_hash = event.tx_hash.as_deref().unwrap_or_default(),
             gas_used = receipt.gas_used,
+            skipped = event.skipped.len(),
             "submission settled"
         );
-        Outcome { event }
+        event
     }
 
-    async fn fail(&self, mut event: SubmissionEvent, error: String) -> Outcome {
+    async fn fail(&self, mut event: SubmissionEvent, error: String) -> SubmissionEvent {
         warn!(submission = %event.id, error = %error, "submission failed");
         event.status = SubmissionStatus::Failed;
         event.at_ms = now_ms();
@@ -387,7 +476,7 @@ impl Lifecycle {
         if let Err(e) = self.record(&event).await {
             error!(error = %e, "cannot record the failure");
         }
-        Outcome { event }
+        event
     }
 
     /// The latest event of every submission in the stream.
@@ -422,14 +511,18 @@ impl Lifecycle {
         Ok(out)
     }
 
+    /// Whether a report of `event` is older than its feed's report-age bound
+    /// at `now_s` (or will be within `margin_s`): the hub would skip it.
+    fn stale(&self, event: &SubmissionEvent, now_s: u64, margin_s: u64) -> bool {
+        event.reports.iter().any(|r| {
+            let age = self.max_report_age.get(&r.pair).copied().unwrap_or(0);
+            r.observed_at + u64::from(age) <= now_s + margin_s
+        })
+    }
+
     /// Finishes every submission the stream shows as unfinished (after a
-    /// crash): `queued` ones were never broadcast and are marked failed;
-    /// `pending` ones are settled from the chain, or broadcast again and
-    /// followed. Returns how many it finished.
-    pub async fn reconcile(
-        &self,
-        resign: impl Fn(&[SubmittedReport]) -> Option<Vec<Report>>,
-    ) -> Result<usize, SubmitError> {
+    /// crash or a takeover). Returns how many it finished.
+    pub async fn reconcile(&self) -> Result<usize, SubmitError> {
         let unfinished: Vec<SubmissionEvent> = Self::latest_events(&self.js)
             .await?
             .into_iter()
@@ -445,20 +538,24 @@ impl Lifecycle {
         }
         info!(
             count = unfinished.len(),
-            "finishing submissions left unfinished by the last run"
+            "finishing submissions left unfinished"
         );
+        let sender = self.submitter.sender().to_string();
         let mined = self.submitter.mined_nonce().await?;
+        let mut finished = 0;
         for event in &unfinished {
             let span = info_span!("reconcile", submission = %event.id, status = event.status.as_str(),
-                                  tx_hash = event.tx_hash.as_deref().unwrap_or_default());
-            async {
+                                  node = %event.aggregator, tx_hash = event.tx_hash.as_deref().unwrap_or_default());
+            let done = async {
+                let own = event.sender == sender;
                 if event.status == SubmissionStatus::Queued || event.tx_hashes.is_empty() {
+                    // Never broadcast: whoever recorded it stopped before sending.
                     self.fail(
                         event.clone(),
-                        "abandoned before broadcast (the aggregator stopped)".into(),
+                        "abandoned before broadcast (its node stopped)".into(),
                     )
                     .await;
-                    return;
+                    return true;
                 }
                 let hashes: Vec<B256> = event
                     .tx_hashes
@@ -468,23 +565,47 @@ impl Lifecycle {
                 match self.submitter.find_receipt(&hashes).await {
                     Ok(Some(receipt)) => {
                         self.settle(event.clone(), &receipt).await;
-                        return;
+                        return true;
                     }
                     Ok(None) => {}
                     Err(e) => warn!(error = %e, "receipt lookup failed"),
                 }
                 let nonce = event.nonce.unwrap_or(u64::MAX);
-                if nonce < mined {
+                if own && nonce < mined {
                     // The nonce was used, but by none of our hashes: never re-send.
                     self.fail(
                         event.clone(),
                         format!("nonce {nonce} was used by another transaction"),
                     )
                     .await;
-                    return;
+                    return true;
                 }
-                // Still pending: broadcast the signed bytes again and follow it,
-                // replacing with the same nonce if it does not get mined.
+                let now_s = now_ms() / 1000;
+                if self.stale(event, now_s, 5) {
+                    // The hub would skip these reports: never broadcast them again.
+                    if own {
+                        let fees = Fees {
+                            max_fee: event.max_fee_per_gas.unwrap_or_default(),
+                            priority: event.max_priority_fee_per_gas.unwrap_or_default(),
+                        };
+                        let mut state = self.nonce.lock().await;
+                        state.reuse = Some((nonce, fees));
+                        state.next = None;
+                    }
+                    self.fail(
+                        event.clone(),
+                        format!(
+                            "abandoned: reports older than the hub's max report age are not \
+                             broadcast again (fresh reports follow{}); if the earlier transaction \
+                             is still mined, the hub skips them (ReportTooOld)",
+                            if own { format!(" with nonce {nonce}") } else { String::new() }
+                        ),
+                    )
+                    .await;
+                    return true;
+                }
+                // Still pending: broadcast the signed bytes again (any node
+                // may relay them) and follow them.
                 if let Some(raw) = event
                     .raw_tx
                     .as_deref()
@@ -493,33 +614,85 @@ impl Lifecycle {
                 {
                     warn!(error = %e, "re-broadcast failed");
                 }
+                if !own {
+                    // Another node's transaction: this node cannot replace it.
+                    return match self.await_receipt(event, self.config.receipt_timeout).await {
+                        Waited::Mined(receipt) => {
+                            self.settle(event.clone(), &receipt).await;
+                            true
+                        }
+                        _ => {
+                            warn!(sender = %event.sender, "another node's transaction is still pending; left to its node");
+                            false
+                        }
+                    };
+                }
                 {
-                    let mut next = self.next_nonce.lock().await;
-                    if next.is_none_or(|n| n <= nonce) {
-                        *next = Some(nonce + 1);
+                    let mut state = self.nonce.lock().await;
+                    if state.next.is_none_or(|n| n <= nonce) {
+                        state.next = Some(nonce + 1);
                     }
                 }
-                let fees = Fees {
-                    max_fee: event.max_fee_per_gas.unwrap_or_default(),
-                    priority: event.max_priority_fee_per_gas.unwrap_or_default(),
-                };
                 match self.await_receipt(event, self.config.receipt_timeout).await {
-                    Some(_) => {}
-                    None => match resign(&event.reports) {
-                        Some(reports) => {
-                            let bumped = fees.bumped(self.config.fee_bump_percent, self.cap());
-                            self.follow(event.clone(), reports, bumped).await;
+                    Waited::Mined(receipt) => {
+                        self.settle(event.clone(), &receipt).await;
+                    }
+                    Waited::NonceTaken => {
+                        self.nonce_taken(event.clone()).await;
+                    }
+                    Waited::TimedOut => {
+                        let signatures = event
+                            .signatures
+                            .as_deref()
+                            .and_then(|s| alloy::primitives::hex::decode(s).ok())
+                            .and_then(|b| unpack_signatures(&b));
+                        let reports: Vec<Report> = event
+                            .reports
+                            .iter()
+                            .filter_map(|r| {
+                                Some(Report {
+                                    feedIndex: r.feed_index,
+                                    roundId: r.round,
+                                    price: r.price_scaled.parse().ok()?,
+                                    observedAt: u32::try_from(r.observed_at).ok()?,
+                                })
+                            })
+                            .collect();
+                        let fees = Fees {
+                            max_fee: event.max_fee_per_gas.unwrap_or_default(),
+                            priority: event.max_priority_fee_per_gas.unwrap_or_default(),
+                        };
+                        match signatures {
+                            Some(sigs) if reports.len() == event.reports.len() => {
+                                let bumped = fees.bumped(self.config.fee_bump_percent, self.cap());
+                                self.follow(event.clone(), &reports, &sigs, bumped).await;
+                            }
+                            _ => {
+                                self.wait_only(event.clone()).await;
+                            }
                         }
-                        None => {
-                            self.wait_only(event.clone()).await;
-                        }
-                    },
+                    }
                 }
+                true
             }
             .instrument(span)
             .await;
+            finished += usize::from(done);
         }
-        self.resync_nonce().await;
-        Ok(unfinished.len())
+        let reuse = self.nonce.lock().await.reuse.is_some();
+        if !reuse {
+            self.resync_nonce().await;
+        }
+        Ok(finished)
     }
+}
+
+/// How waiting for a receipt ended.
+enum Waited {
+    /// One of the hashes was mined.
+    Mined(Box<alloy::rpc::types::TransactionReceipt>),
+    /// The nonce was consumed by a transaction that is none of ours.
+    NonceTaken,
+    /// Nothing yet.
+    TimedOut,
 }

@@ -1,7 +1,7 @@
 //! The aggregator's Prometheus metrics, registered once in the process registry.
 
 use oracle_common::config::FeedConfig;
-use oracle_common::wire::SubmissionStatus;
+use oracle_common::wire::{RefusalCode, SkipReason, SubmissionStatus};
 use prometheus::{
     Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry,
@@ -22,8 +22,9 @@ pub struct Metrics {
     pub sources: IntGaugeVec,
     /// `oracle_aggregator_reports_total{pair,reason}`: reports put into a batch.
     pub reports: IntCounterVec,
-    /// `oracle_aggregator_rejected_total{pair,reason}`: reports not applied (skipped by the
-    /// hub, or withheld because the hub would skip them).
+    /// `oracle_aggregator_rejected_total{pair,reason}`: reports not applied: skipped by the
+    /// hub (the reason is its error name), or withheld because the hub would skip them
+    /// (`OutOfBounds`).
     pub rejected: IntCounterVec,
     /// `oracle_aggregator_submissions_total{status}`: transactions by final status.
     pub submissions: IntCounterVec,
@@ -61,6 +62,32 @@ pub struct Metrics {
     pub deviation_threshold: GaugeVec,
     /// `oracle_aggregator_min_sources{pair}`: the configured quorum.
     pub min_sources: IntGaugeVec,
+    /// `oracle_aggregator_future_observations_total{pair,source}`: observations
+    /// dated beyond the clock skew, rejected.
+    pub future: IntCounterVec,
+    /// `oracle_aggregator_fetch_requests_total{pair}`: requests to the fetchers
+    /// for more sources when the quorum fell short.
+    pub fetch_requests: IntCounterVec,
+    /// `oracle_aggregator_proposals_total{outcome}`: proposals this node made
+    /// as leader (`signed`: the threshold was reached; `no_signer_quorum`).
+    pub proposals: IntCounterVec,
+    /// `oracle_aggregator_proposal_replies_total{outcome}`: other nodes'
+    /// answers to this node's proposals (`signed`, `refused`, `invalid`).
+    pub replies: IntCounterVec,
+    /// `oracle_aggregator_proposal_seconds`: proposal to threshold signatures.
+    pub proposal_seconds: Histogram,
+    /// `oracle_aggregator_proposals_signed_total`: other nodes' proposals this
+    /// node verified and signed.
+    pub signed: IntCounter,
+    /// `oracle_aggregator_proposals_refused_total{reason}`: other nodes'
+    /// proposals this node refused, by reason.
+    pub refused: IntCounterVec,
+    /// `oracle_aggregator_verification_seconds`: verifying one proposal.
+    pub verification: Histogram,
+    /// `oracle_aggregator_signer_threshold`: signatures the hub needs.
+    pub threshold: prometheus::IntGauge,
+    /// `oracle_aggregator_leader_changes_total`: times this node took the lease.
+    pub leader_changes: IntCounter,
 }
 
 impl Metrics {
@@ -220,6 +247,71 @@ impl Metrics {
                 ),
                 &["pair"],
             )?,
+            future: IntCounterVec::new(
+                Opts::new(
+                    "oracle_aggregator_future_observations_total",
+                    "Observations dated beyond the allowed clock skew, rejected",
+                ),
+                &["pair", "source"],
+            )?,
+            fetch_requests: IntCounterVec::new(
+                Opts::new(
+                    "oracle_aggregator_fetch_requests_total",
+                    "Requests to the fetchers for more sources when the quorum fell short",
+                ),
+                &["pair"],
+            )?,
+            proposals: IntCounterVec::new(
+                Opts::new(
+                    "oracle_aggregator_proposals_total",
+                    "Proposals made as leader, by outcome (signed: threshold reached)",
+                ),
+                &["outcome"],
+            )?,
+            replies: IntCounterVec::new(
+                Opts::new(
+                    "oracle_aggregator_proposal_replies_total",
+                    "Other nodes' answers to this node's proposals, by outcome",
+                ),
+                &["outcome"],
+            )?,
+            proposal_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "oracle_aggregator_proposal_seconds",
+                    "Time from a proposal to holding the threshold of signatures",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            )?,
+            signed: IntCounter::new(
+                "oracle_aggregator_proposals_signed_total",
+                "Other nodes' proposals this node verified and signed",
+            )?,
+            refused: IntCounterVec::new(
+                Opts::new(
+                    "oracle_aggregator_proposals_refused_total",
+                    "Other nodes' proposals this node refused to sign, by reason",
+                ),
+                &["reason"],
+            )?,
+            verification: Histogram::with_opts(
+                HistogramOpts::new(
+                    "oracle_aggregator_verification_seconds",
+                    "Time to verify one proposal (stream and chain reads included)",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ]),
+            )?,
+            threshold: prometheus::IntGauge::new(
+                "oracle_aggregator_signer_threshold",
+                "Signatures the hub needs per batch",
+            )?,
+            leader_changes: IntCounter::new(
+                "oracle_aggregator_leader_changes_total",
+                "Times this node took the leader lease",
+            )?,
         };
         registry.register(Box::new(m.consumed.clone()))?;
         registry.register(Box::new(m.invalid.clone()))?;
@@ -245,6 +337,25 @@ impl Metrics {
         registry.register(Box::new(m.heartbeat.clone()))?;
         registry.register(Box::new(m.deviation_threshold.clone()))?;
         registry.register(Box::new(m.min_sources.clone()))?;
+        registry.register(Box::new(m.future.clone()))?;
+        registry.register(Box::new(m.fetch_requests.clone()))?;
+        registry.register(Box::new(m.proposals.clone()))?;
+        registry.register(Box::new(m.replies.clone()))?;
+        registry.register(Box::new(m.proposal_seconds.clone()))?;
+        registry.register(Box::new(m.signed.clone()))?;
+        registry.register(Box::new(m.refused.clone()))?;
+        registry.register(Box::new(m.verification.clone()))?;
+        registry.register(Box::new(m.threshold.clone()))?;
+        registry.register(Box::new(m.leader_changes.clone()))?;
+        for outcome in ["signed", "no_signer_quorum"] {
+            m.proposals.with_label_values(&[outcome]);
+        }
+        for outcome in ["signed", "refused", "invalid"] {
+            m.replies.with_label_values(&[outcome]);
+        }
+        for code in RefusalCode::ALL {
+            m.refused.with_label_values(&[code.as_str()]);
+        }
         // Every status from the first scrape, before anything was submitted.
         use SubmissionStatus::{Failed, Pending, Queued, Success};
         for status in [Success, Failed] {
@@ -271,14 +382,25 @@ impl Metrics {
             .with_label_values(&l)
             .set(i64::try_from(feed.min_sources).unwrap_or(i64::MAX));
         self.parked.with_label_values(&l).set(0);
-        for reason in ["OutOfBounds", "skipped"] {
-            self.rejected.with_label_values(&[&pair, reason]);
+        // Withheld here (OutOfBounds) or skipped by the hub (its reason).
+        for reason in [
+            SkipReason::OutOfBounds,
+            SkipReason::FeedPaused,
+            SkipReason::UnexpectedRound,
+            SkipReason::ObservationTooOld,
+            SkipReason::ObservationInFuture,
+            SkipReason::ReportTooOld,
+            SkipReason::UnknownFeedIndex,
+        ] {
+            self.rejected.with_label_values(&[&pair, reason.as_str()]);
         }
+        self.fetch_requests.with_label_values(&l);
         self.no_quorum.with_label_values(&l);
         self.sources.with_label_values(&l);
         for source in feed.sources.iter().chain(&feed.fallbacks) {
             self.outliers.with_label_values(&[&pair, source.as_str()]);
             self.consumed.with_label_values(&[&pair, source.as_str()]);
+            self.future.with_label_values(&[&pair, source.as_str()]);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! When a feed must be updated on chain: no value yet, the heartbeat elapsed,
-//! or the aggregate moved at least the deviation threshold from the on-chain value.
+//! or the aggregate moved at least the deviation threshold from the on-chain
+//! value; and whether a reason another node gives holds against the chain.
 
 use oracle_common::config::FeedConfig;
+pub use oracle_common::wire::UpdateReason as Reason;
 
 /// What the chain holds for a feed (as last read or written).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -14,31 +16,6 @@ pub struct OnChain {
     pub observed_at: u64,
     /// When the value was stored, Unix seconds.
     pub updated_at: u64,
-}
-
-/// Why an update is due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// The feed has no value yet.
-    First,
-    /// The heartbeat elapsed since the last update.
-    Heartbeat,
-    /// The price moved at least the deviation threshold.
-    Deviation,
-    /// Someone asked for an update now (`oracle.refresh`).
-    OnDemand,
-}
-
-impl Reason {
-    /// Label for logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::First => "first",
-            Reason::Heartbeat => "heartbeat",
-            Reason::Deviation => "deviation",
-            Reason::OnDemand => "on-demand",
-        }
-    }
 }
 
 /// Deviation between two scaled prices in basis points (rounded down).
@@ -64,6 +41,32 @@ pub fn decide(feed: &FeedConfig, chain: &OnChain, new_price: i128, now_s: u64) -
     None
 }
 
+/// Whether `reason`, given by the leader for `new_price`, holds against what
+/// this node reads on chain, its clock allowed `skew_s` of difference from the
+/// leader's. An on-demand update holds for any verified aggregate: asking
+/// for a fresh value is the point of the on-demand workflow.
+pub fn holds(
+    reason: Reason,
+    feed: &FeedConfig,
+    chain: &OnChain,
+    new_price: i128,
+    now_s: u64,
+    skew_s: u64,
+) -> bool {
+    match reason {
+        Reason::First => chain.round == 0,
+        Reason::OnDemand => true,
+        Reason::Heartbeat => {
+            chain.round == 0
+                || (now_s + skew_s).saturating_sub(chain.updated_at) >= feed.heartbeat.as_secs()
+        }
+        Reason::Deviation => {
+            chain.round == 0
+                || deviation_bps(chain.price, new_price) >= u128::from(feed.deviation_bps)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +84,7 @@ mod tests {
             max_age: Duration::from_secs(10),
             deviation_bps: 50,
             heartbeat: Duration::from_secs(60),
+            max_report_age: Duration::from_secs(120),
             adapter: None,
         }
     }
@@ -107,6 +111,22 @@ mod tests {
         let c = chain(100_000, 1_000);
         assert_eq!(decide(&feed(), &c, 100_000, 1_059), None);
         assert_eq!(decide(&feed(), &c, 100_000, 1_060), Some(Reason::Heartbeat));
+    }
+
+    #[test]
+    fn a_reason_holds_only_when_the_chain_agrees() {
+        let c = chain(100_000, 1_000);
+        let f = feed();
+        assert!(!holds(Reason::First, &f, &c, 100_000, 1_001, 0));
+        assert!(holds(Reason::First, &f, &OnChain::default(), 1, 0, 0));
+        assert!(!holds(Reason::Heartbeat, &f, &c, 100_000, 1_050, 2));
+        assert!(
+            holds(Reason::Heartbeat, &f, &c, 100_000, 1_058, 2),
+            "within the clock skew"
+        );
+        assert!(!holds(Reason::Deviation, &f, &c, 100_499, 1_001, 0));
+        assert!(holds(Reason::Deviation, &f, &c, 100_500, 1_001, 0));
+        assert!(holds(Reason::OnDemand, &f, &c, 100_000, 1_001, 0));
     }
 
     #[test]

@@ -1,22 +1,26 @@
 //! `oracle-aggregator replay`: checks recorded reports against the raw data.
 //! For every report on `ORACLE_REPORTS` in a time range, the observations it
-//! names (used and rejected) are looked up in `ORACLE_OBS` by their
-//! `Nats-Msg-Id` and must be there, unchanged; the aggregation rules are run
-//! again on them and must give the recorded outliers, median and scaled price;
-//! and the on-chain round must hold that price (while it is in the hub's
-//! 64-round history).
+//! names (used and rejected) are looked up in `ORACLE_OBS` by their stream
+//! sequence and must be there, unchanged and on their own subject; the
+//! aggregation rules (the very function the nodes verify with) are run again
+//! on exactly them and must give the recorded outliers, median, confidence
+//! and scaled price; and the on-chain round must hold that price (while it is
+//! in the hub's 64-round history).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use oracle_common::Pair;
 use oracle_common::chain::OracleHub;
 use oracle_common::config::Config;
-use oracle_common::wire::{OBS_STREAM, Observation, REPORTS_STREAM, ReportMessage};
+use oracle_common::wire::{
+    OBS_STREAM, Observation, REPORTS_STREAM, REPORTS_SUBJECTS, ReportMessage, WireMessage,
+    obs_subject,
+};
 use serde::Serialize;
 
-use crate::window::{Rules, median, outliers};
+use crate::window::{Entry, Rules, aggregate_of};
 
 /// The verdict on one report.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -45,11 +49,15 @@ pub struct ReplayLine {
 #[error("replay: {0}")]
 pub struct ReplayError(pub String);
 
+/// One stored message: sequence, subject, body.
+type Stored = (u64, String, Vec<u8>);
+
 async fn read_stream(
     js: &jetstream::Context,
     stream: &str,
+    filter: &str,
     from_ms: u64,
-) -> Result<Vec<(u64, Vec<u8>)>, ReplayError> {
+) -> Result<Vec<Stored>, ReplayError> {
     let err = |e: String| ReplayError(format!("{stream}: {e}"));
     let s = js
         .get_stream(stream)
@@ -60,6 +68,7 @@ async fn read_stream(
     let consumer: consumer::PullConsumer = s
         .create_consumer(consumer::pull::Config {
             deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time: start },
+            filter_subject: filter.to_owned(),
             ack_policy: consumer::AckPolicy::None,
             inactive_threshold: Duration::from_secs(30),
             ..Default::default()
@@ -72,11 +81,8 @@ async fn read_stream(
     Ok(messages
         .into_iter()
         .map(|msg| {
-            let at = msg
-                .info()
-                .map(|i| (i.published.unix_timestamp_nanos() / 1_000_000) as u64)
-                .unwrap_or_default();
-            (at, msg.payload.to_vec())
+            let seq = msg.info().map(|i| i.stream_sequence).unwrap_or_default();
+            (seq, msg.subject.to_string(), msg.payload.to_vec())
         })
         .collect())
 }
@@ -97,17 +103,17 @@ pub async fn replay(
         .map(|f| f.max_age.as_millis() as u64)
         .max()
         .unwrap_or(60_000);
-    let mut by_id: HashMap<String, Observation> = HashMap::new();
-    for (_, body) in read_stream(&js, OBS_STREAM, from_ms.saturating_sub(lookback + 60_000)).await?
-    {
+    let mut by_seq: HashMap<u64, (String, Observation)> = HashMap::new();
+    let obs_from = from_ms.saturating_sub(lookback + 60_000);
+    for (seq, subject, body) in read_stream(&js, OBS_STREAM, ">", obs_from).await? {
         if let Ok(o) = Observation::decode(&body) {
-            by_id.insert(o.msg_id(), o);
+            by_seq.insert(seq, (subject, o));
         }
     }
-    let reports: Vec<ReportMessage> = read_stream(&js, REPORTS_STREAM, from_ms)
+    let reports: Vec<ReportMessage> = read_stream(&js, REPORTS_STREAM, REPORTS_SUBJECTS, from_ms)
         .await?
         .into_iter()
-        .filter_map(|(_, body)| serde_json::from_slice::<ReportMessage>(&body).ok())
+        .filter_map(|(_, _, body)| ReportMessage::decode(&body).ok())
         .filter(|r| r.computed_at_ms >= from_ms && r.computed_at_ms <= to_ms)
         .collect();
 
@@ -125,31 +131,59 @@ pub async fn replay(
     let mut lines = Vec::with_capacity(reports.len());
     for r in reports {
         let mut problems = Vec::new();
-        let inputs: Vec<&Observation> = r
+        let cited = r
             .used
             .iter()
-            .chain(r.rejected.iter().map(|x| &x.observation))
-            .collect();
-        for o in &inputs {
-            match by_id.get(&o.msg_id()) {
-                Some(stored) if stored == *o => {}
-                Some(_) => problems.push(format!("{} differs from ORACLE_OBS", o.msg_id())),
-                None => problems.push(format!("{} is not in ORACLE_OBS", o.msg_id())),
+            .map(|u| (u.seq, &u.observation))
+            .chain(r.rejected.iter().map(|x| (x.seq, &x.observation)));
+        let mut inputs = Vec::new();
+        for (seq, o) in cited {
+            match by_seq.get(&seq) {
+                Some((subject, stored))
+                    if stored == o && *subject == obs_subject(&o.pair, &o.source) =>
+                {
+                    inputs.push(Entry {
+                        seq,
+                        obs: stored.clone(),
+                    });
+                }
+                Some(_) => problems.push(format!(
+                    "#{seq} in ORACLE_OBS differs from the report's {}",
+                    o.msg_id()
+                )),
+                None => problems.push(format!("#{seq} ({}) is not in ORACLE_OBS", o.msg_id())),
             }
         }
-        let prices: Vec<_> = inputs.iter().map(|o| o.price).collect();
-        let (keep, drop) = outliers(&prices, &rules);
-        if drop.len() != r.rejected.len() {
-            problems.push(format!(
-                "{} outliers recomputed, {} recorded",
-                drop.len(),
-                r.rejected.len()
-            ));
-        }
-        let mut survivors: Vec<_> = keep.iter().map(|i| prices[*i]).collect();
-        let recomputed = median(&mut survivors)
-            .and_then(|m| oracle_common::price::to_scaled(m, u32::from(r.decimals)).ok())
-            .map(|v| v.to_string());
+        let recomputed = match config.feed(&r.pair) {
+            None => {
+                problems.push(format!("{} is not a configured feed", r.pair));
+                None
+            }
+            Some(feed) => match aggregate_of(feed, inputs, r.computed_at_ms, &rules, vec![]) {
+                Err(e) => {
+                    problems.push(format!("no aggregate from the inputs: {e}"));
+                    None
+                }
+                Ok(agg) => {
+                    let rejected: BTreeSet<u64> = agg.rejected.iter().map(|(e, _)| e.seq).collect();
+                    let recorded: BTreeSet<u64> = r.rejected.iter().map(|x| x.seq).collect();
+                    if rejected != recorded {
+                        problems.push(format!(
+                            "outliers recomputed {rejected:?}, recorded {recorded:?}"
+                        ));
+                    }
+                    if agg.confidence != r.confidence {
+                        problems.push(format!(
+                            "confidence recomputed {}, recorded {}",
+                            agg.confidence, r.confidence
+                        ));
+                    }
+                    oracle_common::price::to_scaled(agg.price, u32::from(r.decimals))
+                        .ok()
+                        .map(|v| v.to_string())
+                }
+            },
+        };
         if recomputed.as_deref() != Some(r.price_scaled.as_str()) {
             problems.push(format!(
                 "recomputed {recomputed:?}, recorded {}",

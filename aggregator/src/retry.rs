@@ -1,45 +1,37 @@
 //! Operator retries of failed submissions (`oracle.admin.retry`, sent by the
-//! bff's admin endpoint): un-park the submission's feeds, force them into the
-//! next evaluation with `retry_of` set, and answer once the new submission
-//! reached a final status.
+//! bff's admin endpoint; only the leader subscribes): un-park the submission's
+//! feeds, force them into the next batch with `retry_of` set, and answer once
+//! that batch reached a final status.
 
 use std::collections::BTreeSet;
 
-use oracle_common::wire::{RetryReply, RetryRequest, SCHEMA_VERSION, SubmissionEvent};
+use oracle_common::wire::{ErrorCode, RetryReply, RetryRequest, SCHEMA_VERSION, WireMessage};
 use oracle_common::{Pair, now_ms};
 use tracing::{info, warn};
 
-/// A retry waiting for its submission.
+use crate::pipeline::BatchDone;
+
+/// A retry waiting for its batch.
 #[derive(Debug)]
 pub struct PendingRetry {
     /// The failed submission.
     pub retry_of: String,
     /// Its feeds (all configured here).
     pub pairs: BTreeSet<Pair>,
-    /// When to give up waiting for a quorum, Unix ms.
+    /// When to give up waiting for an aggregate, Unix ms.
     pub deadline_ms: u64,
     /// Where to answer.
     pub reply: Option<async_nats::Subject>,
-}
-
-fn error(retry_of: String, code: &str, message: String) -> RetryReply {
-    RetryReply {
-        v: SCHEMA_VERSION,
-        retry_of,
-        submission_id: None,
-        status: None,
-        error: Some(code.to_owned()),
-        message: Some(message),
-    }
+    /// The batch carrying it, once one does.
+    pub batch: Option<u64>,
 }
 
 /// Sends `body` to `to`.
 pub async fn answer(nats: &async_nats::Client, to: Option<async_nats::Subject>, body: &RetryReply) {
-    if let Some(to) = to {
-        let bytes = serde_json::to_vec(body).unwrap_or_default();
-        if let Err(e) = nats.publish(to, bytes.into()).await {
-            warn!(error = %e, "cannot answer a retry request");
-        }
+    if let Some(to) = to
+        && let Err(e) = nats.publish(to, body.encode().into()).await
+    {
+        warn!(error = %e, "cannot answer a retry request");
     }
 }
 
@@ -50,18 +42,22 @@ pub fn accept(
     configured: impl Fn(&Pair) -> bool,
     wait_ms: u64,
 ) -> Result<PendingRetry, RetryReply> {
-    let request: RetryRequest = serde_json::from_slice(payload)
-        .map_err(|e| error(String::new(), "bad_request", e.to_string()))?;
+    let request = RetryRequest::decode(payload)
+        .map_err(|e| RetryReply::error(String::new(), ErrorCode::BadRequest, e.to_string()))?;
     if request.pairs.is_empty() {
-        return Err(error(
+        return Err(RetryReply::error(
             request.retry_of,
-            "bad_request",
+            ErrorCode::BadRequest,
             "no feeds to retry".into(),
         ));
     }
     if let Some(p) = request.pairs.iter().find(|p| !configured(p)) {
         let message = format!("{p} is not a configured feed");
-        return Err(error(request.retry_of, "unknown_pair", message));
+        return Err(RetryReply::error(
+            request.retry_of,
+            ErrorCode::UnknownPair,
+            message,
+        ));
     }
     info!(retry_of = %request.retry_of, pairs = ?request.pairs, "operator retry");
     Ok(PendingRetry {
@@ -69,56 +65,92 @@ pub fn accept(
         pairs: request.pairs.into_iter().collect(),
         deadline_ms: now_ms() + wait_ms,
         reply,
+        batch: None,
     })
 }
 
-/// After an evaluation: answers the retries whose feeds went into `event`,
-/// and those past their deadline; keeps the rest.
-pub async fn settle(
-    nats: &async_nats::Client,
-    pending: &mut Vec<PendingRetry>,
-    event: Option<&SubmissionEvent>,
-) {
-    let now = now_ms();
-    let mut keep = Vec::with_capacity(pending.len());
-    for r in pending.drain(..) {
-        let carried = event.filter(|e| e.reports.iter().any(|x| r.pairs.contains(&x.pair)));
-        if let Some(e) = carried {
-            let body = RetryReply {
-                v: SCHEMA_VERSION,
-                retry_of: r.retry_of.clone(),
-                submission_id: Some(e.id.clone()),
-                status: Some(e.status),
-                error: None,
-                message: e.error.clone(),
+/// The retries a leader is serving.
+#[derive(Debug, Default)]
+pub struct Retries {
+    pending: Vec<PendingRetry>,
+}
+
+impl Retries {
+    /// Adds an accepted retry.
+    pub fn push(&mut self, retry: PendingRetry) {
+        self.pending.push(retry);
+    }
+
+    /// The feeds to force into the next batch.
+    pub fn forced(&self) -> BTreeSet<Pair> {
+        self.pending
+            .iter()
+            .filter(|r| r.batch.is_none())
+            .flat_map(|r| r.pairs.iter().cloned())
+            .collect()
+    }
+
+    /// The `retry_of` to record on a batch of `pairs` (the oldest pending
+    /// retry among them), marking those retries as carried by `batch`.
+    pub fn assign(&mut self, pairs: &BTreeSet<Pair>, batch: u64) -> Option<String> {
+        let mut first = None;
+        for r in self.pending.iter_mut() {
+            if r.batch.is_none() && r.pairs.iter().any(|p| pairs.contains(p)) {
+                r.batch = Some(batch);
+                first.get_or_insert_with(|| r.retry_of.clone());
+            }
+        }
+        first
+    }
+
+    /// Answers the retries `done` carried.
+    pub async fn settle(&mut self, nats: &async_nats::Client, done: &BatchDone) {
+        let (settled, keep): (Vec<_>, Vec<_>) = self
+            .pending
+            .drain(..)
+            .partition(|r| r.batch == Some(done.id));
+        self.pending = keep;
+        for r in settled {
+            let body = match (&done.event, &done.unsent) {
+                (Some(e), _) => RetryReply {
+                    v: SCHEMA_VERSION,
+                    retry_of: r.retry_of,
+                    submission_id: Some(e.id.clone()),
+                    status: Some(e.status),
+                    error: None,
+                    message: e.error.clone(),
+                },
+                (None, unsent) => RetryReply::error(
+                    r.retry_of,
+                    ErrorCode::NoSignerQuorum,
+                    unsent.clone().unwrap_or_default(),
+                ),
             };
             answer(nats, r.reply, &body).await;
-        } else if now > r.deadline_ms {
-            let message = "no aggregate could be formed for the feeds in time".to_owned();
-            answer(nats, r.reply, &error(r.retry_of, "no_quorum", message)).await;
-        } else {
-            keep.push(r);
         }
     }
-    *pending = keep;
-}
 
-/// The feeds to force into the next evaluation.
-pub fn forced(pending: &[PendingRetry]) -> BTreeSet<Pair> {
-    pending
-        .iter()
-        .flat_map(|r| r.pairs.iter().cloned())
-        .collect()
-}
+    /// Answers `no_quorum` to the retries no batch carried by their deadline.
+    pub async fn expire(&mut self, nats: &async_nats::Client) {
+        let now = now_ms();
+        let (expired, keep): (Vec<_>, Vec<_>) = self
+            .pending
+            .drain(..)
+            .partition(|r| r.batch.is_none() && now > r.deadline_ms);
+        self.pending = keep;
+        for r in expired {
+            let message = "no aggregate could be formed for the feeds in time".to_owned();
+            answer(
+                nats,
+                r.reply,
+                &RetryReply::error(r.retry_of, ErrorCode::NoQuorum, message),
+            )
+            .await;
+        }
+    }
 
-/// The `retry_of` to record on a submission of `pairs`: the oldest pending
-/// retry among them.
-pub fn retry_of<'a>(
-    pending: &[PendingRetry],
-    pairs: impl Iterator<Item = &'a Pair> + Clone,
-) -> Option<String> {
-    pending
-        .iter()
-        .find(|r| pairs.clone().any(|p| r.pairs.contains(p)))
-        .map(|r| r.retry_of.clone())
+    /// Drops every retry (leadership lost).
+    pub fn clear(&mut self) {
+        self.pending.clear();
+    }
 }

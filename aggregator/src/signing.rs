@@ -1,48 +1,48 @@
-//! Who signs reports. The submitter asks a [`ReportSigner`] for signatures
-//! over a batch digest; today [`LocalSigners`] signs with the configured keys
-//! in this process, and a remote quorum (signer services each holding one key,
-//! reached over NATS or HTTP) can implement the same trait later without
-//! touching the submission code.
+//! This node's one report signer. Each aggregator node is run by its own
+//! operator with exactly one signer key; it signs a batch digest only after
+//! verifying the batch against its own view (see `verify`), and the leader
+//! signs its own proposals. [`ReportSigner`] is the seam for keeping the key
+//! outside the process (a KMS or HSM) without touching the protocol code.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
-use oracle_common::chain::{HubSignature, SignError, sign_digest};
+use oracle_common::chain::{HubSignature, SignError, sign};
 
 /// A boxed future, so that signers can be used as trait objects.
 pub type SignFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Vec<HubSignature>, SignError>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<HubSignature, SignError>> + Send + 'a>>;
 
-/// Produces the signatures a batch needs.
+/// Signs batch digests with this node's one key.
 pub trait ReportSigner: std::fmt::Debug + Send + Sync {
-    /// The addresses that sign (each must be an authorized signer of the hub).
-    fn addresses(&self) -> Vec<Address>;
+    /// The signer's address (an authorized signer of the hub).
+    fn address(&self) -> Address;
 
-    /// Signatures over `digest`, ordered by ascending signer address.
+    /// A signature over `digest`.
     fn sign(&self, digest: B256) -> SignFuture<'_>;
 }
 
-/// The configured keys, signing in this process.
+/// The key, in this process.
 #[derive(Debug, Clone)]
-pub struct LocalSigners {
-    keys: Vec<PrivateKeySigner>,
+pub struct LocalSigner {
+    key: PrivateKeySigner,
 }
 
-impl LocalSigners {
-    /// Signers for these keys.
-    pub fn new(keys: Vec<PrivateKeySigner>) -> Self {
-        Self { keys }
+impl LocalSigner {
+    /// A signer for this key.
+    pub fn new(key: PrivateKeySigner) -> Self {
+        Self { key }
     }
 }
 
-impl ReportSigner for LocalSigners {
-    fn addresses(&self) -> Vec<Address> {
-        self.keys.iter().map(|k| k.address()).collect()
+impl ReportSigner for LocalSigner {
+    fn address(&self) -> Address {
+        self.key.address()
     }
 
     fn sign(&self, digest: B256) -> SignFuture<'_> {
-        Box::pin(async move { sign_digest(digest, &self.keys) })
+        Box::pin(async move { sign(digest, &self.key) })
     }
 }

@@ -1,6 +1,7 @@
-//! The chain side: reads each feed's on-chain state, signs batches of reports
-//! (EIP-712, every configured signer key) and sends them with the sender key,
-//! waiting for the receipt.
+//! The chain side: reads each feed's on-chain state and the hub's signer set,
+//! and builds, signs (with this node's sender key) and broadcasts the
+//! transactions that carry a quorum-signed batch. Report signatures come from
+//! the nodes of the quorum (see `proposal` and `verify`), not from here.
 
 use std::time::Duration;
 
@@ -9,8 +10,9 @@ use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use oracle_common::Pair;
-use oracle_common::chain::{OracleHub, Report, batch_digest};
+use oracle_common::chain::{HubSignature, OracleHub, Report, pack_reports, pack_signatures};
 use oracle_common::config::Config;
+use oracle_common::wire::SkipReason;
 use tracing::info;
 
 use crate::policy::OnChain;
@@ -48,6 +50,14 @@ pub enum SubmitError {
     Sign(#[from] oracle_common::chain::SignError),
 }
 
+impl SubmitError {
+    /// Whether trying again later may succeed (the node or the network, not
+    /// the configuration or the contract).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Rpc(_) | Self::Timeout { .. })
+    }
+}
+
 /// What the hub says about a feed at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeedOnHub {
@@ -59,28 +69,8 @@ pub struct FeedOnHub {
     pub min_price: i128,
     /// Scaled upper bound (exclusive).
     pub max_price: i128,
-}
-
-/// The name of a skip reason selector (IOracleHub's errors).
-fn reason_name(selector: [u8; 4]) -> String {
-    use OracleHub::{
-        FeedPaused, ObservationInFuture, ObservationTooOld, OutOfBounds, StaleRound,
-        UnknownFeedIndex,
-    };
-    use alloy::sol_types::SolError;
-    let known: [([u8; 4], &str); 6] = [
-        (UnknownFeedIndex::SELECTOR, "UnknownFeedIndex"),
-        (FeedPaused::SELECTOR, "FeedPaused"),
-        (StaleRound::SELECTOR, "StaleRound"),
-        (ObservationTooOld::SELECTOR, "ObservationTooOld"),
-        (ObservationInFuture::SELECTOR, "ObservationInFuture"),
-        (OutOfBounds::SELECTOR, "OutOfBounds"),
-    ];
-    known
-        .iter()
-        .find(|(s, _)| *s == selector)
-        .map(|(_, n)| (*n).to_owned())
-        .unwrap_or_else(|| format!("0x{}", alloy::primitives::hex::encode(selector)))
+    /// Seconds a report's observation time may lie behind its inclusion block.
+    pub max_report_age: u32,
 }
 
 /// Reads and writes the hub.
@@ -92,7 +82,6 @@ pub struct Submitter {
     sender: Address,
     chain_id: u64,
     hub_address: Address,
-    signer: std::sync::Arc<dyn crate::signing::ReportSigner>,
 }
 
 /// A signed transaction, not yet broadcast.
@@ -134,7 +123,8 @@ fn contract_error(e: alloy::contract::Error) -> SubmitError {
     }
 }
 
-fn parse_key(text: &str, key: &'static str) -> Result<PrivateKeySigner, SubmitError> {
+/// Parses a hex private key from the config, naming `key` when it is not one.
+pub fn parse_key(text: &str, key: &'static str) -> Result<PrivateKeySigner, SubmitError> {
     text.trim().parse().map_err(|_| SubmitError::Config {
         key,
         message: "not a hex secp256k1 private key".into(),
@@ -142,9 +132,9 @@ fn parse_key(text: &str, key: &'static str) -> Result<PrivateKeySigner, SubmitEr
 }
 
 impl Submitter {
-    /// Connects to the RPC, checks the chain id and that every signer key is
-    /// authorized on the hub.
-    pub async fn connect(config: &Config) -> Result<Self, SubmitError> {
+    /// Connects to the RPC, checks the chain id and that `signer` (this node's
+    /// report key) is an authorized signer of the hub.
+    pub async fn connect(config: &Config, signer: Address) -> Result<Self, SubmitError> {
         let hub_address = config.require_chain().map_err(|e| SubmitError::Config {
             key: "chain",
             message: e.to_string(),
@@ -152,27 +142,13 @@ impl Submitter {
         if config.aggregator.sender_key.is_empty() {
             return Err(SubmitError::Config {
                 key: "aggregator.sender_key",
-                message: "is required (the account that sends transactions)".into(),
-            });
-        }
-        if config.aggregator.signer_keys.is_empty() {
-            return Err(SubmitError::Config {
-                key: "aggregator.signer_keys",
-                message: "needs at least one key authorized on the hub".into(),
+                message: "is required (the account that sends this node's transactions)".into(),
             });
         }
         let sender = parse_key(
             config.aggregator.sender_key.expose(),
             "aggregator.sender_key",
         )?;
-        let keys = config
-            .aggregator
-            .signer_keys
-            .iter()
-            .map(|k| parse_key(k.expose(), "aggregator.signer_keys"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let signer: std::sync::Arc<dyn crate::signing::ReportSigner> =
-            std::sync::Arc::new(crate::signing::LocalSigners::new(keys));
         let url = config
             .chain
             .rpc_url
@@ -197,48 +173,87 @@ impl Submitter {
             });
         }
         let hub = OracleHub::new(hub_address, provider.clone());
-        let threshold = hub.threshold().call().await.map_err(contract_error)?;
-        let mut authorized = 0usize;
-        let addresses = signer.addresses();
-        for address in &addresses {
-            if hub
-                .isSigner(*address)
-                .call()
-                .await
-                .map_err(contract_error)?
-            {
-                authorized += 1;
-            } else {
-                return Err(SubmitError::Config {
-                    key: "aggregator.signer_keys",
-                    message: format!(
-                        "{} is not an authorized signer of hub {hub_address}",
-                        address
-                    ),
-                });
-            }
-        }
-        if alloy::primitives::U256::from(authorized) < threshold {
-            return Err(SubmitError::Config {
-                key: "aggregator.signer_keys",
-                message: format!("{authorized} signer keys, the hub's threshold is {threshold}"),
-            });
-        }
-        info!(%hub_address, chain_id, sender = %sender_address, signers = addresses.len(), %threshold, "connected to chain");
-        Ok(Self {
+        let submitter = Self {
             hub,
             provider,
             wallet,
             sender: sender_address,
             chain_id,
             hub_address,
-            signer,
-        })
+        };
+        let (signers, threshold) = submitter.signer_set().await?;
+        if !signers.contains(&signer) {
+            return Err(SubmitError::Config {
+                key: "aggregator.signer_key",
+                message: format!("{signer} is not an authorized signer of hub {hub_address}"),
+            });
+        }
+        info!(%hub_address, chain_id, sender = %sender_address, %signer, signers = signers.len(), threshold, "connected to chain");
+        Ok(submitter)
+    }
+
+    /// The hub's authorized signers (ascending) and its threshold.
+    pub async fn signer_set(&self) -> Result<(Vec<Address>, usize), SubmitError> {
+        let signers = self.hub.signers().call().await.map_err(contract_error)?;
+        let threshold = self.hub.threshold().call().await.map_err(contract_error)?;
+        Ok((signers, usize::from(threshold)))
+    }
+
+    /// The hub's address.
+    pub fn hub_address(&self) -> Address {
+        self.hub_address
     }
 
     /// The chain id.
     pub fn chain_id(&self) -> u64 {
         self.chain_id
+    }
+
+    /// What the hub holds for the feed at `index`.
+    pub async fn read_index(&self, index: u16) -> Result<OnChain, SubmitError> {
+        let r = self
+            .hub
+            .latestByIndex(index)
+            .call()
+            .await
+            .map_err(contract_error)?;
+        Ok(OnChain {
+            price: r.price,
+            round: r.roundId,
+            observed_at: u64::from(r.observedAt),
+            updated_at: u64::from(r.updatedAt),
+        })
+    }
+
+    /// The latest block number.
+    pub async fn block_number(&self) -> Result<u64, SubmitError> {
+        self.provider
+            .get_block_number()
+            .await
+            .map_err(|e| SubmitError::Rpc(format!("eth_blockNumber: {e}")))
+    }
+
+    /// The feed indexes updated (`PriceUpdated`) in blocks `from..=to`.
+    pub async fn updated_between(&self, from: u64, to: u64) -> Result<Vec<u16>, SubmitError> {
+        use alloy::sol_types::SolEvent;
+        let filter = alloy::rpc::types::Filter::new()
+            .address(self.hub_address)
+            .event_signature(OracleHub::PriceUpdated::SIGNATURE_HASH)
+            .from_block(from)
+            .to_block(to);
+        let logs = self
+            .provider
+            .get_logs(&filter)
+            .await
+            .map_err(|e| SubmitError::Rpc(format!("eth_getLogs: {e}")))?;
+        let mut indexes: Vec<u16> = logs
+            .iter()
+            .filter_map(|l| l.log_decode::<OracleHub::PriceUpdated>().ok())
+            .map(|l| l.inner.data.feedIndex)
+            .collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        Ok(indexes)
     }
 
     /// What the hub holds for a pair.
@@ -271,6 +286,7 @@ impl Submitter {
             decimals: info.decimals,
             min_price: bound(info.minPrice),
             max_price: bound(info.maxPrice),
+            max_report_age: info.maxReportAge,
         })
     }
 
@@ -318,22 +334,21 @@ impl Submitter {
             .map_err(|e| SubmitError::Rpc(format!("eth_getBalance: {e}")))
     }
 
-    /// Signs the reports (EIP-712) and the transaction carrying them with the
-    /// given nonce and fees. Gas is estimated, which fails with the decoded
-    /// revert when the batch would revert.
+    /// Signs the transaction carrying `reports` and the quorum's `signatures`
+    /// (ascending by signer) with the given nonce and fees. Gas is estimated,
+    /// which fails with the decoded revert when the batch would revert.
     pub async fn sign_tx(
         &self,
-        reports: Vec<Report>,
+        reports: &[Report],
+        signatures: &[HubSignature],
         nonce: u64,
         fees: Fees,
     ) -> Result<SignedTx, SubmitError> {
         use alloy::eips::eip2718::Encodable2718;
         use alloy::network::{NetworkTransactionBuilder, TransactionBuilder};
-        let digest = batch_digest(&reports, self.chain_id, self.hub_address);
-        let signatures = self.signer.sign(digest).await?;
         let mut tx = self
             .hub
-            .submit(reports, signatures)
+            .submit(pack_reports(reports), pack_signatures(signatures))
             .into_transaction_request();
         tx.set_from(self.sender);
         tx.set_nonce(nonce);
@@ -385,14 +400,18 @@ impl Submitter {
     }
 
     /// The reports the hub skipped in a receipt: `(feed index, round, reason)`.
-    pub fn skipped(receipt: &alloy::rpc::types::TransactionReceipt) -> Vec<(u16, u32, String)> {
+    pub fn skipped(receipt: &alloy::rpc::types::TransactionReceipt) -> Vec<(u16, u32, SkipReason)> {
         receipt
             .logs()
             .iter()
             .filter_map(|log| log.log_decode::<OracleHub::ReportRejected>().ok())
             .map(|log| {
                 let e = log.inner.data;
-                (e.feedIndex, e.roundId, reason_name(e.reason.0))
+                (
+                    e.feedIndex,
+                    e.roundId,
+                    oracle_common::chain::skip_reason(e.reason.0),
+                )
             })
             .collect()
     }

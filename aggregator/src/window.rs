@@ -1,10 +1,15 @@
 //! Per-feed windows of observations and the aggregate computed from them: the
-//! newest observation per source no older than `max_age`; outliers dropped by
-//! distance from the median (k·MAD, never closer than a floor in bps, and a
-//! hard maximum spread); a quorum of distinct surviving sources; the exact
-//! decimal median of the survivors; and a confidence interval, the larger
-//! distance from the median to the 25th or 75th percentile (Pyth's rule,
-//! computed with statrs on f64: it never touches the price itself).
+//! newest observation per source no older than `max_age` and not from the
+//! future; outliers dropped by distance from the median (k·MAD, never closer
+//! than a floor in bps, and a hard maximum spread); a quorum of distinct
+//! surviving sources; the exact decimal median of the survivors; and a
+//! confidence interval, the larger distance from the median to the 25th or
+//! 75th percentile (Pyth's rule, computed with statrs on f64: it never touches
+//! the price itself).
+//!
+//! Every observation keeps its `ORACLE_OBS` sequence, so that an aggregate
+//! names exactly its inputs and another node can recompute it from them
+//! ([`aggregate_of`] over a cited set gives what [`Window::aggregate`] gave).
 
 use std::collections::BTreeMap;
 
@@ -13,10 +18,19 @@ use oracle_common::config::FeedConfig;
 use oracle_common::wire::Observation;
 use rust_decimal::Decimal;
 
+/// An observation and its place in `ORACLE_OBS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Stream sequence.
+    pub seq: u64,
+    /// The observation.
+    pub obs: Observation,
+}
+
 /// The newest observation of each source for one feed.
 #[derive(Debug, Default, Clone)]
 pub struct Window {
-    newest: BTreeMap<SourceId, Observation>,
+    newest: BTreeMap<SourceId, Entry>,
 }
 
 /// The aggregate of one feed at one moment.
@@ -26,11 +40,12 @@ pub struct Aggregate {
     pub price: Decimal,
     /// Half-width of the interval the middle half of the sources lie in.
     pub confidence: Decimal,
-    /// The observations used, one per source.
-    pub used: Vec<Observation>,
+    /// The observations used, one per source (in source order).
+    pub used: Vec<Entry>,
     /// Fresh observations dropped as outliers, with the reason.
-    pub rejected: Vec<(Observation, String)>,
-    /// The newest `observed_at_ms` among the used ones.
+    pub rejected: Vec<(Entry, String)>,
+    /// The newest `observed_at_ms` among the used ones, never later than the
+    /// time of the aggregate.
     pub observed_at_ms: u64,
 }
 
@@ -119,27 +134,121 @@ pub fn confidence(prices: &[Decimal], median: Decimal) -> Decimal {
 
 /// Why a feed has no aggregate now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("quorum not reached: {have} fresh sources of {need} needed; missing or stale: {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))]
+#[error("quorum not reached: {have} fresh sources of {need} needed; missing or stale: {}; outliers: {}",
+        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+        rejected.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))]
 pub struct NoQuorum {
-    /// Fresh sources present.
+    /// Fresh sources that survived the outlier rules.
     pub have: usize,
     /// Sources needed.
     pub need: usize,
-    /// Configured sources with no fresh observation.
+    /// Primary sources with no fresh observation.
     pub missing: Vec<SourceId>,
+    /// Sources whose fresh observation was rejected as an outlier.
+    pub rejected: Vec<SourceId>,
+}
+
+/// An observation the window refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Dated later than this node's clock allows.
+    #[error("dated {ahead_ms} ms in the future")]
+    Future {
+        /// How far ahead of the clock, ms.
+        ahead_ms: u64,
+    },
+    /// Not newer than what the window holds for its source.
+    #[error("not newer than the window's observation of its source")]
+    NotNewer,
+}
+
+/// The aggregate of exactly `fresh` (one entry per source, all inside the
+/// feed's window at `at_ms`): outliers removed, the quorum counted on the
+/// survivors. What [`Window::aggregate`] computes from the window, and what a
+/// verifying node recomputes from the observations a proposal cites.
+pub fn aggregate_of(
+    feed: &FeedConfig,
+    mut fresh: Vec<Entry>,
+    at_ms: u64,
+    rules: &Rules,
+    missing: Vec<SourceId>,
+) -> Result<Aggregate, NoQuorum> {
+    fresh.sort_by(|a, b| a.obs.source.cmp(&b.obs.source));
+    let prices: Vec<Decimal> = fresh.iter().map(|e| e.obs.price).collect();
+    let (keep, drop) = outliers(&prices, rules);
+    if keep.len() < feed.min_sources {
+        return Err(NoQuorum {
+            have: keep.len(),
+            need: feed.min_sources,
+            missing,
+            rejected: drop
+                .iter()
+                .map(|(i, _)| fresh[*i].obs.source.clone())
+                .collect(),
+        });
+    }
+    let used: Vec<Entry> = keep.iter().map(|i| fresh[*i].clone()).collect();
+    let rejected = drop
+        .into_iter()
+        .map(|(i, why)| (fresh[i].clone(), why))
+        .collect();
+    let mut survivors: Vec<Decimal> = used.iter().map(|e| e.obs.price).collect();
+    let price = median(&mut survivors).ok_or(NoQuorum {
+        have: 0,
+        need: feed.min_sources,
+        missing: Vec::new(),
+        rejected: Vec::new(),
+    })?;
+    let observed_at_ms = used
+        .iter()
+        .map(|e| e.obs.observed_at_ms)
+        .max()
+        .unwrap_or(0)
+        .min(at_ms);
+    Ok(Aggregate {
+        price,
+        confidence: confidence(&survivors, price),
+        used,
+        rejected,
+        observed_at_ms,
+    })
+}
+
+/// Whether an observation is inside a feed's window at `at_ms`: not older
+/// than `max_age`.
+pub fn is_fresh(feed: &FeedConfig, obs: &Observation, at_ms: u64) -> bool {
+    at_ms.saturating_sub(obs.observed_at_ms) <= feed.max_age.as_millis() as u64
 }
 
 impl Window {
-    /// Keeps `obs` if it is newer than what the window holds for its source.
-    /// Returns whether it was kept.
-    pub fn insert(&mut self, obs: Observation) -> bool {
+    /// Keeps `obs` (sequence `seq`) if it is newer than what the window holds
+    /// for its source and not dated beyond `now_ms + skew_ms`.
+    pub fn insert(
+        &mut self,
+        seq: u64,
+        obs: Observation,
+        now_ms: u64,
+        skew_ms: u64,
+    ) -> Result<(), Refused> {
+        if obs.observed_at_ms > now_ms + skew_ms {
+            return Err(Refused::Future {
+                ahead_ms: obs.observed_at_ms - now_ms,
+            });
+        }
         match self.newest.get(&obs.source) {
-            Some(current) if current.observed_at_ms >= obs.observed_at_ms => false,
+            Some(current) if current.obs.observed_at_ms >= obs.observed_at_ms => {
+                Err(Refused::NotNewer)
+            }
             _ => {
-                self.newest.insert(obs.source.clone(), obs);
-                true
+                self.newest.insert(obs.source.clone(), Entry { seq, obs });
+                Ok(())
             }
         }
+    }
+
+    /// The window's entry with stream sequence `seq`, if it still holds it.
+    pub fn by_seq(&self, seq: u64) -> Option<&Entry> {
+        self.newest.values().find(|e| e.seq == seq)
     }
 
     /// How many of the feed's sources have an observation fetched at or after `since_ms`.
@@ -150,16 +259,14 @@ impl Window {
             .filter(|s| {
                 self.newest
                     .get(*s)
-                    .is_some_and(|o| o.fetched_at_ms >= since_ms)
+                    .is_some_and(|e| e.obs.fetched_at_ms >= since_ms)
             })
             .count()
     }
 
     /// Drops observations older than the feed's `max_age` (bounded memory).
     pub fn prune(&mut self, feed: &FeedConfig, now_ms: u64) {
-        let max_age = feed.max_age.as_millis() as u64;
-        self.newest
-            .retain(|_, o| now_ms.saturating_sub(o.observed_at_ms) <= max_age);
+        self.newest.retain(|_, e| is_fresh(feed, &e.obs, now_ms));
     }
 
     /// The aggregate of the fresh observations of the feed's sources, outliers
@@ -170,50 +277,19 @@ impl Window {
         now_ms: u64,
         rules: &Rules,
     ) -> Result<Aggregate, NoQuorum> {
-        let max_age = feed.max_age.as_millis() as u64;
-        let mut fresh = Vec::with_capacity(feed.sources.len());
+        let mut fresh = Vec::with_capacity(feed.sources.len() + feed.fallbacks.len());
         let mut missing = Vec::new();
         // Primaries, then fallbacks (only polled when primaries fail); only
         // primaries are reported missing.
         let primaries = feed.sources.iter().map(|s| (s, true));
         for (source, primary) in primaries.chain(feed.fallbacks.iter().map(|s| (s, false))) {
             match self.newest.get(source) {
-                Some(o) if now_ms.saturating_sub(o.observed_at_ms) <= max_age => {
-                    fresh.push(o.clone())
-                }
+                Some(e) if is_fresh(feed, &e.obs, now_ms) => fresh.push(e.clone()),
                 _ if primary => missing.push(source.clone()),
                 _ => {}
             }
         }
-        let prices: Vec<Decimal> = fresh.iter().map(|o| o.price).collect();
-        let (keep, drop) = outliers(&prices, rules);
-        if keep.len() < feed.min_sources {
-            missing.extend(drop.iter().map(|(i, _)| fresh[*i].source.clone()));
-            return Err(NoQuorum {
-                have: keep.len(),
-                need: feed.min_sources,
-                missing,
-            });
-        }
-        let used: Vec<Observation> = keep.iter().map(|i| fresh[*i].clone()).collect();
-        let rejected = drop
-            .into_iter()
-            .map(|(i, why)| (fresh[i].clone(), why))
-            .collect();
-        let mut survivors: Vec<Decimal> = used.iter().map(|o| o.price).collect();
-        let price = median(&mut survivors).ok_or(NoQuorum {
-            have: 0,
-            need: feed.min_sources,
-            missing: Vec::new(),
-        })?;
-        let observed_at_ms = used.iter().map(|o| o.observed_at_ms).max().unwrap_or(0);
-        Ok(Aggregate {
-            price,
-            confidence: confidence(&survivors, price),
-            used,
-            rejected,
-            observed_at_ms,
-        })
+        aggregate_of(feed, fresh, now_ms, rules, missing)
     }
 }
 
@@ -254,6 +330,7 @@ mod tests {
             max_age: Duration::from_secs(10),
             deviation_bps: 50,
             heartbeat: Duration::from_secs(60),
+            max_report_age: Duration::from_secs(120),
             adapter: None,
         }
     }
@@ -297,18 +374,24 @@ mod tests {
         }
     }
 
+    /// Inserts with a clock far enough ahead that nothing is from the future.
+    fn put(w: &mut Window, o: Observation) -> bool {
+        let seq = o.observed_at_ms * 100 + u64::from(o.source.as_str().as_bytes()[0]);
+        w.insert(seq, o, u64::MAX / 2, 0).is_ok()
+    }
+
     #[test]
     fn uses_newest_per_source_inside_max_age() {
         let f = feed(&["a", "b", "c"], 2);
         let mut w = Window::default();
-        assert!(w.insert(obs("a", "100", 1_000)));
-        assert!(w.insert(obs("a", "101", 2_000)));
+        assert!(put(&mut w, obs("a", "100", 1_000)));
+        assert!(put(&mut w, obs("a", "101", 2_000)));
         assert!(
-            !w.insert(obs("a", "99", 1_500)),
+            !put(&mut w, obs("a", "99", 1_500)),
             "older observation must not replace newer"
         );
-        w.insert(obs("b", "103", 2_000));
-        w.insert(obs("c", "500", 1_000));
+        put(&mut w, obs("b", "103", 2_000));
+        put(&mut w, obs("c", "500", 1_000));
         // At 12_000 with max_age 10 s, c (age 11 s) is stale; a and b (age 10 s) are fresh.
         let agg = w.aggregate(&f, 12_000, &Rules::default()).unwrap();
         assert_eq!(agg.used.len(), 2);
@@ -320,13 +403,13 @@ mod tests {
     fn no_quorum_names_missing_sources() {
         let f = feed(&["a", "b", "c"], 2);
         let mut w = Window::default();
-        w.insert(obs("a", "100", 1_000));
-        w.insert(obs("b", "100", 1_000));
+        put(&mut w, obs("a", "100", 1_000));
+        put(&mut w, obs("b", "100", 1_000));
         let err = w.aggregate(&f, 20_000, &Rules::default()).unwrap_err();
         assert_eq!(err.have, 0);
         assert_eq!(err.missing.len(), 3);
         let err = {
-            w.insert(obs("a", "100", 19_000));
+            put(&mut w, obs("a", "100", 19_000));
             w.aggregate(&f, 20_000, &Rules::default()).unwrap_err()
         };
         assert_eq!(err.have, 1);
@@ -335,14 +418,15 @@ mod tests {
             vec!["b".parse().unwrap(), "c".parse().unwrap()]
         );
         assert!(err.to_string().contains("b, c"));
+        assert!(err.rejected.is_empty());
     }
 
     #[test]
     fn sources_outside_the_feed_are_ignored() {
         let f = feed(&["a", "b"], 2);
         let mut w = Window::default();
-        w.insert(obs("a", "100", 1_000));
-        w.insert(obs("z", "1", 1_000));
+        put(&mut w, obs("a", "100", 1_000));
+        put(&mut w, obs("z", "1", 1_000));
         assert!(w.aggregate(&f, 1_000, &Rules::default()).is_err());
     }
 
@@ -351,13 +435,13 @@ mod tests {
         let mut f = feed(&["a", "b"], 2);
         f.fallbacks = vec!["c".parse().unwrap()];
         let mut w = Window::default();
-        w.insert(obs("a", "100", 1_000));
-        w.insert(obs("c", "102", 1_000));
+        put(&mut w, obs("a", "100", 1_000));
+        put(&mut w, obs("c", "102", 1_000));
         let agg = w.aggregate(&f, 1_000, &Rules::default()).unwrap();
         assert_eq!(agg.price, d("101"));
         // Only primaries are reported missing.
         w = Window::default();
-        w.insert(obs("a", "100", 1_000));
+        put(&mut w, obs("a", "100", 1_000));
         assert_eq!(
             w.aggregate(&f, 1_000, &Rules::default())
                 .unwrap_err()
@@ -376,12 +460,12 @@ mod tests {
             ("c", "99.98"),
             ("d", "150"),
         ] {
-            w.insert(obs(s, p, 1_000));
+            put(&mut w, obs(s, p, 1_000));
         }
         let agg = w.aggregate(&f, 1_000, &Rules::default()).unwrap();
         assert_eq!(agg.price, d("100.00"));
         assert_eq!(agg.rejected.len(), 1);
-        assert_eq!(agg.rejected[0].0.source.as_str(), "d");
+        assert_eq!(agg.rejected[0].0.obs.source.as_str(), "d");
         assert!(
             agg.rejected[0].1.contains("max spread"),
             "{}",
@@ -400,7 +484,7 @@ mod tests {
         let f = feed(&["a", "b", "c", "d"], 4);
         let mut w = Window::default();
         for (s, p) in [("a", "100"), ("b", "100"), ("c", "100"), ("d", "100.05")] {
-            w.insert(obs(s, p, 1_000));
+            put(&mut w, obs(s, p, 1_000));
         }
         // MAD is 0; the 10 bps floor keeps d (5 bps away).
         let agg = w.aggregate(&f, 1_000, &Rules::default()).unwrap();
@@ -453,14 +537,14 @@ mod tests {
                 let mut w = Window::default();
                 let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"];
                 for (i, p) in honest.iter().chain(wild.iter()).enumerate() {
-                    w.insert(obs(names[i], &p.to_string(), 1_000));
+                    put(&mut w, obs(names[i], &p.to_string(), 1_000));
                 }
                 let agg = w.aggregate(&f, 1_000, &Rules::default()).unwrap();
                 let (lo, hi) = (*honest.iter().min().unwrap(), *honest.iter().max().unwrap());
                 prop_assert!(lo <= agg.price && agg.price <= hi, "{} outside {lo}..{hi}", agg.price);
                 // The wild values are far beyond the max spread: always rejected.
                 for p in &wild {
-                    prop_assert!(agg.rejected.iter().any(|(o, _)| o.price == *p), "{p} not rejected");
+                    prop_assert!(agg.rejected.iter().any(|(e, _)| e.obs.price == *p), "{p} not rejected");
                 }
             }
 
@@ -471,10 +555,10 @@ mod tests {
                 let mut forward = Window::default();
                 let mut backward = Window::default();
                 for (i, p) in prices.iter().enumerate() {
-                    forward.insert(obs(names[i], &p.to_string(), 1_000));
+                    put(&mut forward, obs(names[i], &p.to_string(), 1_000));
                 }
                 for (i, p) in prices.iter().enumerate().rev() {
-                    backward.insert(obs(names[i], &p.to_string(), 1_000));
+                    put(&mut backward, obs(names[i], &p.to_string(), 1_000));
                 }
                 let summary = |w: &Window| match w.aggregate(&f, 1_000, &Rules::default()) {
                     Ok(a) => Ok((a.price, a.confidence, a.used.len())),
@@ -486,11 +570,67 @@ mod tests {
     }
 
     #[test]
+    fn an_observation_from_the_future_is_refused_not_kept() {
+        let f = feed(&["a", "b"], 2);
+        let mut w = Window::default();
+        // Ten seconds ahead of a clock at 1_000_000 with a 2 s skew: refused.
+        assert_eq!(
+            w.insert(1, obs("a", "100", 1_010_000), 1_000_000, 2_000),
+            Err(Refused::Future { ahead_ms: 10_000 })
+        );
+        // Inside the skew: kept, and the aggregate's time never runs ahead of now.
+        w.insert(2, obs("a", "100", 1_001_500), 1_000_000, 2_000)
+            .unwrap();
+        w.insert(3, obs("b", "102", 999_000), 1_000_000, 2_000)
+            .unwrap();
+        let agg = w.aggregate(&f, 1_000_000, &Rules::default()).unwrap();
+        assert_eq!(agg.observed_at_ms, 1_000_000);
+        assert_eq!(w.by_seq(3).unwrap().obs.source.as_str(), "b");
+        assert!(w.by_seq(1).is_none());
+    }
+
+    #[test]
+    fn a_cited_set_gives_the_window_aggregate_and_names_its_inputs() {
+        let f = feed(&["a", "b", "c", "d"], 3);
+        let mut w = Window::default();
+        for (s, p) in [
+            ("a", "100.00"),
+            ("b", "100.02"),
+            ("c", "99.98"),
+            ("d", "150"),
+        ] {
+            put(&mut w, obs(s, p, 1_000));
+        }
+        let agg = w.aggregate(&f, 1_000, &Rules::default()).unwrap();
+        let cited: Vec<Entry> = agg
+            .used
+            .iter()
+            .cloned()
+            .chain(agg.rejected.iter().map(|(e, _)| e.clone()))
+            .rev()
+            .collect();
+        let again = aggregate_of(&f, cited, 1_000, &Rules::default(), vec![]).unwrap();
+        assert_eq!(again, agg);
+        // Leaving the outlier out changes nothing but the rejected list; leaving
+        // an honest source out changes the price.
+        let honest: Vec<Entry> = agg.used.clone();
+        let without = aggregate_of(&f, honest, 1_000, &Rules::default(), vec![]).unwrap();
+        assert_eq!(without.price, agg.price);
+        assert!(without.rejected.is_empty());
+        let partial: Vec<Entry> = agg.used[..2]
+            .iter()
+            .cloned()
+            .chain(agg.rejected.iter().map(|(e, _)| e.clone()))
+            .collect();
+        assert!(aggregate_of(&f, partial, 1_000, &Rules::default(), vec![]).is_err());
+    }
+
+    #[test]
     fn prune_bounds_memory() {
         let f = feed(&["a", "b"], 1);
         let mut w = Window::default();
-        w.insert(obs("a", "100", 1_000));
-        w.insert(obs("b", "100", 50_000));
+        put(&mut w, obs("a", "100", 1_000));
+        put(&mut w, obs("b", "100", 50_000));
         w.prune(&f, 55_000);
         assert_eq!(w.newest.len(), 1);
     }

@@ -72,7 +72,8 @@ pub enum ApiError {
     /// The aggregator could not refresh the feed (its stable code).
     #[error("{message}")]
     Refresh {
-        /// `no_quorum` or `chain_error`.
+        /// `no_quorum`, `no_signer_quorum`, `chain_error`, `refresh_failed`
+        /// or `retry_failed`.
         code: &'static str,
         /// Its explanation.
         message: String,
@@ -139,7 +140,9 @@ impl ApiError {
             ApiError::NoData(_) | ApiError::NoAggregator | ApiError::Bus(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Refresh { code, .. } if *code == "no_quorum" => {
+            ApiError::Refresh { code, .. }
+                if *code == "no_quorum" || *code == "no_signer_quorum" =>
+            {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Refresh { .. } => StatusCode::BAD_GATEWAY,
@@ -153,6 +156,40 @@ impl ApiError {
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+}
+
+impl ApiError {
+    /// The error for an aggregator's answer with `code` (the codes both sides
+    /// share); codes with no meaning for a client become `otherwise`.
+    pub fn from_reply(
+        code: oracle_common::wire::ErrorCode,
+        message: String,
+        pair: Option<&oracle_common::Pair>,
+        otherwise: &'static str,
+    ) -> Self {
+        use oracle_common::wire::ErrorCode;
+        match code {
+            ErrorCode::UnknownPair => {
+                ApiError::UnknownPair(pair.map(|p| p.to_string()).unwrap_or(message))
+            }
+            ErrorCode::NoQuorum => ApiError::Refresh {
+                code: "no_quorum",
+                message,
+            },
+            ErrorCode::NoSignerQuorum => ApiError::Refresh {
+                code: "no_signer_quorum",
+                message,
+            },
+            ErrorCode::ChainError => ApiError::Refresh {
+                code: "chain_error",
+                message,
+            },
+            ErrorCode::BadRequest | ErrorCode::Unknown => ApiError::Refresh {
+                code: otherwise,
+                message: format!("{}: {message}", code.as_str()),
+            },
         }
     }
 }

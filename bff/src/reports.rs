@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use oracle_common::Pair;
-use oracle_common::wire::ReportMessage;
+use oracle_common::wire::{ReportMessage, WireMessage};
 use rust_decimal::Decimal;
 
 /// Rounds remembered per feed.
@@ -43,10 +43,15 @@ impl Reports {
             return;
         };
         inner.last_seq = inner.last_seq.max(seq);
-        let Ok(r) = serde_json::from_slice::<ReportMessage>(payload) else {
+        // Refusals share the stream; they are not reports.
+        let Ok(r) = ReportMessage::decode(payload) else {
             return;
         };
-        let mut sources: Vec<&str> = r.used.iter().map(|o| o.source.as_str()).collect();
+        let mut sources: Vec<&str> = r
+            .used
+            .iter()
+            .map(|u| u.observation.source.as_str())
+            .collect();
         sources.sort_unstable();
         sources.dedup();
         let rounds = inner.rounds.entry(r.pair.clone()).or_default();

@@ -191,7 +191,9 @@ impl Submissions {
             SUBMISSIONS_STREAM,
             shutdown,
             move || this.last_seq(),
-            |seq, payload| match serde_json::from_slice::<SubmissionEvent>(payload) {
+            |seq, payload| match <SubmissionEvent as oracle_common::wire::WireMessage>::decode(
+                payload,
+            ) {
                 Ok(event) => self.apply(seq, event),
                 Err(e) => warn!(seq, error = %e, "unreadable submission event skipped"),
             },
@@ -208,6 +210,7 @@ mod tests {
     fn event(id: &str, status: SubmissionStatus, pair: &str) -> SubmissionEvent {
         let report = SubmittedReport {
             pair: pair.parse().unwrap(),
+            feed_index: 0,
             round: 1,
             price_scaled: "1".into(),
             observed_at: 1,
@@ -215,7 +218,7 @@ mod tests {
         SubmissionEvent {
             status,
             at_ms: created_ms(id).unwrap(),
-            ..SubmissionEvent::queued(id.into(), "a".into(), vec![report], None)
+            ..SubmissionEvent::queued(id.into(), "a".into(), "0x0".into(), vec![report], None)
         }
     }
 

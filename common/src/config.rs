@@ -246,6 +246,13 @@ pub struct FeedConfig {
     /// Update at least this often.
     #[serde(default = "default_heartbeat", with = "humantime_serde")]
     pub heartbeat: Duration,
+    /// How old a report's observation time may be when a block includes it
+    /// (1 s to 4095 s): the hub skips older reports (`ReportTooOld`), so that
+    /// a signed batch withheld and relayed later cannot look fresh. Set on the
+    /// hub at deployment (`setMaxReportAge` changes it); the aggregator reads
+    /// the hub's value.
+    #[serde(default = "default_max_report_age", with = "humantime_serde")]
+    pub max_report_age: Duration,
     /// The feed's Chainlink-compatible `FeedAdapter`, as `oracle-deploy`
     /// printed it; shown by the bff's `/v1/feeds`.
     #[serde(default)]
@@ -267,6 +274,12 @@ fn default_deviation_bps() -> u32 {
 fn default_heartbeat() -> Duration {
     Duration::from_secs(3600)
 }
+fn default_max_report_age() -> Duration {
+    Duration::from_secs(120)
+}
+
+/// The longest `max_report_age` the hub stores (12 bits of seconds).
+pub const MAX_REPORT_AGE_LIMIT: Duration = Duration::from_secs(4095);
 
 /// One price source.
 #[derive(Debug, Clone, Deserialize)]
@@ -350,7 +363,8 @@ impl SourceConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeployConfig {
-    /// Authorized signers; when empty, the addresses of `aggregator.signer_keys`.
+    /// Authorized signers, one per aggregator node; when empty, the address of
+    /// `aggregator.signer_key` alone (a single-node deployment).
     pub signers: Vec<alloy::primitives::Address>,
     /// Distinct signatures per batch; when unset, a majority of the signers.
     pub threshold: Option<u8>,
@@ -403,6 +417,10 @@ pub struct FetchersConfig {
     pub publish_buffer: usize,
     /// Where `/metrics` and `/healthz` listen.
     pub metrics_addr: SocketAddr,
+    /// How far ahead of this host's clock an exchange's data timestamp may be;
+    /// a quote dated later is refused (`future_timestamp`), never published.
+    #[serde(with = "humantime_serde")]
+    pub max_clock_skew: Duration,
 }
 
 impl Default for FetchersConfig {
@@ -418,6 +436,7 @@ impl Default for FetchersConfig {
             breaker_cooldown: Duration::from_secs(30),
             publish_buffer: 10_000,
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9101)),
+            max_clock_skew: Duration::from_secs(2),
         }
     }
 }
@@ -426,14 +445,22 @@ impl Default for FetchersConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AggregatorConfig {
-    /// Name of the durable JetStream consumer.
+    /// This node's name: its durable JetStream consumer, its leader-lease
+    /// holder id, and the `aggregator` of its submissions. Unique per node.
     pub consumer: String,
-    /// How often feeds are evaluated for an update.
+    /// How often feeds are evaluated without a new observation (heartbeats);
+    /// an observation that makes a feed due is evaluated at once.
     #[serde(with = "humantime_serde")]
     pub tick: Duration,
-    /// Keys that sign reports (EIP-712), hex; each must be an authorized signer of the hub.
+    /// This node's one signer key (EIP-712 reports), hex; an authorized signer
+    /// of the hub. Each node of the quorum is run by its own operator with
+    /// exactly one key.
+    pub signer_key: Secret,
+    /// Refused: a list of signer keys in one process would let one host sign
+    /// for the whole quorum. Present only to say so by name at start-up.
     pub signer_keys: Vec<Secret>,
-    /// Key of the account that pays for and sends transactions, hex.
+    /// Key of the account that pays for and sends transactions, hex (each node
+    /// has its own; only the leader sends).
     pub sender_key: Secret,
     /// How long to wait for a transaction receipt.
     #[serde(with = "humantime_serde")]
@@ -466,6 +493,17 @@ pub struct AggregatorConfig {
     /// its own `consumer` name.
     #[serde(with = "humantime_serde")]
     pub lease_ttl: Duration,
+    /// How long the leader waits for the other nodes' signatures on a
+    /// proposal; nodes refuse to sign after it.
+    #[serde(with = "humantime_serde")]
+    pub proposal_timeout: Duration,
+    /// A node signs only if its own newest-per-source median lies within this
+    /// many basis points of the proposed price (no cherry-picked sources).
+    pub max_disagreement_bps: u32,
+    /// How far ahead of this node's clock an observation (or a proposal's
+    /// computation time) may be; later ones are rejected and counted.
+    #[serde(with = "humantime_serde")]
+    pub max_clock_skew: Duration,
 }
 
 impl Default for AggregatorConfig {
@@ -473,6 +511,7 @@ impl Default for AggregatorConfig {
         Self {
             consumer: "aggregator".into(),
             tick: Duration::from_millis(500),
+            signer_key: Secret::default(),
             signer_keys: Vec::new(),
             sender_key: Secret::default(),
             receipt_timeout: Duration::from_secs(60),
@@ -486,6 +525,9 @@ impl Default for AggregatorConfig {
             max_fee_per_gas_gwei: 500,
             refresh_timeout: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(6),
+            proposal_timeout: Duration::from_secs(2),
+            max_disagreement_bps: 50,
+            max_clock_skew: Duration::from_secs(2),
         }
     }
 }
@@ -713,6 +755,14 @@ impl Config {
             if feed.heartbeat.is_zero() {
                 return Err(ConfigError::key(k("heartbeat"), "must be positive"));
             }
+            if feed.max_report_age < Duration::from_secs(1)
+                || feed.max_report_age > MAX_REPORT_AGE_LIMIT
+            {
+                return Err(ConfigError::key(
+                    k("max_report_age"),
+                    "must be between 1s and 4095s (the hub stores 12 bits of seconds)",
+                ));
+            }
             if feed.deviation_bps == 0 || feed.deviation_bps > 10_000 {
                 return Err(ConfigError::key(
                     k("deviation_bps"),
@@ -810,6 +860,28 @@ impl Config {
             ));
         }
         let a = &self.aggregator;
+        if !a.signer_keys.is_empty() {
+            return Err(ConfigError::key(
+                "aggregator.signer_keys",
+                format!(
+                    "holds {} keys, but a node holds exactly one signer key: set \
+                     aggregator.signer_key to this node's key and run one aggregator per key",
+                    a.signer_keys.len()
+                ),
+            ));
+        }
+        if a.proposal_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::key(
+                "aggregator.proposal_timeout",
+                "must be at least 100ms",
+            ));
+        }
+        if a.max_disagreement_bps == 0 || a.max_disagreement_bps > 10_000 {
+            return Err(ConfigError::key(
+                "aggregator.max_disagreement_bps",
+                "must be between 1 and 10000",
+            ));
+        }
         if !(a.outlier_k.is_finite() && a.outlier_k > 0.0) {
             return Err(ConfigError::key(
                 "aggregator.outlier_k",
@@ -1037,7 +1109,7 @@ min_price = "1000"
 max_price = "10000000"
 
 [aggregator]
-signer_keys = ["0x01"]
+signer_key = "0x01"
 "#;
 
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -1178,6 +1250,35 @@ signer_keys = ["0x01"]
             !shown.contains("0xabc") && !shown.contains("0x01"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_list_of_signer_keys_is_refused_by_name_without_showing_them() {
+        let text = SAMPLE.replace(
+            "signer_key = \"0x01\"",
+            "signer_keys = [\"0xaaaa\", \"0xbbbb\"]",
+        );
+        let err = load(&text, &[]).unwrap_err().to_string();
+        assert!(err.contains("aggregator.signer_keys"), "{err}");
+        assert!(err.contains("exactly one signer key"), "{err}");
+        assert!(!err.contains("0xaaaa") && !err.contains("0xbbbb"), "{err}");
+        // One key is the way.
+        assert_eq!(
+            load(SAMPLE, &[]).unwrap().aggregator.signer_key.expose(),
+            "0x01"
+        );
+    }
+
+    #[test]
+    fn max_report_age_must_fit_the_hub() {
+        let c = load(SAMPLE, &[]).unwrap();
+        assert_eq!(c.feeds[0].max_report_age, Duration::from_secs(120));
+        for bad in ["0s", "4096s"] {
+            let err = load(SAMPLE, &[("ORACLE__FEEDS__0__MAX_REPORT_AGE", bad)]).unwrap_err();
+            assert!(err.to_string().contains("feeds[0].max_report_age"), "{err}");
+        }
+        let ok = load(SAMPLE, &[("ORACLE__FEEDS__0__MAX_REPORT_AGE", "4095s")]).unwrap();
+        assert_eq!(ok.feeds[0].max_report_age, Duration::from_secs(4095));
     }
 
     #[test]

@@ -74,24 +74,34 @@ fn chain_err(step: impl Into<String>) -> impl FnOnce(String) -> DeployError {
 /// The signer addresses and threshold `config` deploys with.
 pub fn signer_set(config: &Config) -> Result<(Vec<Address>, u8), DeployError> {
     let mut signers = config.deploy.signers.clone();
-    if signers.is_empty() {
-        for key in &config.aggregator.signer_keys {
-            let signer: PrivateKeySigner =
-                key.expose()
-                    .trim()
-                    .parse()
-                    .map_err(|_| DeployError::Config {
-                        key: "aggregator.signer_keys",
-                        message: "holds a value that is not a private key".into(),
-                    })?;
-            signers.push(signer.address());
-        }
+    if signers.is_empty() && !config.aggregator.signer_key.is_empty() {
+        let signer: PrivateKeySigner = config
+            .aggregator
+            .signer_key
+            .expose()
+            .trim()
+            .parse()
+            .map_err(|_| DeployError::Config {
+                key: "aggregator.signer_key",
+                message: "is not a private key".into(),
+            })?;
+        signers.push(signer.address());
     }
     if signers.is_empty() || signers.len() > 255 {
         return Err(DeployError::Config {
             key: "deploy.signers",
-            message: "needs 1 to 255 signers (or aggregator.signer_keys to derive them from)"
+            message: "needs 1 to 255 signers, one per aggregator node (or aggregator.signer_key \
+                      for a single node)"
                 .into(),
+        });
+    }
+    let mut distinct = signers.clone();
+    distinct.sort();
+    distinct.dedup();
+    if distinct.len() != signers.len() {
+        return Err(DeployError::Config {
+            key: "deploy.signers",
+            message: "names a signer twice".into(),
         });
     }
     let threshold = config
@@ -152,12 +162,14 @@ pub async fn deploy(
         let (min, max) = (scale(feed.min_price)?, scale(feed.max_price)?);
         let description = format!("{} / {}", feed.pair.base(), feed.pair.quote());
         let heartbeat = u32::try_from(feed.heartbeat.as_secs()).unwrap_or(u32::MAX);
+        let max_report_age = u32::try_from(feed.max_report_age.as_secs()).unwrap_or(u32::MAX);
         hub.addFeed(
             feed.pair.feed_id(),
             feed.decimals,
             alloy::primitives::I256::try_from(min).unwrap_or_default(),
             alloy::primitives::I256::try_from(max).unwrap_or_default(),
             heartbeat,
+            max_report_age,
             description,
         )
         .send()

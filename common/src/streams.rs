@@ -1,5 +1,6 @@
 //! JetStream stream set-up shared by the services: each creates the streams it
-//! uses (idempotently) so that start-up order does not matter.
+//! uses (idempotently) so that start-up order does not matter, and brings an
+//! older stream's subjects and direct-get setting up to date.
 
 use async_nats::jetstream::{self, stream};
 
@@ -19,27 +20,44 @@ pub struct StreamError {
 async fn ensure(
     js: &jetstream::Context,
     name: &'static str,
-    subjects: &str,
+    subjects: &[&str],
     max_age: std::time::Duration,
+    allow_direct: bool,
     config: &NatsConfig,
 ) -> Result<stream::Stream, StreamError> {
-    js.get_or_create_stream(stream::Config {
-        name: name.to_owned(),
-        subjects: vec![subjects.to_owned()],
-        max_age,
-        duplicate_window: config.duplicate_window,
-        num_replicas: config.replicas,
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| StreamError {
+    let failed = |e: &dyn std::fmt::Display| StreamError {
         stream: name,
         message: e.to_string(),
-    })
+    };
+    let wanted: Vec<String> = subjects.iter().map(|s| (*s).to_owned()).collect();
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: name.to_owned(),
+            subjects: wanted.clone(),
+            max_age,
+            duplicate_window: config.duplicate_window,
+            num_replicas: config.replicas,
+            storage: stream::StorageType::File,
+            allow_direct,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| failed(&e))?;
+    let current = &stream.cached_info().config;
+    if current.subjects != wanted || current.allow_direct != allow_direct {
+        // A stream created by an older version: same data, current subjects.
+        let mut updated = current.clone();
+        updated.subjects = wanted;
+        updated.allow_direct = allow_direct;
+        js.update_stream(updated).await.map_err(|e| failed(&e))?;
+        return js.get_stream(name).await.map_err(|e| failed(&e));
+    }
+    Ok(stream)
 }
 
-/// Creates (or opens) `ORACLE_OBS` with deduplication on `Nats-Msg-Id`.
+/// Creates (or opens) `ORACLE_OBS` with deduplication on `Nats-Msg-Id` and
+/// direct gets (aggregator nodes load the observations a proposal cites by
+/// sequence from any replica).
 pub async fn ensure_obs_stream(
     js: &jetstream::Context,
     config: &NatsConfig,
@@ -47,14 +65,15 @@ pub async fn ensure_obs_stream(
     ensure(
         js,
         wire::OBS_STREAM,
-        wire::OBS_SUBJECTS,
+        &[wire::OBS_SUBJECTS],
         config.obs_max_age,
+        true,
         config,
     )
     .await
 }
 
-/// Creates (or opens) `ORACLE_REPORTS`.
+/// Creates (or opens) `ORACLE_REPORTS`: reports and the nodes' refusals.
 pub async fn ensure_reports_stream(
     js: &jetstream::Context,
     config: &NatsConfig,
@@ -62,8 +81,9 @@ pub async fn ensure_reports_stream(
     ensure(
         js,
         wire::REPORTS_STREAM,
-        wire::REPORTS_SUBJECTS,
+        &[wire::REPORTS_SUBJECTS, wire::REFUSALS_SUBJECTS],
         config.obs_max_age,
+        false,
         config,
     )
     .await
@@ -78,8 +98,9 @@ pub async fn ensure_submissions_stream(
     ensure(
         js,
         wire::SUBMISSIONS_STREAM,
-        wire::SUBMISSIONS_SUBJECTS,
+        &[wire::SUBMISSIONS_SUBJECTS],
         std::time::Duration::ZERO,
+        false,
         config,
     )
     .await

@@ -9,14 +9,21 @@ pragma solidity ^0.8.24;
 ///      in reports by the index the hub assigned at registration (see `feedIndex`); signatures bind the
 ///      index to this hub and chain through the EIP-712 domain.
 ///
+///      Wire format of `submit` (packed, big-endian, to keep calldata small): each report is 26 bytes,
+///      `feedIndex (2) | roundId (4) | price (16, two's complement) | observedAt (4)`; each signature is
+///      65 bytes, `r (32) | s (32) | v (1)`. Every field has exactly its type's width, so no value can be
+///      truncated or carry stray high bits. Signers sign the EIP-712 typed data `Batch(Report[] reports)`
+///      of the unpacked reports (see `batchDigest`), not the bytes.
+///
 ///      Batch policy: the signature set is checked for the whole batch (any fault reverts it). A report
-///      that fails its own checks (unknown or paused feed, round not increasing, observation time going
-///      back or too far ahead, price out of bounds) is skipped with `ReportRejected` and the other
-///      reports still apply: one bad feed never blocks the rest.
+///      that fails its own checks (unknown or paused feed, round other than latest + 1, observation time
+///      going back, too far ahead or older than the feed's `maxReportAge`, price out of bounds) is
+///      skipped with `ReportRejected` and the other reports still apply: one bad feed never blocks the
+///      rest.
 interface IOracleHub {
     /// @notice One feed's new value, as signed by the oracle's signers.
     /// @param feedIndex  The feed's index in this hub.
-    /// @param roundId    Must be greater than the feed's latest round.
+    /// @param roundId    Must be the feed's latest round + 1 (rounds are consecutive).
     /// @param price      Price scaled by 10^decimals of the feed; must lie strictly inside the bounds.
     /// @param observedAt Unix seconds of the observations the price was computed from.
     struct Report {
@@ -24,13 +31,6 @@ interface IOracleHub {
         uint32 roundId;
         int128 price;
         uint32 observedAt;
-    }
-
-    /// @notice A secp256k1 signature over the batch digest; v is 27 or 28, s in the lower half order.
-    struct Signature {
-        uint8 v;
-        bytes32 r;
-        bytes32 s;
     }
 
     /// @notice Everything the hub knows about a feed.
@@ -42,6 +42,7 @@ interface IOracleHub {
         int256 minPrice;
         int256 maxPrice;
         uint32 heartbeat;
+        uint32 maxReportAge;
         string description;
     }
 
@@ -67,6 +68,10 @@ interface IOracleHub {
     error InvalidDecimals(uint8 decimals);
     /// @notice The batch holds no report.
     error EmptyBatch();
+    /// @notice The packed reports or signatures are not a whole number of 26- or 65-byte records.
+    error MalformedBatch(uint256 reportsLength, uint256 signaturesLength);
+    /// @notice `maxReportAge` must be within 1..4095 seconds.
+    error InvalidMaxReportAge(uint256 maxReportAge);
     /// @notice Submissions are paused for every feed.
     error HubPaused();
     /// @notice Fewer signatures than the threshold.
@@ -77,6 +82,8 @@ interface IOracleHub {
     error UnauthorizedSigner(address signer);
     /// @notice Signers must be strictly ascending by address (this also rejects duplicates).
     error SignersNotAscending(address previous, address next);
+    /// @notice The hub holds at most 255 signers.
+    error TooManySigners(uint256 count);
     /// @notice The address is a signer already.
     error SignerExists(address signer);
     /// @notice The address is not a signer.
@@ -92,12 +99,15 @@ interface IOracleHub {
 
     // Reasons a report is skipped (their selectors travel in `ReportRejected.reason`).
 
-    /// @notice The report's round is not greater than the feed's latest round.
-    error StaleRound(uint16 feedIndex, uint32 given, uint32 current);
+    /// @notice The report's round is not the feed's latest round + 1.
+    error UnexpectedRound(uint16 feedIndex, uint32 given, uint32 current);
     /// @notice The report's observation time is older than the stored one.
     error ObservationTooOld(uint16 feedIndex, uint32 given, uint32 current);
     /// @notice The report's observation time is ahead of the block beyond the allowed skew.
     error ObservationInFuture(uint16 feedIndex, uint32 given, uint256 blockTime);
+    /// @notice The report's observation time is older than the feed's `maxReportAge` at inclusion: a
+    ///         signed batch withheld and relayed later cannot look fresh to consumers.
+    error ReportTooOld(uint16 feedIndex, uint32 observedAt, uint256 blockTime);
     /// @notice The price is at or beyond the feed's bounds (never clamped).
     error OutOfBounds(uint16 feedIndex, int128 price);
     /// @notice The feed is paused.
@@ -113,10 +123,13 @@ interface IOracleHub {
         int256 minPrice,
         int256 maxPrice,
         uint32 heartbeat,
+        uint32 maxReportAge,
         string description
     );
     /// @notice A feed's bounds changed.
     event BoundsSet(bytes32 indexed feedId, int256 minPrice, int256 maxPrice);
+    /// @notice A feed's report age limit changed.
+    event MaxReportAgeSet(bytes32 indexed feedId, uint32 maxReportAge);
     /// @notice A feed was paused or resumed.
     event FeedPausedSet(bytes32 indexed feedId, bool paused);
     /// @notice All submissions were paused or resumed.
@@ -142,9 +155,10 @@ interface IOracleHub {
     // ------------------------------------------------------------------ writes
 
     /// @notice Verify a signed batch and apply its reports (see the batch policy above).
-    /// @param reports    The reports.
-    /// @param signatures Signatures over `batchDigest(reports)`, ordered by ascending signer address.
-    function submit(Report[] calldata reports, Signature[] calldata signatures) external;
+    /// @param reports    The packed reports, 26 bytes each (see the wire format above).
+    /// @param signatures Packed signatures over `batchDigest(reports)`, 65 bytes each, ordered by
+    ///                   ascending signer address; v is 27 or 28 and s in the lower half order.
+    function submit(bytes calldata reports, bytes calldata signatures) external;
 
     /// @notice Register a feed. Owner only. Pre-writes its 64-round history so that every update
     ///         costs the same.
@@ -153,6 +167,8 @@ interface IOracleHub {
     /// @param minPrice    Prices must be greater (scaled units).
     /// @param maxPrice    Prices must be smaller (scaled units).
     /// @param heartbeat   Seconds between updates the oracle aims at (a hint for readers).
+    /// @param maxReportAge Seconds a report's observation time may lie behind the block that includes it
+    ///                    (1..4095); older reports are skipped.
     /// @param description Human-readable name, e.g. "BTC / USD".
     /// @return index The feed's index, used in reports.
     function addFeed(
@@ -161,11 +177,15 @@ interface IOracleHub {
         int256 minPrice,
         int256 maxPrice,
         uint32 heartbeat,
+        uint32 maxReportAge,
         string calldata description
     ) external returns (uint16 index);
 
     /// @notice Change a feed's bounds. Owner only.
     function setBounds(bytes32 feedId, int256 minPrice, int256 maxPrice) external;
+
+    /// @notice Change a feed's report age limit (1..4095 seconds). Owner only.
+    function setMaxReportAge(bytes32 feedId, uint32 maxReportAge) external;
 
     /// @notice Pause or resume one feed. Owner only.
     function setFeedPaused(bytes32 feedId, bool paused) external;
@@ -190,8 +210,9 @@ interface IOracleHub {
 
     // ------------------------------------------------------------------ reads
 
-    /// @notice The EIP-712 digest signers sign for a batch.
-    function batchDigest(Report[] calldata reports) external view returns (bytes32);
+    /// @notice The EIP-712 digest signers sign for a batch of packed reports: the typed data
+    ///         `Batch(Report[] reports)` of the unpacked reports.
+    function batchDigest(bytes calldata reports) external view returns (bytes32);
 
     /// @notice The index of a registered feed. Reverts with UnknownFeed.
     function feedIndex(bytes32 feedId) external view returns (uint16);
@@ -239,6 +260,9 @@ interface IOracleHub {
 
     /// @notice Whether an address is an authorized signer.
     function isSigner(address signer) external view returns (bool);
+
+    /// @notice The authorized signers, ascending.
+    function signers() external view returns (address[] memory);
 
     /// @notice The number of distinct signatures a batch needs.
     function threshold() external view returns (uint8);

@@ -5,14 +5,16 @@ import {IOracleHub} from "./IOracleHub.sol";
 
 /// @title OracleHub
 /// @notice Many price feeds updated by batches of reports signed (EIP-712) by a quorum of authorized
-///         signers. See IOracleHub for the interface and the batch policy.
+///         signers. See IOracleHub for the interface, the packed wire format and the batch policy.
 /// @dev Storage is laid out so that an update touches as little as possible:
-///      - `_config[i >> 2]`: read-only config of 4 feeds per slot, 64 bits each:
-///        flags (8: bit0 exists, bit1 paused) | decimals (8) | min bound (16-bit m, 8-bit e) |
-///        max bound (16-bit m, 8-bit e), a bound being m * 10^e.
+///      - `_config[i >> 2]`: read-only config of 4 feeds per slot, 64 bits each: flags (2: bit0 exists,
+///        bit1 paused) | decimals (6) | min bound (16-bit m, 6-bit e) | max bound (16-bit m, 6-bit e) |
+///        maxReportAge (12, seconds), a bound being m * 10^e.
 ///      - `_rounds[i >> 2]`: latest round (32) and observation time (32) of 4 feeds per slot.
-///      - `_ring[i][round % 64]`: one slot per stored round, which is also the latest value:
-///        price (128) | round (32) | observedAt (32) | updatedAt (32) | marker (32, always 1).
+///      - the ring, slot `RING_BASE + i * 64 + round % 64`: one slot per stored round, which is also the
+///        latest value: price (128) | round (32) | observedAt (32) | updatedAt (32) | marker (32,
+///        always 1). A namespaced region (ERC-7201 id `oraclehub.storage.ring`) rather than a mapping,
+///        so that an update does not hash to find its slot.
 ///      All three are written non-zero at registration, so an update never pays for a fresh slot.
 contract OracleHub is IOracleHub {
     struct Meta {
@@ -22,11 +24,19 @@ contract OracleHub is IOracleHub {
     }
 
     uint256 private constant HISTORY = 64;
+    uint256 private constant REPORT_SIZE = 26;
+    uint256 private constant SIGNATURE_SIZE = 65;
     uint256 private constant MASK64 = 0xFFFFFFFFFFFFFFFF;
-    uint256 private constant MASK32 = 0xFFFFFFFF;
     uint256 private constant FLAG_EXISTS = 1;
     uint256 private constant FLAG_PAUSED = 2;
     uint256 private constant MAX_BOUND_EXP = 33;
+    uint256 private constant MAX_REPORT_AGE_LIMIT = 4095;
+    /// @dev Bit offsets inside a feed's 64-bit config entry.
+    uint256 private constant DECIMALS_SHIFT = 2;
+    uint256 private constant BOUNDS_SHIFT = 8;
+    uint256 private constant AGE_SHIFT = 52;
+    /// @dev ERC-7201: keccak256(abi.encode(uint256(keccak256("oraclehub.storage.ring")) - 1)) & ~0xff.
+    uint256 private constant RING_BASE = 0xb9c859efba35406f06d4b5faddc2aad22dc87ced63527e1e7bd26db280948900;
 
     bytes32 private constant REPORT_TYPEHASH =
         keccak256("Report(uint16 feedIndex,uint32 roundId,int128 price,uint32 observedAt)");
@@ -47,8 +57,10 @@ contract OracleHub is IOracleHub {
     uint32 public immutable maxFutureSkew;
     /// @inheritdoc IOracleHub
     address public owner;
-    /// @inheritdoc IOracleHub
-    address public pendingOwner;
+    /// @dev The authorized signers, ascending, as the code of a data contract (a STOP byte, then 20
+    ///      bytes per signer): one cold EXTCODECOPY reads them all, where a mapping would cost a cold
+    ///      SLOAD per signature. Shares a slot with the four fields below, which `submit` reads too.
+    address private _signerList;
     /// @inheritdoc IOracleHub
     uint8 public threshold;
     /// @inheritdoc IOracleHub
@@ -57,13 +69,13 @@ contract OracleHub is IOracleHub {
     bool public paused;
     /// @inheritdoc IOracleHub
     uint16 public feedCount;
+    /// @inheritdoc IOracleHub
+    address public pendingOwner;
 
-    mapping(address => bool) private _signers;
     mapping(bytes32 => uint256) private _indexPlusOne;
     mapping(uint256 => Meta) private _meta;
     mapping(uint256 => uint256) private _config;
     mapping(uint256 => uint256) private _rounds;
-    mapping(uint256 => uint256[HISTORY]) private _ring;
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner(msg.sender);
@@ -81,27 +93,33 @@ contract OracleHub is IOracleHub {
         maxFutureSkew = maxFutureSkew_;
         _cachedChainId = block.chainid;
         _cachedDomainSeparator = _buildDomainSeparator();
+        address[] memory list = new address[](0);
         for (uint256 i = 0; i < signers_.length; ++i) {
-            _addSigner(signers_[i]);
+            list = _inserted(list, signers_[i]);
         }
+        _writeSigners(list);
         _setThreshold(threshold_);
     }
 
     // ================================================================== submit
 
     /// @inheritdoc IOracleHub
-    /// @dev The loop runs in assembly over the raw calldata words, which are exactly the words the
-    ///      digest hashes: a non-canonical encoding changes the digest and fails the signature check,
-    ///      so no separate ABI validation is needed.
-    function submit(Report[] calldata reports, Signature[] calldata signatures) external {
-        if (reports.length == 0) revert EmptyBatch();
+    function submit(bytes calldata reports, bytes calldata signatures) external {
+        uint256 count = reports.length / REPORT_SIZE;
+        if (count * REPORT_SIZE != reports.length || signatures.length % SIGNATURE_SIZE != 0) {
+            revert MalformedBatch(reports.length, signatures.length);
+        }
+        if (count == 0) revert EmptyBatch();
         if (paused) revert HubPaused();
-        _verifySignatures(_batchDigest(reports), signatures, threshold);
+        _verifySignatures(_batchDigest(reports), signatures, threshold, _signerList, signerCount);
         _apply(reports);
     }
 
     /// @dev Applies each report or skips it with its reason (see the batch policy in IOracleHub).
-    function _apply(Report[] calldata reports) private {
+    ///      A packed report read as one word `w` (26 bytes, then the next record's first 6): feedIndex is
+    ///      `w >> 240`, roundId `(w >> 208) & 0xFFFFFFFF`, price `signextend(15, w >> 80)` (its low 128
+    ///      bits are the two's complement), observedAt `(w >> 48) & 0xFFFFFFFF`.
+    function _apply(bytes calldata reports) private {
         // Constants the loop needs, kept in memory to spare stack slots: [0] event topic of
         // PriceUpdated, [1] of ReportRejected, [2] the skip reasons' selectors (code k at bits
         // 32k..32k+31), [3] the latest observation time allowed, [4] scratch for event data.
@@ -109,10 +127,11 @@ contract OracleHub is IOracleHub {
             uint256(PriceUpdated.selector),
             uint256(ReportRejected.selector),
             uint256(uint32(UnknownFeedIndex.selector)) | (uint256(uint32(FeedPaused.selector)) << 32)
-                | (uint256(uint32(StaleRound.selector)) << 64)
+                | (uint256(uint32(UnexpectedRound.selector)) << 64)
                 | (uint256(uint32(ObservationTooOld.selector)) << 96)
                 | (uint256(uint32(ObservationInFuture.selector)) << 128)
-                | (uint256(uint32(OutOfBounds.selector)) << 160),
+                | (uint256(uint32(ReportTooOld.selector)) << 160)
+                | (uint256(uint32(OutOfBounds.selector)) << 192),
             block.timestamp + maxFutureSkew,
             0
         ];
@@ -122,12 +141,9 @@ contract OracleHub is IOracleHub {
             let roundSlot := 0
             let roundWord := 0
             let dirty := 0
-            for { let p := reports.offset } lt(p, add(reports.offset, shl(7, reports.length))) {
-                p := add(p, 0x80)
-            } {
-                let index := calldataload(p)
-                let round := calldataload(add(p, 0x20))
-                // price at p + 0x40 and observedAt at p + 0x60 are read where used (stack depth).
+            for { let p := reports.offset } lt(p, add(reports.offset, reports.length)) { p := add(p, 26) } {
+                let w := calldataload(p)
+                let index := shr(240, w)
                 if iszero(eq(shr(2, index), group)) {
                     if dirty { sstore(roundSlot, roundWord) }
                     group := shr(2, index)
@@ -141,34 +157,31 @@ contract OracleHub is IOracleHub {
                 }
                 let shift := shl(6, and(index, 3))
                 let config := shr(shift, configWord)
-                // Reason codes: 0 unknown feed, 1 paused, 2 stale round, 3 too old, 4 in future,
-                // 5 out of bounds, 6 none (the first failing check, in this order, wins).
-                let reason := 6
+                let round := and(shr(208, w), 0xFFFFFFFF)
+                let at := and(shr(48, w), 0xFFFFFFFF)
+                // Reason codes: 0 unknown feed, 1 paused, 2 round not latest + 1, 3 observation time going
+                // back, 4 too far ahead, 5 older than maxReportAge, 6 out of bounds, 7 none (the first
+                // failing check, in this order, wins: later assignments below override earlier ones).
+                let reason := 7
                 switch and(config, 3)
                 case 1 {
+                    let price := signextend(15, shr(80, w))
                     if iszero(
                         and(
-                            sgt(
-                                calldataload(add(p, 0x40)),
-                                mul(and(shr(16, config), 0xFFFF), exp(10, and(shr(32, config), 0xFF)))
-                            ),
-                            slt(
-                                calldataload(add(p, 0x40)),
-                                mul(and(shr(40, config), 0xFFFF), exp(10, and(shr(56, config), 0xFF)))
-                            )
+                            sgt(price, mul(and(shr(8, config), 0xFFFF), exp(10, and(shr(24, config), 0x3F)))),
+                            slt(price, mul(and(shr(30, config), 0xFFFF), exp(10, and(shr(46, config), 0x3F))))
                         )
-                    ) { reason := 5 }
-                    if gt(calldataload(add(p, 0x60)), mload(add(k, 0x60))) { reason := 4 }
-                    if lt(calldataload(add(p, 0x60)), and(shr(shift, roundWord), 0xFFFFFFFF)) {
-                        reason := 3
-                    }
-                    if iszero(gt(round, and(shr(add(shift, 32), roundWord), 0xFFFFFFFF))) {
+                    ) { reason := 6 }
+                    if lt(add(at, and(shr(52, config), 0xFFF)), timestamp()) { reason := 5 }
+                    if gt(at, mload(add(k, 0x60))) { reason := 4 }
+                    if lt(at, and(shr(shift, roundWord), 0xFFFFFFFF)) { reason := 3 }
+                    if iszero(eq(round, add(and(shr(add(shift, 32), roundWord), 0xFFFFFFFF), 1))) {
                         reason := 2
                     }
                 }
                 case 0 { reason := 0 }
                 default { reason := 1 }
-                if lt(reason, 6) {
+                if lt(reason, 7) {
                     mstore(0x00, round)
                     mstore(0x20, shl(224, and(shr(shl(5, reason), mload(add(k, 0x40))), 0xFFFFFFFF)))
                     log2(0x00, 0x40, mload(add(k, 0x20)), index)
@@ -176,65 +189,93 @@ contract OracleHub is IOracleHub {
                 }
                 roundWord := or(
                     and(roundWord, not(shl(shift, 0xFFFFFFFFFFFFFFFF))),
-                    shl(shift, or(shl(32, round), calldataload(add(p, 0x60))))
+                    shl(shift, or(shl(32, round), at))
                 )
                 dirty := 1
-                mstore(0x00, index)
-                mstore(0x20, _ring.slot)
+                let price128 := and(shr(80, w), 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF)
                 sstore(
-                    add(keccak256(0x00, 0x40), and(round, 63)),
-                    or(
-                        or(shl(128, calldataload(add(p, 0x40))), shl(96, round)),
-                        or(shl(64, calldataload(add(p, 0x60))), or(shl(32, timestamp()), 1))
-                    )
+                    add(add(RING_BASE, shl(6, index)), and(round, 63)),
+                    or(or(shl(128, price128), shl(96, round)), or(shl(64, at), or(shl(32, timestamp()), 1)))
                 )
                 // Event data: round (bits 224..255) | observedAt (192..223) | price (0..127).
-                mstore(
-                    add(k, 0x80),
-                    or(
-                        or(shl(224, round), shl(192, calldataload(add(p, 0x60)))),
-                        and(calldataload(add(p, 0x40)), 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF)
-                    )
-                )
+                mstore(add(k, 0x80), or(or(shl(224, round), shl(192, at)), price128))
                 log2(add(k, 0x80), 0x20, mload(k), index)
             }
             if dirty { sstore(roundSlot, roundWord) }
         }
     }
 
-    /// @dev Decodes a bound stored as 16-bit mantissa and 8-bit exponent in the low 24 bits.
+    /// @dev Decodes a bound stored as 16-bit mantissa and 6-bit exponent in the low 22 bits.
     function _bound(uint256 packed) private pure returns (int256) {
-        return int256((packed & 0xFFFF) * 10 ** ((packed >> 16) & 0xFF));
+        return int256((packed & 0xFFFF) * 10 ** ((packed >> 16) & 0x3F));
     }
 
-    function _verifySignatures(bytes32 digest, Signature[] calldata signatures, uint256 needed) private view {
-        uint256 count = signatures.length;
+    /// @dev Checks `signatures` (packed, 65 bytes each) over `digest`: at least `needed`, each valid,
+    ///      from authorized signers in strictly ascending order (which also rules out duplicates). The
+    ///      signer list (`listed` addresses, ascending) is read once; signers are matched by a merge walk.
+    function _verifySignatures(
+        bytes32 digest,
+        bytes calldata signatures,
+        uint256 needed,
+        address list,
+        uint256 listed
+    ) private view {
+        uint256 count = signatures.length / SIGNATURE_SIZE;
         if (count < needed) revert BelowThreshold(count, needed);
+        uint256 table;
+        assembly ("memory-safe") {
+            table := mload(0x40)
+            extcodecopy(list, table, 1, mul(listed, 20))
+            // Reserve the table and one word past it (entries are read with mload).
+            mstore(0x40, add(table, add(mul(listed, 20), 0x20)))
+        }
         address previous = address(0);
+        uint256 next = 0;
         for (uint256 i = 0; i < count; ++i) {
-            Signature calldata sig = signatures[i];
-            if ((sig.v != 27 && sig.v != 28) || uint256(sig.s) > HALF_ORDER) revert InvalidSignature(i);
-            address signer = ecrecover(digest, sig.v, sig.r, sig.s);
+            bytes32 r;
+            bytes32 s;
+            uint8 v;
+            assembly ("memory-safe") {
+                let o := add(signatures.offset, mul(i, 65))
+                r := calldataload(o)
+                s := calldataload(add(o, 0x20))
+                v := byte(0, calldataload(add(o, 0x40)))
+            }
+            if ((v != 27 && v != 28) || uint256(s) > HALF_ORDER) revert InvalidSignature(i);
+            address signer = ecrecover(digest, v, r, s);
             if (signer == address(0)) revert InvalidSignature(i);
             if (signer <= previous) revert SignersNotAscending(previous, signer);
-            if (!_signers[signer]) revert UnauthorizedSigner(signer);
+            address candidate = address(0);
+            while (candidate < signer) {
+                if (next == listed) revert UnauthorizedSigner(signer);
+                assembly ("memory-safe") {
+                    candidate := shr(96, mload(add(table, mul(next, 20))))
+                }
+                ++next;
+            }
+            if (candidate != signer) revert UnauthorizedSigner(signer);
             previous = signer;
         }
     }
 
-    /// @dev EIP-712 digest of `Batch(Report[] reports)`: each report's struct hash is keccak256 of its
-    ///      type hash and its four calldata words; the array's encoding is keccak256 of those hashes.
-    function _batchDigest(Report[] calldata reports) private view returns (bytes32 digest) {
+    /// @dev EIP-712 digest of `Batch(Report[] reports)` over packed reports: each report's struct hash is
+    ///      keccak256 of its type hash and its four fields as ABI words (the price sign-extended); the
+    ///      array's encoding is keccak256 of those hashes.
+    function _batchDigest(bytes calldata reports) private view returns (bytes32 digest) {
         bytes32 separator = domainSeparator();
         bytes32 reportTypehash = REPORT_TYPEHASH;
         bytes32 batchTypehash = BATCH_TYPEHASH;
         assembly ("memory-safe") {
             let scratch := mload(0x40)
             let hashes := add(scratch, 0xa0)
-            let n := reports.length
+            let n := div(reports.length, 26)
             mstore(scratch, reportTypehash)
             for { let i := 0 } lt(i, n) { i := add(i, 1) } {
-                calldatacopy(add(scratch, 0x20), add(reports.offset, shl(7, i)), 0x80)
+                let w := calldataload(add(reports.offset, mul(i, 26)))
+                mstore(add(scratch, 0x20), shr(240, w))
+                mstore(add(scratch, 0x40), and(shr(208, w), 0xFFFFFFFF))
+                mstore(add(scratch, 0x60), signextend(15, shr(80, w)))
+                mstore(add(scratch, 0x80), and(shr(48, w), 0xFFFFFFFF))
                 mstore(add(hashes, shl(5, i)), keccak256(scratch, 0xa0))
             }
             mstore(add(scratch, 0x20), keccak256(hashes, shl(5, n)))
@@ -256,10 +297,12 @@ contract OracleHub is IOracleHub {
         int256 minPrice,
         int256 maxPrice,
         uint32 heartbeat,
+        uint32 maxReportAge,
         string calldata description
     ) external onlyOwner returns (uint16 index) {
         if (_indexPlusOne[feedId] != 0) revert FeedExists(feedId);
         if (decimals > 36) revert InvalidDecimals(decimals);
+        _checkMaxReportAge(maxReportAge);
         uint256 count = feedCount;
         if (count == type(uint16).max) revert TooManyFeeds();
         uint256 bounds = _encodeBounds(minPrice, maxPrice);
@@ -268,25 +311,38 @@ contract OracleHub is IOracleHub {
         _indexPlusOne[feedId] = count + 1;
         _meta[count] = Meta({feedId: feedId, heartbeat: heartbeat, description: description});
         uint256 shift = (count & 3) << 6;
-        uint256 entry = FLAG_EXISTS | (uint256(decimals) << 8) | (bounds << 16);
+        uint256 entry = FLAG_EXISTS | (uint256(decimals) << DECIMALS_SHIFT) | (bounds << BOUNDS_SHIFT)
+            | (uint256(maxReportAge) << AGE_SHIFT);
         _config[count >> 2] |= entry << shift;
         // Observation time 1 (not 0) keeps the round slot non-zero from the start.
         _rounds[count >> 2] |= uint256(1) << shift;
-        uint256[HISTORY] storage ring = _ring[count];
+        uint256 ring = _ringSlot(count, 0);
         for (uint256 i = 0; i < HISTORY; ++i) {
-            ring[i] = 1;
+            assembly ("memory-safe") {
+                sstore(add(ring, i), 1)
+            }
         }
-        emit FeedAdded(feedId, index, decimals, minPrice, maxPrice, heartbeat, description);
+        emit FeedAdded(feedId, index, decimals, minPrice, maxPrice, heartbeat, maxReportAge, description);
     }
 
     /// @inheritdoc IOracleHub
     function setBounds(bytes32 feedId, int256 minPrice, int256 maxPrice) external onlyOwner {
         uint256 index = _index(feedId);
-        uint256 shift = ((index & 3) << 6) + 16;
+        uint256 shift = ((index & 3) << 6) + BOUNDS_SHIFT;
         uint256 word = _config[index >> 2];
-        word = (word & ~(uint256(0xFFFFFFFFFFFF) << shift)) | (_encodeBounds(minPrice, maxPrice) << shift);
+        word = (word & ~(uint256(0xFFFFFFFFFFF) << shift)) | (_encodeBounds(minPrice, maxPrice) << shift);
         _config[index >> 2] = word;
         emit BoundsSet(feedId, minPrice, maxPrice);
+    }
+
+    /// @inheritdoc IOracleHub
+    function setMaxReportAge(bytes32 feedId, uint32 maxReportAge) external onlyOwner {
+        uint256 index = _index(feedId);
+        _checkMaxReportAge(maxReportAge);
+        uint256 shift = ((index & 3) << 6) + AGE_SHIFT;
+        uint256 word = _config[index >> 2];
+        _config[index >> 2] = (word & ~(uint256(0xFFF) << shift)) | (uint256(maxReportAge) << shift);
+        emit MaxReportAgeSet(feedId, maxReportAge);
     }
 
     /// @inheritdoc IOracleHub
@@ -306,16 +362,23 @@ contract OracleHub is IOracleHub {
 
     /// @inheritdoc IOracleHub
     function addSigner(address signer) external onlyOwner {
-        _addSigner(signer);
+        _writeSigners(_inserted(_readSigners(), signer));
     }
 
     /// @inheritdoc IOracleHub
     function removeSigner(address signer) external onlyOwner {
-        if (!_signers[signer]) revert NotASigner(signer);
-        uint8 remaining = signerCount - 1;
+        address[] memory list = _readSigners();
+        uint256 remaining = list.length - 1;
+        address[] memory kept = new address[](remaining);
+        uint256 k = 0;
+        for (uint256 i = 0; i < list.length; ++i) {
+            if (list[i] == signer) continue;
+            if (k == remaining) revert NotASigner(signer);
+            kept[k++] = list[i];
+        }
+        if (k != remaining) revert NotASigner(signer);
         if (threshold > remaining) revert InvalidThreshold(threshold, remaining);
-        _signers[signer] = false;
-        signerCount = remaining;
+        _writeSigners(kept);
         emit SignerRemoved(signer);
     }
 
@@ -341,7 +404,8 @@ contract OracleHub is IOracleHub {
     // ================================================================== reads
 
     /// @inheritdoc IOracleHub
-    function batchDigest(Report[] calldata reports) external view returns (bytes32) {
+    function batchDigest(bytes calldata reports) external view returns (bytes32) {
+        if (reports.length % REPORT_SIZE != 0) revert MalformedBatch(reports.length, 0);
         return _batchDigest(reports);
     }
 
@@ -358,11 +422,12 @@ contract OracleHub is IOracleHub {
         info = FeedInfo({
             feedId: feedId,
             index: uint16(index),
-            decimals: uint8(config >> 8),
+            decimals: uint8((config >> DECIMALS_SHIFT) & 0x3F),
             paused: config & FLAG_PAUSED != 0,
-            minPrice: _bound(config >> 16),
-            maxPrice: _bound(config >> 40),
+            minPrice: _bound(config >> BOUNDS_SHIFT),
+            maxPrice: _bound(config >> (BOUNDS_SHIFT + 22)),
             heartbeat: meta.heartbeat,
+            maxReportAge: uint32((config >> AGE_SHIFT) & 0xFFF),
             description: meta.description
         });
     }
@@ -374,7 +439,7 @@ contract OracleHub is IOracleHub {
         returns (int128 price, uint8 decimals, uint32 roundId, uint32 observedAt, uint32 updatedAt)
     {
         uint256 index = _index(feedId);
-        decimals = uint8(_configOf(index) >> 8);
+        decimals = uint8((_configOf(index) >> DECIMALS_SHIFT) & 0x3F);
         (roundId, price, observedAt, updatedAt) = _latest(index);
     }
 
@@ -385,7 +450,7 @@ contract OracleHub is IOracleHub {
         returns (int128 price, uint8 decimals, uint32 roundId, uint32 observedAt, uint32 updatedAt)
     {
         uint256 index = _index(feedId);
-        decimals = uint8(_configOf(index) >> 8);
+        decimals = uint8((_configOf(index) >> DECIMALS_SHIFT) & 0x3F);
         (roundId, price, observedAt, updatedAt) = _latest(index);
         if (roundId == 0) revert NoData(feedId);
         if (block.timestamp - updatedAt > maxAge) revert StalePrice(feedId, updatedAt, maxAge);
@@ -420,7 +485,16 @@ contract OracleHub is IOracleHub {
 
     /// @inheritdoc IOracleHub
     function isSigner(address signer) external view returns (bool) {
-        return _signers[signer];
+        address[] memory list = _readSigners();
+        for (uint256 i = 0; i < list.length; ++i) {
+            if (list[i] == signer) return true;
+        }
+        return false;
+    }
+
+    /// @inheritdoc IOracleHub
+    function signers() external view returns (address[] memory) {
+        return _readSigners();
     }
 
     /// @inheritdoc IOracleHub
@@ -447,7 +521,7 @@ contract OracleHub is IOracleHub {
     {
         roundId = uint32(_rounds[index >> 2] >> (((index & 3) << 6) + 32));
         if (roundId == 0) return (0, 0, 0, 0);
-        uint256 entry = _ring[index][roundId & (HISTORY - 1)];
+        uint256 entry = _ringEntry(index, roundId);
         return (roundId, int128(uint128(entry >> 128)), uint32(entry >> 64), uint32(entry >> 32));
     }
 
@@ -456,7 +530,7 @@ contract OracleHub is IOracleHub {
         view
         returns (int128 price, uint32 observedAt, uint32 updatedAt)
     {
-        uint256 entry = _ring[index][roundId & (HISTORY - 1)];
+        uint256 entry = _ringEntry(index, roundId);
         if (roundId == 0 || uint32(entry >> 96) != roundId) {
             uint256 latestRound = uint32(_rounds[index >> 2] >> (((index & 3) << 6) + 32));
             revert RoundNotAvailable(_meta[index].feedId, roundId, latestRound);
@@ -464,13 +538,30 @@ contract OracleHub is IOracleHub {
         return (int128(uint128(entry >> 128)), uint32(entry >> 64), uint32(entry >> 32));
     }
 
-    /// @dev Packs validated bounds: min (24 bits) then max (24 bits), each 16-bit m and 8-bit e.
+    /// @dev The ring slot of round `roundId` of the feed at `index`.
+    function _ringSlot(uint256 index, uint256 roundId) private pure returns (uint256) {
+        return RING_BASE + (index << 6) + (roundId & (HISTORY - 1));
+    }
+
+    function _ringEntry(uint256 index, uint256 roundId) private view returns (uint256 entry) {
+        assembly ("memory-safe") {
+            entry := sload(add(add(RING_BASE, shl(6, index)), and(roundId, 63)))
+        }
+    }
+
+    /// @dev Packs validated bounds: min (22 bits) then max (22 bits), each 16-bit m and 6-bit e.
     function _encodeBounds(int256 minPrice, int256 maxPrice) private pure returns (uint256) {
         if (minPrice < 0 || maxPrice <= minPrice) revert InvalidBounds(minPrice, maxPrice);
         (bool okMin, uint256 min) = _encodeBound(uint256(minPrice));
         (bool okMax, uint256 max) = _encodeBound(uint256(maxPrice));
         if (!okMin || !okMax) revert InvalidBounds(minPrice, maxPrice);
-        return min | (max << 24);
+        return min | (max << 22);
+    }
+
+    function _checkMaxReportAge(uint32 maxReportAge) private pure {
+        if (maxReportAge == 0 || maxReportAge > MAX_REPORT_AGE_LIMIT) {
+            revert InvalidMaxReportAge(maxReportAge);
+        }
     }
 
     function _encodeBound(uint256 value) private pure returns (bool ok, uint256 packed) {
@@ -488,12 +579,52 @@ contract OracleHub is IOracleHub {
         return keccak256(abi.encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, block.chainid, address(this)));
     }
 
-    function _addSigner(address signer) private {
+    /// @dev `list` (ascending) with `signer` inserted in order; emits SignerAdded.
+    function _inserted(address[] memory list, address signer) private returns (address[] memory out) {
         if (signer == address(0)) revert ZeroAddress();
-        if (_signers[signer]) revert SignerExists(signer);
-        _signers[signer] = true;
-        ++signerCount;
+        out = new address[](list.length + 1);
+        uint256 j = 0;
+        for (uint256 i = 0; i < list.length; ++i) {
+            if (list[i] == signer) revert SignerExists(signer);
+            if (j == i && list[i] > signer) out[j++] = signer;
+            out[j++] = list[i];
+        }
+        if (j == list.length) out[j] = signer;
         emit SignerAdded(signer);
+    }
+
+    /// @dev The signer list, ascending.
+    function _readSigners() private view returns (address[] memory list) {
+        uint256 n = signerCount;
+        bytes memory raw = _signerList.code;
+        list = new address[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            address a;
+            assembly ("memory-safe") {
+                a := shr(96, mload(add(raw, add(0x21, mul(i, 20)))))
+            }
+            list[i] = a;
+        }
+    }
+
+    /// @dev Stores `list` (ascending, at most 255) as the code of a new data contract: creation code
+    ///      `PUSH4 size DUP1 PUSH1 14 PUSH1 0 CODECOPY PUSH1 0 RETURN` followed by the runtime, a STOP byte
+    ///      and the addresses.
+    function _writeSigners(address[] memory list) private {
+        if (list.length > type(uint8).max) revert TooManySigners(list.length);
+        bytes memory runtime = hex"00";
+        for (uint256 i = 0; i < list.length; ++i) {
+            runtime = bytes.concat(runtime, bytes20(list[i]));
+        }
+        bytes memory init =
+            abi.encodePacked(hex"63", uint32(runtime.length), hex"80600e6000396000f3", runtime);
+        address pointer;
+        assembly ("memory-safe") {
+            pointer := create(0, add(init, 0x20), mload(init))
+        }
+        if (pointer == address(0)) revert ZeroAddress();
+        _signerList = pointer;
+        signerCount = uint8(list.length);
     }
 
     function _setThreshold(uint8 threshold_) private {

@@ -50,6 +50,9 @@ contract FeedAdapterTest is HubFixture {
 
     function test_LatestRoundDataFieldMeanings() public {
         uint32 observed = _now() - 5;
+        // Rounds are consecutive: start the feed at round 41 so that roundId (42) differs from every
+        // other field.
+        _forceRound(BTC_I, 41, observed - 10);
         _submit(_one(BTC_I, 42, 97_000e8, observed));
         vm.warp(block.timestamp + 7);
         (uint80 roundId, int256 answer, uint256 startedAt, uint256 updatedAt, uint80 answeredInRound) =

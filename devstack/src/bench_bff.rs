@@ -128,6 +128,8 @@ pub async fn bench_bff(
         ephemeral_ports: true,
         data_dir: data_dir.clone(),
         sim_tick: Duration::from_secs(1),
+        nodes: crate::nodes::dev_nodes(4)?,
+        block_time: None,
     })
     .await?;
     let url = format!("{}/v1/prices/BTC-USD", stack.bff_url);

@@ -6,21 +6,28 @@
 //! - [`tools`]: finding `nats-server` and `anvil` (installed by `scripts/bootstrap.sh`), free ports.
 //! - [`process`]: child processes that cannot outlive the stack.
 //! - [`deploy`]: deploying `OracleHub` and registering feeds.
+//! - [`nodes`]: the aggregator nodes of the signer quorum, one key each.
 //! - [`simulator`]: the exchanges' real wire formats on loopback, with moving prices.
 //! - [`stack`]: putting it all together, [`Stack::start`].
 //! - [`prometheus`]: Prometheus with `grafana/prometheus.yml`, scraping the stack.
 //! - [`bench`]: the fetchers' cost benchmark.
+//! - [`bench_aggregator`]: the aggregator's consumption and latency benchmarks.
+//! - [`bench_bff`]: the client API's load benchmark.
 
 pub mod bench;
+pub mod bench_aggregator;
 pub mod bench_bff;
 pub mod deploy;
+pub mod nodes;
 pub mod process;
 pub mod prometheus;
 pub mod simulator;
 pub mod stack;
 pub mod tools;
 
-pub use stack::{Mode, Options, Stack, StackError, eventually, start_anvil, start_nats};
+pub use stack::{
+    Mode, Options, Stack, StackError, eventually, start_anvil, start_anvil_with, start_nats,
+};
 
 /// The value of metric `name` in an in-process service's `registry`
 /// (counters and gauges), summed over the series that carry `label_value` as

@@ -38,6 +38,14 @@ enum Command {
         /// instead of this terminal.
         #[arg(long)]
         log_files: bool,
+        /// Aggregator nodes of the signer quorum (config/dev-nodes.toml has 4;
+        /// the hub needs config/dev.toml's deploy.threshold of them).
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        /// Mine a block every this many seconds, as a real chain does
+        /// (default: a block per transaction).
+        #[arg(long)]
+        block_time: Option<u64>,
     },
     /// Measure the fetchers' CPU and memory polling 12 sources for 20 feeds
     /// every second against the simulator (see scripts/bench-fetchers.sh).
@@ -53,14 +61,15 @@ enum Command {
         duration: Duration,
     },
     /// Measure the latency from an observation's PubAck to its round being
-    /// readable on chain (see scripts/bench-aggregator.sh).
+    /// readable on chain, with a quorum of oracle-aggregator node processes
+    /// (see scripts/bench-aggregator.sh).
     BenchLatency {
         /// Updates measured.
         #[arg(long, default_value_t = 200)]
         iterations: usize,
-        /// The aggregator's evaluation tick.
-        #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
-        tick: Duration,
+        /// Aggregator node processes (config/dev-nodes.toml).
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
     },
     /// Requests per second and latency of GET /v1/prices/{pair} against a
     /// bare axum handler (see scripts/bench-bff.sh).
@@ -86,12 +95,15 @@ enum Command {
         #[arg(long)]
         body: String,
     },
-    /// Measure observations per second through the aggregator's consumer loop
+    /// Measure observations per second through a node's real service loop
     /// against a bare pull consumer (see scripts/bench-aggregator.sh).
     BenchConsumption {
         /// Observations to publish and consume.
         #[arg(long, default_value_t = 300_000)]
         count: usize,
+        /// Rounds of each (alternating).
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
     },
 }
 
@@ -105,6 +117,8 @@ async fn main() -> anyhow::Result<()> {
             sim_tick,
             prometheus,
             log_files,
+            nodes,
+            block_time,
         } => {
             up(
                 config,
@@ -113,6 +127,8 @@ async fn main() -> anyhow::Result<()> {
                     sim_tick,
                     prometheus,
                     log_files,
+                    nodes,
+                    block_time,
                 },
             )
             .await
@@ -140,11 +156,19 @@ async fn main() -> anyhow::Result<()> {
         Command::BareHttp { addr, body } => {
             Ok(oracle_devstack::bench_bff::bare_http(addr, body).await?)
         }
-        Command::BenchConsumption { count } => {
-            Ok(oracle_devstack::bench::bench_consumption(count).await?)
+        Command::BenchConsumption { count, rounds } => {
+            Ok(oracle_devstack::bench_aggregator::bench_consumption(count, rounds).await?)
         }
-        Command::BenchLatency { iterations, tick } => {
-            Ok(oracle_devstack::bench::bench_latency(iterations, tick).await?)
+        Command::BenchLatency { iterations, nodes } => {
+            let bin_dir = std::env::current_exe()
+                .context("locating this executable")?
+                .parent()
+                .map(PathBuf::from)
+                .context("executable has no directory")?;
+            Ok(
+                oracle_devstack::bench_aggregator::bench_latency(&bin_dir, iterations, nodes)
+                    .await?,
+            )
         }
     }
 }
@@ -155,6 +179,8 @@ struct UpOptions {
     sim_tick: Duration,
     prometheus: bool,
     log_files: bool,
+    nodes: usize,
+    block_time: Option<u64>,
 }
 
 async fn up(config_path: PathBuf, opts: UpOptions) -> anyhow::Result<()> {
@@ -182,6 +208,8 @@ async fn up(config_path: PathBuf, opts: UpOptions) -> anyhow::Result<()> {
         ephemeral_ports: opts.ephemeral_ports,
         data_dir,
         sim_tick: opts.sim_tick,
+        nodes: oracle_devstack::nodes::dev_nodes(opts.nodes)?,
+        block_time: opts.block_time,
     });
     let mut stack = tokio::select! {
         stack = start => stack.context("starting the stack")?,
@@ -215,9 +243,22 @@ async fn up(config_path: PathBuf, opts: UpOptions) -> anyhow::Result<()> {
         );
     }
     println!(
-        "  metrics        fetchers http://{}/metrics  aggregator http://{}/metrics  bff http://{}/metrics",
-        c.fetchers.metrics_addr, c.aggregator.metrics_addr, c.bff.metrics_addr
+        "  metrics        fetchers http://{}/metrics  bff http://{}/metrics",
+        c.fetchers.metrics_addr, c.bff.metrics_addr
     );
+    println!(
+        "  signer quorum  {} of {} nodes (one signer key each)",
+        stack.deployment.threshold,
+        stack.nodes.len()
+    );
+    for node in &stack.nodes {
+        println!(
+            "  {:<14} signer {}  metrics http://{}/metrics",
+            node.name,
+            node.signer().map(|a| a.to_string()).unwrap_or_default(),
+            node.metrics_addr
+        );
+    }
     match &prometheus_url {
         Some(url) => println!(
             "  Prometheus     {url}  (alerts {url}/alerts; Grafana: see docs/operations.md)"

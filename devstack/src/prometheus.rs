@@ -6,6 +6,7 @@ use std::path::Path;
 
 use oracle_common::config::Config;
 
+use crate::nodes::NodeSpec;
 use crate::process::{ChildProcess, Output};
 use crate::stack::{StackError, io, wait_ready};
 use crate::tools;
@@ -15,10 +16,15 @@ use crate::tools;
 pub const DEV_ADDR: &str = "127.0.0.1:19090";
 
 /// `grafana/prometheus.yml` with every target of `config/dev.toml` replaced by
-/// the address `config` gives the same service, and Prometheus's own target
-/// by `prometheus_addr`. Fails if the file does not scrape one of them: the
-/// committed file and the dev config must agree.
-pub fn config_for(config: &Config, prometheus_addr: &str) -> Result<String, StackError> {
+/// the address `config` gives the same service, the aggregator job's targets
+/// (the nodes of `config/dev-nodes.toml`) by `nodes`' addresses, and
+/// Prometheus's own target by `prometheus_addr`. Fails if the file does not
+/// scrape one of them: the committed file and the dev config must agree.
+pub fn config_for(
+    config: &Config,
+    nodes: &[NodeSpec],
+    prometheus_addr: &str,
+) -> Result<String, StackError> {
     let root = tools::workspace_root();
     let path = root.join("grafana/prometheus.yml");
     let text = std::fs::read_to_string(&path)
@@ -32,11 +38,6 @@ pub fn config_for(config: &Config, prometheus_addr: &str) -> Result<String, Stac
             config.fetchers.metrics_addr.to_string(),
         ),
         (
-            "aggregator",
-            dev.aggregator.metrics_addr.to_string(),
-            config.aggregator.metrics_addr.to_string(),
-        ),
-        (
             "bff",
             dev.bff.metrics_addr.to_string(),
             config.bff.metrics_addr.to_string(),
@@ -47,7 +48,26 @@ pub fn config_for(config: &Config, prometheus_addr: &str) -> Result<String, Stac
             prometheus_addr.to_owned(),
         ),
     ];
-    let mut out = text;
+    let targets = |addrs: Vec<String>| {
+        let quoted: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let dev_nodes = crate::nodes::dev_nodes(4)?;
+    let dev_targets = targets(
+        dev_nodes
+            .iter()
+            .map(|n| n.metrics_addr.to_string())
+            .collect(),
+    );
+    if !text.contains(&dev_targets) {
+        return Err(StackError::Config(format!(
+            "grafana/prometheus.yml does not scrape the aggregator nodes at {dev_targets} (config/dev-nodes.toml)"
+        )));
+    }
+    let mut out = text.replace(
+        &dev_targets,
+        &targets(nodes.iter().map(|n| n.metrics_addr.to_string()).collect()),
+    );
     for (job, from, to) in moves {
         let quoted = format!("\"{from}\"");
         if !out.contains(&quoted) {
@@ -62,11 +82,16 @@ pub fn config_for(config: &Config, prometheus_addr: &str) -> Result<String, Stac
 
 /// Writes the configuration and the alert rules into `dir`, starts
 /// `prometheus` listening on `addr`, and waits until it is ready.
-pub async fn start(config: &Config, addr: &str, dir: &Path) -> Result<ChildProcess, StackError> {
+pub async fn start(
+    config: &Config,
+    nodes: &[NodeSpec],
+    addr: &str,
+    dir: &Path,
+) -> Result<ChildProcess, StackError> {
     let root = tools::workspace_root();
     std::fs::create_dir_all(dir).map_err(io("creating the prometheus dir"))?;
     let config_file = dir.join("prometheus.yml");
-    std::fs::write(&config_file, config_for(config, addr)?)
+    std::fs::write(&config_file, config_for(config, nodes, addr)?)
         .map_err(io("writing prometheus.yml"))?;
     std::fs::copy(root.join("grafana/alerts.yml"), dir.join("alerts.yml"))
         .map_err(io("copying grafana/alerts.yml"))?;

@@ -11,7 +11,8 @@
 //! Faults (per venue, through [`Simulator::set_faults`] or
 //! `PUT /_sim/faults/{source}` with a JSON [`Faults`]; `DELETE` clears):
 //! added latency, an HTTP error status (429 with `Retry-After`, 5xx), a
-//! malformed body, a connection reset, a frozen price, an outlier price.
+//! malformed body, a connection reset, a frozen price, an outlier price, a
+//! clock that runs ahead or behind (the venue's data timestamps shifted).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +81,9 @@ pub struct Faults {
     pub freeze: bool,
     /// Quote this many basis points away from the reference.
     pub outlier_bps: i64,
+    /// Shift the venue's timestamps by this many ms (positive: its clock runs
+    /// ahead), as an exchange with a wrong clock would.
+    pub clock_offset_ms: i64,
 }
 
 #[derive(Debug)]
@@ -560,9 +564,13 @@ async fn venue(
             at_ms: now_ms(),
         },
     );
+    let stamped = i64::try_from(sim.tick_time_ms())
+        .unwrap_or(i64::MAX)
+        .saturating_add(faults.clock_offset_ms)
+        .max(0);
     json_response(
         StatusCode::OK,
-        success_body(venue, &symbol, pair.quote(), price, sim.tick_time_ms()),
+        success_body(venue, &symbol, pair.quote(), price, stamped as u64),
     )
 }
 

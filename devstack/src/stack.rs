@@ -1,7 +1,9 @@
 //! The whole local stack: `nats-server -js`, `anvil`, the hub deployed with
-//! the dev signer set, the exchange simulator, and the three services, either
-//! as child processes (the `up` command) or as tasks in this process
-//! (integration tests). Stopping, or dropping, the stack stops everything.
+//! the quorum's signer set, the exchange simulator, the fetchers, the bff and
+//! one aggregator per node of the quorum, either as child processes (the `up`
+//! command) or as tasks in this process (integration tests). Each node can be
+//! killed and started again on its own. Stopping, or dropping, the stack stops
+//! everything.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::deploy::{self, Deployment};
+use crate::nodes::NodeSpec;
 use crate::process::{ChildProcess, Output};
 use crate::simulator::Simulator;
 use crate::tools;
@@ -68,6 +71,10 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// How often simulated prices move.
     pub sim_tick: Duration,
+    /// The aggregator nodes of the quorum (see [`crate::nodes`]).
+    pub nodes: Vec<NodeSpec>,
+    /// anvil's block time in seconds (`None`: a block per transaction).
+    pub block_time: Option<u64>,
 }
 
 /// The per-service metric registries of an in-process stack.
@@ -75,16 +82,58 @@ pub struct Options {
 pub struct Registries {
     /// The fetchers' metrics.
     pub fetchers: Registry,
-    /// The aggregator's metrics.
-    pub aggregator: Registry,
+    /// Each aggregator node's metrics, by node name.
+    pub aggregators: std::collections::BTreeMap<String, Registry>,
     /// The bff's metrics.
     pub bff: Registry,
 }
 
+impl Registries {
+    /// Every aggregator node's registry.
+    pub fn aggregator_registries(&self) -> impl Iterator<Item = &Registry> {
+        self.aggregators.values()
+    }
+}
+
+/// What a service of the stack is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Fetchers,
+    Bff,
+    /// The node of that name.
+    Aggregator(String),
+}
+
+impl Kind {
+    /// `fetchers`, `bff`, `aggregator`.
+    fn service(&self) -> &'static str {
+        match self {
+            Kind::Fetchers => "fetchers",
+            Kind::Bff => "bff",
+            Kind::Aggregator(_) => "aggregator",
+        }
+    }
+
+    /// The name of its process (and log file): `oracle-aggregator-node-2`.
+    fn process_name(&self) -> String {
+        match self {
+            Kind::Aggregator(node) => format!("oracle-aggregator-{node}"),
+            other => format!("oracle-{}", other.service()),
+        }
+    }
+}
+
 #[derive(Debug)]
-enum Services {
-    InProcess(Vec<(&'static str, JoinHandle<Result<(), String>>)>),
-    Processes(Vec<ChildProcess>),
+enum Running {
+    Task(JoinHandle<Result<(), String>>),
+    Process(Box<ChildProcess>),
+}
+
+/// One service of the stack, running or killed.
+#[derive(Debug)]
+struct Service {
+    kind: Kind,
+    running: Option<Running>,
 }
 
 /// A running stack.
@@ -104,9 +153,13 @@ pub struct Stack {
     pub registries: Registries,
     /// Where state and logs are.
     pub data_dir: PathBuf,
+    /// The aggregator nodes (metrics addresses as they really listen).
+    pub nodes: Vec<NodeSpec>,
     nats: ChildProcess,
     anvil: ChildProcess,
-    services: Services,
+    services: Vec<Service>,
+    mode: Mode,
+    ephemeral: bool,
     prometheus: Option<ChildProcess>,
     shutdown: CancellationToken,
     simulator_task: JoinHandle<std::io::Result<()>>,
@@ -182,6 +235,12 @@ impl Stack {
     /// Starts everything and waits until the client API answers.
     pub async fn start(options: Options) -> Result<Self, StackError> {
         let mut config = options.config;
+        let mut nodes = options.nodes;
+        if nodes.is_empty() {
+            return Err(StackError::Config(
+                "the stack needs at least one aggregator node".into(),
+            ));
+        }
         let data_dir = options.data_dir;
         let _ = std::fs::remove_dir_all(&data_dir);
         std::fs::create_dir_all(&data_dir).map_err(io("creating the data dir"))?;
@@ -199,6 +258,9 @@ impl Stack {
             config.fetchers.metrics_addr = ([127, 0, 0, 1], p()?).into();
             config.aggregator.metrics_addr = ([127, 0, 0, 1], p()?).into();
             config.bff.metrics_addr = ([127, 0, 0, 1], p()?).into();
+            for node in nodes.iter_mut() {
+                node.metrics_addr = ([127, 0, 0, 1], p()?).into();
+            }
         }
         let sim_addr = simulator_addr(&config)?;
 
@@ -212,9 +274,19 @@ impl Stack {
 
         // The chain.
         let chain_id = config.chain.chain_id.unwrap_or(31337);
-        let anvil = start_anvil(&config.chain.rpc_url, chain_id, &logs.join("anvil.log")).await?;
+        let anvil = start_anvil_with(
+            &config.chain.rpc_url,
+            chain_id,
+            options.block_time,
+            &logs.join("anvil.log"),
+        )
+        .await?;
 
-        let deployment = deploy::deploy(&config.chain.rpc_url, &config).await?;
+        let deployment = deploy::deploy(
+            &config.chain.rpc_url,
+            &crate::nodes::with_signers(&config, &nodes)?,
+        )
+        .await?;
         config.chain.hub_address = Some(deployment.hub);
         config.chain.chain_id = Some(chain_id);
         for feed in config.feeds.iter_mut() {
@@ -239,44 +311,46 @@ impl Stack {
         ));
 
         let bff_url = format!("http://{}", config.bff.listen);
-        let mut registries = Registries::default();
-        let services = match &options.mode {
-            Mode::InProcess => {
-                registries = Registries {
-                    fetchers: Registry::new(),
-                    aggregator: Registry::new(),
-                    bff: Registry::new(),
-                };
-                Services::InProcess(spawn_in_process(&config, &registries, &shutdown))
-            }
-            Mode::Processes {
-                bin_dir,
-                config_path,
-                log_files,
-            } => Services::Processes(spawn_processes(
-                bin_dir,
-                config_path,
-                &config,
-                options.ephemeral_ports,
-                log_files.then(|| logs.clone()),
-            )?),
-        };
-
+        let mut kinds = vec![Kind::Fetchers];
+        kinds.extend(nodes.iter().map(|n| Kind::Aggregator(n.name.clone())));
+        kinds.push(Kind::Bff);
         let mut stack = Self {
             config,
             deployment,
             simulator,
             bff_url,
             simulator_url: format!("http://{sim_addr}"),
-            registries,
+            registries: Registries::default(),
             data_dir,
+            nodes,
             nats,
             anvil,
-            services,
+            services: kinds
+                .into_iter()
+                .map(|kind| Service {
+                    kind,
+                    running: None,
+                })
+                .collect(),
+            mode: options.mode,
+            ephemeral: options.ephemeral_ports,
             prometheus: None,
             shutdown,
             simulator_task,
         };
+        if let Mode::Processes { bin_dir, .. } = &stack.mode {
+            for name in ["oracle-fetchers", "oracle-aggregator", "oracle-bff"] {
+                if !bin_dir.join(name).is_file() {
+                    return Err(StackError::Config(format!(
+                        "{} not found: build the services first (cargo build --workspace --bins)",
+                        bin_dir.join(name).display()
+                    )));
+                }
+            }
+        }
+        for i in 0..stack.services.len() {
+            stack.launch(i)?;
+        }
         let health = format!("{}/healthz", stack.bff_url);
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -322,22 +396,22 @@ impl Stack {
         .await
     }
 
-    /// Fails if a service or tool has stopped.
+    /// Fails if a running service or tool has stopped (killed ones aside).
     pub fn check_services(&mut self) -> Result<(), StackError> {
         self.nats.check_running().map_err(io("nats-server"))?;
         self.anvil.check_running().map_err(io("anvil"))?;
-        match &mut self.services {
-            Services::InProcess(tasks) => {
-                for (name, task) in tasks.iter() {
-                    if task.is_finished() {
-                        return Err(StackError::Io(format!("{name} stopped")));
-                    }
+        for service in self.services.iter_mut() {
+            match &mut service.running {
+                Some(Running::Task(task)) if task.is_finished() => {
+                    return Err(StackError::Io(format!(
+                        "{} stopped",
+                        service.kind.process_name()
+                    )));
                 }
-            }
-            Services::Processes(children) => {
-                for child in children.iter_mut() {
+                Some(Running::Process(child)) => {
                     child.check_running().map_err(io("service"))?;
                 }
+                _ => {}
             }
         }
         Ok(())
@@ -346,14 +420,112 @@ impl Stack {
     /// Log files of the processes, by name.
     pub fn logs(&self) -> Vec<(String, PathBuf)> {
         let mut processes = vec![&self.nats, &self.anvil];
-        if let Services::Processes(children) = &self.services {
-            processes.extend(children.iter());
+        for service in &self.services {
+            if let Some(Running::Process(child)) = &service.running {
+                processes.push(child);
+            }
         }
         processes.extend(self.prometheus.iter());
         processes
             .into_iter()
             .filter_map(|p| Some((p.name().to_owned(), p.log()?.to_path_buf())))
             .collect()
+    }
+
+    /// The process id of a running service process: `fetchers`, `bff`, or a
+    /// node's name.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.services
+            .iter()
+            .find_map(|s| match (&s.running, &s.kind) {
+                (Some(Running::Process(child)), Kind::Aggregator(node)) if node == name => {
+                    child.id()
+                }
+                (Some(Running::Process(child)), kind) if kind.service() == name => child.id(),
+                _ => None,
+            })
+    }
+
+    /// The config file the service processes read (process mode).
+    pub fn config_path(&self) -> Option<&Path> {
+        match &self.mode {
+            Mode::Processes { config_path, .. } => Some(config_path),
+            Mode::InProcess => None,
+        }
+    }
+
+    /// Starts the service at `index` (again).
+    fn launch(&mut self, index: usize) -> Result<(), StackError> {
+        let kind = self.services[index].kind.clone();
+        let node = match &kind {
+            Kind::Aggregator(name) => self.nodes.iter().find(|n| &n.name == name).cloned(),
+            _ => None,
+        };
+        let running = match &self.mode {
+            Mode::InProcess => {
+                let registry = Registry::new();
+                let (r, s) = (registry.clone(), self.shutdown.child_token());
+                let task = match &kind {
+                    Kind::Fetchers => {
+                        self.registries.fetchers = registry;
+                        let c = self.config.clone();
+                        tokio::spawn(async move {
+                            oracle_fetchers::run(c, &r, s)
+                                .await
+                                .map_err(|e| e.to_string())
+                        })
+                    }
+                    Kind::Bff => {
+                        self.registries.bff = registry;
+                        let c = self.config.clone();
+                        tokio::spawn(async move {
+                            oracle_bff::run(c, &r, s).await.map_err(|e| e.to_string())
+                        })
+                    }
+                    Kind::Aggregator(name) => {
+                        self.registries.aggregators.insert(name.clone(), registry);
+                        let c = node
+                            .as_ref()
+                            .map_or_else(|| self.config.clone(), |n| n.config(&self.config));
+                        tokio::spawn(async move {
+                            oracle_aggregator::run(c, &r, s)
+                                .await
+                                .map_err(|e| e.to_string())
+                        })
+                    }
+                };
+                Running::Task(task)
+            }
+            Mode::Processes {
+                bin_dir,
+                config_path,
+                log_files,
+            } => {
+                let mut env = child_env(&self.config, self.ephemeral);
+                if let Some(node) = &node {
+                    env.extend(node.env());
+                }
+                let name = kind.process_name();
+                let bin = bin_dir.join(format!("oracle-{}", kind.service()));
+                let output = if *log_files {
+                    Output::File(self.data_dir.join("logs").join(format!("{name}.log")))
+                } else {
+                    Output::Inherit
+                };
+                Running::Process(Box::new(
+                    ChildProcess::spawn(
+                        &name,
+                        &bin,
+                        &["--config".into(), config_path.display().to_string()],
+                        &env,
+                        output,
+                    )
+                    .map_err(io("service"))?,
+                ))
+            }
+        };
+        self.services[index].running = Some(running);
+        Ok(())
     }
 
     /// Starts Prometheus with `grafana/prometheus.yml` (and its alert rules)
@@ -367,32 +539,52 @@ impl Stack {
         } else {
             crate::prometheus::DEV_ADDR.to_owned()
         };
-        let child =
-            crate::prometheus::start(&self.config, &addr, &self.data_dir.join("prometheus"))
-                .await?;
+        let child = crate::prometheus::start(
+            &self.config,
+            &self.nodes,
+            &addr,
+            &self.data_dir.join("prometheus"),
+        )
+        .await?;
         self.prometheus = Some(child);
         Ok(format!("http://{addr}"))
     }
 
-    /// Kills the services called `name` (`fetchers`, `aggregator`, `bff`) at
-    /// once, as a crash would, leaving the rest running.
+    /// Kills the services called `name` (`fetchers`, `aggregator` for every
+    /// node, `bff`, or one node's name) at once, as a crash would (SIGKILL),
+    /// leaving the rest running.
     pub async fn kill_service(&mut self, name: &str) {
-        match &mut self.services {
-            Services::InProcess(tasks) => {
-                for (n, task) in tasks.iter() {
-                    if *n == name {
-                        task.abort();
-                    }
-                }
+        for service in self.services.iter_mut() {
+            let matches = service.kind.service() == name
+                || matches!(&service.kind, Kind::Aggregator(node) if node == name);
+            if !matches {
+                continue;
             }
-            Services::Processes(children) => {
-                for child in children.iter_mut() {
-                    if child.name().strip_prefix("oracle-") == Some(name) {
-                        child.kill_now().await;
-                    }
+            match service.running.take() {
+                Some(Running::Task(task)) => {
+                    task.abort();
+                    let _ = task.await;
                 }
+                Some(Running::Process(mut child)) => child.kill_now().await,
+                None => {}
             }
         }
+    }
+
+    /// Starts a killed service again (same name, same keys, same ports).
+    pub fn restart_service(&mut self, name: &str) -> Result<(), StackError> {
+        let index = self
+            .services
+            .iter()
+            .position(|s| {
+                s.kind.service() == name
+                    || matches!(&s.kind, Kind::Aggregator(node) if node == name)
+            })
+            .ok_or_else(|| StackError::Config(format!("no service {name}")))?;
+        if self.services[index].running.is_some() {
+            return Err(StackError::Config(format!("{name} is running")));
+        }
+        self.launch(index)
     }
 
     /// Stops nats-server (SIGTERM), leaving everything else running: for
@@ -423,22 +615,18 @@ impl Stack {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         let grace = Duration::from_secs(10);
-        match &mut self.services {
-            Services::InProcess(tasks) => {
-                for (name, task) in tasks.drain(..) {
-                    match tokio::time::timeout(grace, task).await {
-                        Ok(Ok(Err(e))) => {
-                            tracing::warn!(service = name, error = %e, "service ended with an error")
-                        }
-                        Ok(_) => {}
-                        Err(_) => tracing::warn!(service = name, "did not stop in time"),
+        for service in self.services.iter_mut() {
+            let name = service.kind.process_name();
+            match service.running.take() {
+                Some(Running::Task(task)) => match tokio::time::timeout(grace, task).await {
+                    Ok(Ok(Err(e))) => {
+                        tracing::warn!(service = %name, error = %e, "service ended with an error")
                     }
-                }
-            }
-            Services::Processes(children) => {
-                for child in children.iter_mut() {
-                    child.stop(grace).await;
-                }
+                    Ok(_) => {}
+                    Err(_) => tracing::warn!(service = %name, "did not stop in time"),
+                },
+                Some(Running::Process(mut child)) => child.stop(grace).await,
+                None => {}
             }
         }
         let _ = tokio::time::timeout(grace, &mut self.simulator_task).await;
@@ -495,25 +683,40 @@ pub async fn start_nats(
     Ok(nats)
 }
 
-/// Starts anvil listening at `rpc_url` (host and port are taken from it) and
-/// waits until it answers `eth_chainId`.
+/// Starts anvil listening at `rpc_url` (host and port are taken from it),
+/// mining a block per transaction, and waits until it answers `eth_chainId`.
 pub async fn start_anvil(
     rpc_url: &str,
     chain_id: u64,
     log: &Path,
 ) -> Result<ChildProcess, StackError> {
+    start_anvil_with(rpc_url, chain_id, None, log).await
+}
+
+/// Like [`start_anvil`], with a block every `block_time` seconds instead of a
+/// block per transaction (as a real chain: `anvil --block-time`).
+pub async fn start_anvil_with(
+    rpc_url: &str,
+    chain_id: u64,
+    block_time: Option<u64>,
+    log: &Path,
+) -> Result<ChildProcess, StackError> {
     let (_, rpc_port) = port_of(rpc_url, "chain.rpc_url")?;
+    let mut args = vec![
+        "--host".into(),
+        "127.0.0.1".into(),
+        "--port".into(),
+        rpc_port.to_string(),
+        "--chain-id".into(),
+        chain_id.to_string(),
+    ];
+    if let Some(secs) = block_time {
+        args.extend(["--block-time".into(), secs.to_string()]);
+    }
     let mut anvil = ChildProcess::spawn(
         "anvil",
         &tools::find("anvil")?,
-        &[
-            "--host".into(),
-            "127.0.0.1".into(),
-            "--port".into(),
-            rpc_port.to_string(),
-            "--chain-id".into(),
-            chain_id.to_string(),
-        ],
+        &args,
         &[],
         Output::File(log.to_path_buf()),
     )
@@ -558,41 +761,6 @@ where
     }
 }
 
-fn spawn_in_process(
-    config: &Config,
-    registries: &Registries,
-    shutdown: &CancellationToken,
-) -> Vec<(&'static str, JoinHandle<Result<(), String>>)> {
-    let (c, r, s) = (
-        config.clone(),
-        registries.fetchers.clone(),
-        shutdown.clone(),
-    );
-    let fetchers = tokio::spawn(async move {
-        oracle_fetchers::run(c, &r, s)
-            .await
-            .map_err(|e| e.to_string())
-    });
-    let (c, r, s) = (
-        config.clone(),
-        registries.aggregator.clone(),
-        shutdown.clone(),
-    );
-    let aggregator = tokio::spawn(async move {
-        oracle_aggregator::run(c, &r, s)
-            .await
-            .map_err(|e| e.to_string())
-    });
-    let (c, r, s) = (config.clone(), registries.bff.clone(), shutdown.clone());
-    let bff =
-        tokio::spawn(async move { oracle_bff::run(c, &r, s).await.map_err(|e| e.to_string()) });
-    vec![
-        ("fetchers", fetchers),
-        ("aggregator", aggregator),
-        ("bff", bff),
-    ]
-}
-
 /// Environment overrides that carry the stack's effective settings to a child.
 fn child_env(config: &Config, ephemeral: bool) -> Vec<(String, String)> {
     let hub = config.chain.hub_address.unwrap_or_default();
@@ -612,10 +780,6 @@ fn child_env(config: &Config, ephemeral: bool) -> Vec<(String, String)> {
             c.fetchers.metrics_addr.to_string(),
         ));
         env.push((
-            "ORACLE__AGGREGATOR__METRICS_ADDR".into(),
-            c.aggregator.metrics_addr.to_string(),
-        ));
-        env.push((
             "ORACLE__BFF__METRICS_ADDR".into(),
             c.bff.metrics_addr.to_string(),
         ));
@@ -630,38 +794,4 @@ fn child_env(config: &Config, ephemeral: bool) -> Vec<(String, String)> {
         }
     }
     env
-}
-
-fn spawn_processes(
-    bin_dir: &Path,
-    config_path: &Path,
-    config: &Config,
-    ephemeral: bool,
-    log_dir: Option<PathBuf>,
-) -> Result<Vec<ChildProcess>, StackError> {
-    let env = child_env(config, ephemeral);
-    let mut children = Vec::new();
-    for name in ["oracle-fetchers", "oracle-aggregator", "oracle-bff"] {
-        let bin = bin_dir.join(name);
-        if !bin.is_file() {
-            return Err(StackError::Config(format!(
-                "{} not found: build the services first (cargo build --workspace --bins)",
-                bin.display()
-            )));
-        }
-        children.push(
-            ChildProcess::spawn(
-                name,
-                &bin,
-                &["--config".into(), config_path.display().to_string()],
-                &env,
-                match &log_dir {
-                    Some(dir) => Output::File(dir.join(format!("{name}.log"))),
-                    None => Output::Inherit,
-                },
-            )
-            .map_err(io(name))?,
-        );
-    }
-    Ok(children)
 }

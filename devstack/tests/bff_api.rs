@@ -16,10 +16,16 @@ use oracle_common::config::Config;
 use oracle_devstack::{Mode, Options, Stack, eventually, tools};
 use serde_json::Value;
 
-async fn start(name: &str, edit: impl FnOnce(&mut Config)) -> Stack {
+/// The stack with one aggregator node (the quorum is tested elsewhere);
+/// `edit` adjusts the config and that node.
+async fn start(
+    name: &str,
+    edit: impl FnOnce(&mut Config, &mut oracle_devstack::nodes::NodeSpec),
+) -> Stack {
     let mut config =
         Config::load(&tools::workspace_root().join("config/dev.toml")).expect("config/dev.toml");
-    edit(&mut config);
+    let mut nodes = oracle_devstack::nodes::dev_nodes(1).unwrap();
+    edit(&mut config, &mut nodes[0]);
     let data_dir = tools::workspace_root().join(format!("target/test-data/bff-api-{name}"));
     let _ = std::fs::remove_dir_all(&data_dir);
     Stack::start(Options {
@@ -28,6 +34,8 @@ async fn start(name: &str, edit: impl FnOnce(&mut Config)) -> Stack {
         ephemeral_ports: true,
         data_dir,
         sim_tick: Duration::from_secs(1),
+        nodes,
+        block_time: None,
     })
     .await
     .expect("stack starts (run scripts/bootstrap.sh if a tool is missing)")
@@ -41,7 +49,7 @@ async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_through_the_bff_answers_with_what_the_chain_holds() {
-    let mut stack = start("refresh", |config| {
+    let mut stack = start("refresh", |config, _node| {
         // Only the first value and refreshes update; inclusion may take 4 s.
         for feed in config.feeds.iter_mut() {
             feed.deviation_bps = 10_000;
@@ -109,7 +117,11 @@ async fn refresh_through_the_bff_answers_with_what_the_chain_holds() {
         .rfind(|r| r.pair == pair && u64::from(r.round) == round)
         .expect("the round's report");
     assert_eq!(served["confidence"], report.confidence.to_string());
-    let mut sources: Vec<_> = report.used.iter().map(|o| o.source.clone()).collect();
+    let mut sources: Vec<_> = report
+        .used
+        .iter()
+        .map(|u| u.observation.source.clone())
+        .collect();
     sources.sort();
     sources.dedup();
     assert_eq!(served["num_sources"].as_u64(), Some(sources.len() as u64));
@@ -220,7 +232,7 @@ async fn refresh_through_the_bff_answers_with_what_the_chain_holds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_turns_unready_when_nats_or_the_chain_stops() {
-    let mut stack = start("readyz", |_| {}).await;
+    let mut stack = start("readyz", |_, _| {}).await;
     let client = reqwest::Client::new();
     let url = format!("{}/readyz", stack.bff_url);
     let wait_for = |want: u16, what: &'static str| {
@@ -258,8 +270,8 @@ async fn an_operator_retries_a_failed_submission_with_the_admin_token() {
     // A sender without ether: every submission fails and the feeds park
     // after one automatic retry.
     const UNFUNDED: &str = "0x2222222222222222222222222222222222222222222222222222222222222222";
-    let stack = start("admin-retry", |config| {
-        config.aggregator.sender_key = oracle_common::config::Secret::new(UNFUNDED);
+    let stack = start("admin-retry", |config, node| {
+        node.sender_key = oracle_common::config::Secret::new(UNFUNDED);
         config.aggregator.retry_limit = 1;
         config.bff.admin_token = Some(oracle_common::config::Secret::new("op-t0ken"));
     })
@@ -268,7 +280,7 @@ async fn an_operator_retries_a_failed_submission_with_the_admin_token() {
     let bff = stack.bff_url.clone();
     let parked = |pair: &str| {
         oracle_devstack::metric_value(
-            &stack.registries.aggregator,
+            &stack.registries.aggregators["node-1"],
             "oracle_aggregator_parked",
             Some(pair),
         )
@@ -399,7 +411,7 @@ async fn read_sse(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_client_gets_new_rounds_throttled_and_an_error_event_on_shutdown() {
     // Every simulator move is a deviation: rounds land about every second.
-    let stack = start("stream", |config| {
+    let stack = start("stream", |config, _node| {
         for feed in config.feeds.iter_mut() {
             feed.deviation_bps = 1;
         }
@@ -500,7 +512,7 @@ async fn a_stream_client_gets_new_rounds_throttled_and_an_error_event_on_shutdow
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reorg_invalidates_the_cached_value() {
     // Only the first value and refreshes update the chain.
-    let stack = start("reorg", |config| {
+    let stack = start("reorg", |config, _node| {
         for feed in config.feeds.iter_mut() {
             feed.deviation_bps = 10_000;
             feed.heartbeat = Duration::from_secs(3600);

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use oracle_common::config::{Config, FeedConfig, RateLimit, SourceConfig, SymbolSpec};
-use oracle_common::wire::{FetchReply, FetchRequest, OBS_STREAM, Observation};
+use oracle_common::wire::{FetchReply, FetchRequest, OBS_STREAM, Observation, WireMessage};
 use oracle_common::{Pair, SourceId, now_ms};
 use oracle_devstack::process::ChildProcess;
 use oracle_devstack::simulator::{Faults, Simulator};
@@ -54,6 +54,7 @@ fn feed(p: &str, sources: &[&str], fallbacks: &[&str], min: usize) -> FeedConfig
         max_age: Duration::from_secs(10),
         deviation_bps: 50,
         heartbeat: Duration::from_secs(60),
+        max_report_age: Duration::from_secs(120),
         adapter: None,
     }
 }
@@ -422,11 +423,7 @@ async fn a_trigger_yields_fresh_observations_within_a_second() {
     let ask = |pair: &'static str, at: u64| {
         let client = rig.client.clone();
         async move {
-            let body = serde_json::to_vec(&FetchRequest {
-                v: 1,
-                requested_at_ms: at,
-            })
-            .unwrap();
+            let body = FetchRequest::new(at).encode();
             let msg = tokio::time::timeout(
                 Duration::from_secs(5),
                 client.request(format!("oracle.fetch.{pair}"), body.into()),

@@ -446,6 +446,8 @@ async fn every_panel_and_alert_is_backed_by_live_series() {
         ephemeral_ports: true,
         data_dir,
         sim_tick: Duration::from_secs(1),
+        nodes: oracle_devstack::nodes::dev_nodes(4).unwrap(),
+        block_time: None,
     })
     .await
     .expect("stack starts (scripts/test.sh builds the binaries and installs the tools)");
@@ -664,7 +666,12 @@ async fn every_panel_and_alert_is_backed_by_live_series() {
             })
             .collect()
     };
-    let aggregator = lines("oracle-aggregator");
+    // One log per node; the leader's has the updates.
+    let aggregator: Vec<Value> = logs
+        .keys()
+        .filter(|name| name.starts_with("oracle-aggregator-"))
+        .flat_map(|name| lines(name))
+        .collect();
     let updated = aggregator
         .iter()
         .find(|l| l["message"] == "feed updated")
@@ -691,7 +698,7 @@ async fn every_panel_and_alert_is_backed_by_live_series() {
     let bff = lines("oracle-bff");
     assert!(!bff.is_empty() && bff.iter().all(|l| l["timestamp"].is_string()));
 
-    // A real outage fires its alert: with the aggregator gone nobody leads.
+    // A real outage fires its alert: with every aggregator node gone nobody leads.
     stack.kill_service("aggregator").await;
     eventually(
         Duration::from_secs(120),

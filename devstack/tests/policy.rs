@@ -43,6 +43,8 @@ async fn heartbeat_deviation_outliers_and_quorum_loss() {
         ephemeral_ports: true,
         data_dir: std::env::temp_dir().join(format!("oracle-policy-{}", std::process::id())),
         sim_tick: Duration::from_secs(1),
+        nodes: oracle_devstack::nodes::dev_nodes(1).unwrap(),
+        block_time: None,
     })
     .await
     .expect("stack starts");
@@ -69,7 +71,7 @@ async fn heartbeat_deviation_outliers_and_quorum_loss() {
         let hb: Vec<ReportMessage> = btc(reports(&js).await)
             .into_iter()
             .skip(start)
-            .filter(|r| r.reason == "heartbeat")
+            .filter(|r| r.reason == oracle_common::wire::UpdateReason::Heartbeat)
             .collect();
         (hb.len() >= 2).then_some(hb)
     })
@@ -93,9 +95,9 @@ async fn heartbeat_deviation_outliers_and_quorum_loss() {
         },
     );
     let dev = eventually(Duration::from_secs(10), "a deviation round", || async {
-        btc(reports(&js).await)
-            .into_iter()
-            .find(|r| r.reason == "deviation" && r.computed_at_ms > moved_at)
+        btc(reports(&js).await).into_iter().find(|r| {
+            r.reason == oracle_common::wire::UpdateReason::Deviation && r.computed_at_ms > moved_at
+        })
     })
     .await
     .unwrap();
@@ -135,9 +137,18 @@ async fn heartbeat_deviation_outliers_and_quorum_loss() {
     )
     .await
     .unwrap();
-    let honest: Vec<Decimal> = with_outlier.used.iter().map(|o| o.price).collect();
+    let honest: Vec<Decimal> = with_outlier
+        .used
+        .iter()
+        .map(|u| u.observation.price)
+        .collect();
     let (lo, hi) = (*honest.iter().min().unwrap(), *honest.iter().max().unwrap());
-    assert!(with_outlier.used.iter().all(|o| o.source != kraken));
+    assert!(
+        with_outlier
+            .used
+            .iter()
+            .all(|u| u.observation.source != kraken)
+    );
     assert!(lo <= with_outlier.price && with_outlier.price <= hi);
     let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
     let hub = OracleHub::new(stack.deployment.hub, &provider);
@@ -157,7 +168,7 @@ async fn heartbeat_deviation_outliers_and_quorum_loss() {
     // the metric counts the evaluations without quorum.
     let quorum_failures = || {
         oracle_devstack::metric_value(
-            &stack.registries.aggregator,
+            &stack.registries.aggregators["node-1"],
             "oracle_aggregator_quorum_failures_total",
             None,
         )

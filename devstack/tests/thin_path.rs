@@ -106,6 +106,9 @@ async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
         ephemeral_ports: true,
         data_dir: data_dir("thin-path"),
         sim_tick: Duration::from_secs(1),
+        // The real quorum: four nodes, three signatures per batch.
+        nodes: oracle_devstack::nodes::dev_nodes(4).unwrap(),
+        block_time: None,
     })
     .await
     .expect("stack starts (run scripts/bootstrap.sh if a tool is missing)");
@@ -311,7 +314,7 @@ async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
         .find(|r| r.pair == pair && u64::from(r.round) == round)
         .expect("the report of the served round");
     assert_eq!(report.price_scaled, price_raw.to_string());
-    let mut used: Vec<Decimal> = report.used.iter().map(|o| o.price).collect();
+    let mut used: Vec<Decimal> = report.used.iter().map(|u| u.observation.price).collect();
     used.sort();
     let mid = used.len() / 2;
     let recomputed = if used.len() % 2 == 1 {
@@ -331,7 +334,7 @@ async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
             let events: Vec<SubmissionEvent> = read_all(SUBMISSIONS_STREAM)
                 .await
                 .iter()
-                .map(|b| SubmissionEvent::decode(b).unwrap())
+                .map(|b| <SubmissionEvent as oracle_common::wire::WireMessage>::decode(b).unwrap())
                 .filter(|e| e.id == report.submission_id)
                 .collect();
             events
@@ -452,6 +455,8 @@ async fn on_demand_refresh_updates_the_chain_regardless_of_deviation() {
         ephemeral_ports: true,
         data_dir: data_dir("refresh"),
         sim_tick: Duration::from_secs(1),
+        nodes: oracle_devstack::nodes::dev_nodes(1).unwrap(),
+        block_time: None,
     })
     .await
     .expect("stack starts");
@@ -507,8 +512,11 @@ async fn on_demand_refresh_updates_the_chain_regardless_of_deviation() {
     })
     .unwrap())
     .await;
-    assert_eq!(unknown.error.as_deref(), Some("unknown_pair"));
+    assert_eq!(
+        unknown.error,
+        Some(oracle_common::wire::ErrorCode::UnknownPair)
+    );
     let bad = ask(b"not json".to_vec()).await;
-    assert_eq!(bad.error.as_deref(), Some("bad_request"));
+    assert_eq!(bad.error, Some(oracle_common::wire::ErrorCode::BadRequest));
     stack.stop().await;
 }

@@ -5,7 +5,11 @@
 //! `fallback_after`, the feed's fallbacks are polled in priority order within
 //! the same cycle until the quorum is reached or the list ends. A request on
 //! `oracle.fetch.{PAIR}` runs a cycle at once; concurrent requests for the same
-//! pair share one cycle.
+//! pair (and the same exclusions) share one cycle. A request may name sources
+//! to exclude (an aggregator's outliers or silent primaries): those are not
+//! polled nor counted, and the fallbacks are polled until `min_sources` of the
+//! others answered, so that fallbacks stand in for sources that lie, not only
+//! for those that are down.
 //!
 //! Observation time: the source's own data time when it gives one, otherwise
 //! the cycle's slot (or the request's `requested_at_ms`), so that every
@@ -19,7 +23,7 @@ use std::time::Duration;
 use async_nats::Subject;
 use futures::StreamExt;
 use oracle_common::config::{FeedConfig, FetchersConfig};
-use oracle_common::wire::{FetchReply, FetchRequest, Observation, SCHEMA_VERSION};
+use oracle_common::wire::{FetchReply, FetchRequest, Observation, SCHEMA_VERSION, WireMessage};
 use oracle_common::{Pair, SourceId, now_ms};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -66,6 +70,9 @@ pub struct CycleReport {
     pub quorum: bool,
 }
 
+/// A running on-demand cycle: the pair and the sources it excludes.
+type TriggerKey = (Pair, Vec<SourceId>);
+
 /// Shared state of the polling tasks.
 #[derive(Debug)]
 pub struct Engine {
@@ -74,7 +81,7 @@ pub struct Engine {
     feeds: BTreeMap<Pair, FeedPlan>,
     tx: mpsc::Sender<Observation>,
     metrics: Metrics,
-    pending_triggers: Mutex<HashMap<Pair, Vec<Option<Subject>>>>,
+    pending_triggers: Mutex<HashMap<TriggerKey, Vec<Option<Subject>>>>,
 }
 
 impl Engine {
@@ -195,12 +202,13 @@ impl Engine {
         }
     }
 
-    /// Runs one cycle for `pair` (see the module docs).
+    /// Runs one cycle for `pair` (see the module docs), not polling `exclude`.
     pub async fn cycle(
         self: &Arc<Self>,
         pair: &Pair,
         slot_ms: u64,
         trigger: Option<&'static str>,
+        exclude: &[SourceId],
     ) -> CycleReport {
         let Some(plan) = self.feeds.get(pair) else {
             return CycleReport::default();
@@ -210,16 +218,19 @@ impl Engine {
         let decide_at = started + self.fallback_after();
         let min = plan.config.min_sources;
         let mut answered = Vec::new();
+        let wanted = |leg: &&Leg| !exclude.contains(&leg.source.id);
+        let primaries: Vec<Leg> = plan.primaries.iter().filter(wanted).cloned().collect();
+        let fallbacks: Vec<Leg> = plan.fallbacks.iter().filter(wanted).cloned().collect();
 
         let mut set = JoinSet::new();
-        self.spawn_legs(&mut set, pair, &plan.primaries, slot_ms, trigger, deadline);
+        self.spawn_legs(&mut set, pair, &primaries, slot_ms, trigger, deadline);
         // Stop waiting once the quorum answered: slower primaries still publish.
         collect(&mut set, &mut answered, decide_at, min).await;
 
         let mut next = 0;
-        while answered.len() < min && next < plan.fallbacks.len() && Instant::now() < deadline {
-            let take = (min - answered.len()).min(plan.fallbacks.len() - next);
-            let batch = &plan.fallbacks[next..next + take];
+        while answered.len() < min && next < fallbacks.len() && Instant::now() < deadline {
+            let take = (min - answered.len()).min(fallbacks.len() - next);
+            let batch = &fallbacks[next..next + take];
             next += take;
             debug!(pair = %pair, have = answered.len(), need = min, fallbacks = take, "polling fallbacks");
             let mut fallback_set = JoinSet::new();
@@ -254,7 +265,7 @@ impl Engine {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_millis(slot - now)) => {}
             }
-            let report = self.cycle(&pair, slot, None).await;
+            let report = self.cycle(&pair, slot, None, &[]).await;
             if !report.quorum {
                 debug!(pair = %pair, answered = report.sources.len(), "cycle without quorum");
             }
@@ -301,32 +312,40 @@ impl Engine {
                 .triggers
                 .with_label_values(&[&pair.to_string()])
                 .inc();
-            let requested_at_ms = serde_json::from_slice::<FetchRequest>(&msg.payload)
-                .map(|r| r.requested_at_ms)
-                .unwrap_or_else(|_| now_ms());
+            // An empty body is a plain trigger asked for now.
+            let request =
+                FetchRequest::decode(&msg.payload).unwrap_or_else(|_| FetchRequest::new(now_ms()));
+            let requested_at_ms = request.requested_at_ms;
+            let mut exclude = request.exclude;
+            exclude.sort();
+            exclude.dedup();
+            let key = (pair.clone(), exclude.clone());
             {
                 let mut pending = self
                     .pending_triggers
                     .lock()
                     .unwrap_or_else(|p| p.into_inner());
-                if let Some(waiting) = pending.get_mut(&pair) {
-                    // A cycle for this pair is running: share its result.
+                if let Some(waiting) = pending.get_mut(&key) {
+                    // The same cycle is running: share its result.
                     waiting.push(msg.reply);
                     continue;
                 }
-                pending.insert(pair.clone(), vec![msg.reply]);
+                pending.insert(key.clone(), vec![msg.reply]);
+            }
+            if !exclude.is_empty() {
+                debug!(pair = %pair, exclude = ?exclude, "polling other sources than the excluded ones");
             }
             let engine = Arc::clone(&self);
             let nats = nats.clone();
             tokio::spawn(async move {
                 let report = engine
-                    .cycle(&pair, requested_at_ms, Some("on-demand"))
+                    .cycle(&pair, requested_at_ms, Some("on-demand"), &exclude)
                     .await;
                 let replies = engine
                     .pending_triggers
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .remove(&pair)
+                    .remove(&key)
                     .unwrap_or_default();
                 let body = FetchReply {
                     v: SCHEMA_VERSION,

@@ -55,6 +55,14 @@ pub enum FetchError {
     /// Not sent: the source's circuit breaker is open.
     #[error("not sent: circuit breaker open")]
     CircuitOpen,
+    /// The source dates its data later than this host's clock allows: its
+    /// clock is wrong (or ours). Never published: one source dated ahead must
+    /// not hold a feed hostage.
+    #[error("refused: the source dates its data {ahead_ms} ms in the future")]
+    FutureTimestamp {
+        /// How far ahead of the fetch, ms.
+        ahead_ms: u64,
+    },
 }
 
 impl FetchError {
@@ -97,6 +105,7 @@ impl FetchError {
             Self::Malformed(_) => "malformed",
             Self::Throttled(_) => "throttled",
             Self::CircuitOpen => "circuit_open",
+            Self::FutureTimestamp { .. } => "future_timestamp",
         }
     }
 

@@ -145,7 +145,10 @@ impl Metrics {
     /// dashboards and alerts see every configured source from the first
     /// scrape, including fallbacks never polled yet.
     pub fn init_source(&self, source: &str) {
-        self.requests.with_label_values(&[source, "ok"]);
+        // `ok` and the outcome alerts and dashboards single out.
+        for outcome in ["ok", "future_timestamp"] {
+            self.requests.with_label_values(&[source, outcome]);
+        }
         self.latency.with_label_values(&[source]);
         self.retries.with_label_values(&[source]);
         self.rate_limit_wait.with_label_values(&[source]);

@@ -9,7 +9,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream;
 use backon::{ExponentialBuilder, Retryable};
 use oracle_common::now_ms;
-use oracle_common::wire::{MSG_ID_HEADER, Observation};
+use oracle_common::wire::{MSG_ID_HEADER, Observation, WireMessage};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};

@@ -173,7 +173,16 @@ impl Source {
                     .inc_by(waited.as_secs_f64());
             }
             let started = Instant::now();
-            let result = self.request(client, market).await;
+            let skew = config.max_clock_skew.as_millis() as u64;
+            let result = self.request(client, market).await.and_then(|quote| {
+                let now = now_ms();
+                match quote.observed_at_ms {
+                    Some(at) if at > now + skew => {
+                        Err(FetchError::FutureTimestamp { ahead_ms: at - now })
+                    }
+                    _ => Ok(quote),
+                }
+            });
             metrics
                 .latency
                 .with_label_values(&[source])

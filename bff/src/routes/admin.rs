@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use oracle_common::wire::{
-    RETRY_SUBJECT, RetryReply, RetryRequest, SCHEMA_VERSION, SubmissionStatus,
+    RETRY_SUBJECT, RetryReply, RetryRequest, SCHEMA_VERSION, SubmissionStatus, WireMessage,
 };
 use serde::Serialize;
 
@@ -82,7 +82,7 @@ pub async fn retry(
         )));
     }
     let nats = state.bus()?;
-    let payload = serde_json::to_vec(&RetryRequest {
+    let payload = RetryRequest {
         v: SCHEMA_VERSION,
         retry_of: id.clone(),
         pairs: record
@@ -91,8 +91,8 @@ pub async fn retry(
             .iter()
             .map(|r| r.pair.clone())
             .collect(),
-    })
-    .map_err(|e| ApiError::Bus(e.to_string()))?;
+    }
+    .encode();
     let answer = nats
         .send_request(
             RETRY_SUBJECT,
@@ -109,23 +109,13 @@ pub async fn retry(
         };
         return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
     };
-    let reply: RetryReply =
-        serde_json::from_slice(&msg.payload).map_err(|e| ApiError::Refresh {
-            code: "retry_failed",
-            message: format!("unreadable aggregator reply: {e}"),
-        })?;
-    if let Some(code) = reply.error.as_deref() {
+    let reply = RetryReply::decode(&msg.payload).map_err(|e| ApiError::Refresh {
+        code: "retry_failed",
+        message: format!("unreadable aggregator reply: {e}"),
+    })?;
+    if let Some(code) = reply.error {
         let message = reply.message.unwrap_or_default();
-        return Err(match code {
-            "no_quorum" => ApiError::Refresh {
-                code: "no_quorum",
-                message,
-            },
-            _ => ApiError::Refresh {
-                code: "retry_failed",
-                message: format!("{code}: {message}"),
-            },
-        });
+        return Err(ApiError::from_reply(code, message, None, "retry_failed"));
     }
     let status = reply
         .status

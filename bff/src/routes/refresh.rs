@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use oracle_common::wire::{
     REFRESH_SUBJECT, RefreshReply, RefreshRequest, SCHEMA_VERSION, SUBMISSIONS_SUBJECTS,
-    SubmissionEvent,
+    SubmissionEvent, WireMessage,
 };
 use oracle_common::{Pair, now_ms};
 use serde::Serialize;
@@ -80,11 +80,11 @@ pub async fn refresh(
         .subscribe(SUBMISSIONS_SUBJECTS)
         .await
         .map_err(|e| ApiError::Bus(e.to_string()))?;
-    let payload = serde_json::to_vec(&RefreshRequest {
+    let payload = RefreshRequest {
         v: SCHEMA_VERSION,
         pair: pair.clone(),
-    })
-    .map_err(|e| ApiError::Bus(e.to_string()))?;
+    }
+    .encode();
     let request = nats.send_request(
         REFRESH_SUBJECT,
         async_nats::Request::new()
@@ -98,7 +98,7 @@ pub async fn refresh(
             answer = &mut request => break answer,
             Some(msg) = events.next() => {
                 if submission_id.is_none()
-                    && let Ok(event) = serde_json::from_slice::<SubmissionEvent>(&msg.payload)
+                    && let Ok(event) = SubmissionEvent::decode(&msg.payload)
                     && event.at_ms >= asked_at_ms
                     && event.reports.iter().any(|r| r.pair == pair)
                 {
@@ -116,28 +116,18 @@ pub async fn refresh(
         };
         return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
     };
-    let reply: RefreshReply =
-        serde_json::from_slice(&msg.payload).map_err(|e| ApiError::Refresh {
-            code: "refresh_failed",
-            message: format!("unreadable aggregator reply: {e}"),
-        })?;
-    if let Some(code) = reply.error.as_deref() {
+    let reply = RefreshReply::decode(&msg.payload).map_err(|e| ApiError::Refresh {
+        code: "refresh_failed",
+        message: format!("unreadable aggregator reply: {e}"),
+    })?;
+    if let Some(code) = reply.error {
         let message = reply.message.unwrap_or_default();
-        return Err(match code {
-            "unknown_pair" => ApiError::UnknownPair(pair.to_string()),
-            "no_quorum" => ApiError::Refresh {
-                code: "no_quorum",
-                message,
-            },
-            "chain_error" => ApiError::Refresh {
-                code: "chain_error",
-                message,
-            },
-            _ => ApiError::Refresh {
-                code: "refresh_failed",
-                message: format!("{code}: {message}"),
-            },
-        });
+        return Err(ApiError::from_reply(
+            code,
+            message,
+            Some(&pair),
+            "refresh_failed",
+        ));
     }
     let block = reply.block.ok_or_else(|| ApiError::Refresh {
         code: "refresh_failed",

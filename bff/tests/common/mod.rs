@@ -24,6 +24,7 @@ pub fn state(registry: &Registry) -> AppState {
         max_age: std::time::Duration::from_secs(10),
         deviation_bps: 50,
         heartbeat: std::time::Duration::from_secs(60),
+        max_report_age: std::time::Duration::from_secs(120),
         adapter: None,
     };
     // Port 9 (discard) on loopback: nothing answers JSON-RPC there.

@@ -1,0 +1,80 @@
+//! Follows the chain beside the ingest loop: the feeds other writers (a
+//! previous leader, a relayer) updated, found from the hub's `PriceUpdated`
+//! logs of each new block; the hub's signer set; and the sender's balance.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use oracle_common::Pair;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::metrics::Metrics;
+use crate::policy::OnChain;
+use crate::proposal::{SharedSignerSet, SignerSet};
+use crate::submitter::Submitter;
+
+/// How often the head is checked.
+const POLL: Duration = Duration::from_secs(1);
+/// How often the signer set and the balance are read.
+const SLOW: Duration = Duration::from_secs(30);
+
+/// Sends `(pair, state)` for every feed updated on chain, until `shutdown`.
+pub async fn run(
+    submitter: Submitter,
+    by_index: BTreeMap<u16, Pair>,
+    updates: mpsc::Sender<(Pair, OnChain)>,
+    signer_set: SharedSignerSet,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    let mut last = submitter.block_number().await.unwrap_or(0);
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut slow = tokio::time::interval(SLOW);
+    slow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = slow.tick() => {
+                if let Ok(balance) = submitter.balance().await {
+                    metrics.sender_balance.set(f64::from(balance));
+                }
+                match submitter.signer_set().await {
+                    Ok((signers, threshold)) => {
+                        metrics.threshold.set(threshold as i64);
+                        if let Ok(mut set) = signer_set.write() {
+                            *set = SignerSet { signers, threshold };
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "cannot read the hub's signer set"),
+                }
+            }
+            _ = poll.tick() => {
+                let Ok(head) = submitter.block_number().await else { continue };
+                if head <= last {
+                    continue;
+                }
+                match submitter.updated_between(last + 1, head).await {
+                    Ok(indexes) => {
+                        for index in indexes {
+                            let Some(pair) = by_index.get(&index) else { continue };
+                            match submitter.read_index(index).await {
+                                Ok(state) => {
+                                    debug!(pair = %pair, round = state.round, "feed updated on chain");
+                                    if updates.send((pair.clone(), state)).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e) => warn!(pair = %pair, error = %e, "cannot read an updated feed"),
+                            }
+                        }
+                        last = head;
+                    }
+                    Err(e) => warn!(error = %e, "cannot read the hub's logs"),
+                }
+            }
+        }
+    }
+}

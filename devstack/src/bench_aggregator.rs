@@ -1,0 +1,377 @@
+//! The aggregator's benchmarks, on real nats-server and anvil processes:
+//!
+//! - `bench-consumption`: observations per second through a node's real
+//!   service loop (`oracle_aggregator::run`: ingest, evaluate, acknowledge),
+//!   against a bare pull consumer that only acknowledges, on the same stream
+//!   in the same run, alternating.
+//! - `bench-latency`: from the PubAck of the observation that makes an update
+//!   due to its round being readable from the contract, with a quorum of
+//!   `oracle-aggregator` node processes (3 of 4 signing) at the default
+//!   configuration and anvil mining each transaction at once.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use oracle_common::config::{Config, Secret};
+use oracle_common::wire::{MSG_ID_HEADER, Observation, SCHEMA_VERSION, WireMessage};
+use tokio_util::sync::CancellationToken;
+
+use crate::nodes::{NodeSpec, with_signers};
+use crate::process::{ChildProcess, Output};
+use crate::stack::{StackError, eventually, start_anvil, start_nats};
+use crate::tools;
+
+fn err(e: impl std::fmt::Display) -> StackError {
+    StackError::Io(e.to_string())
+}
+
+/// Publishes `obs` and waits for its PubAck.
+async fn publish(js: &jetstream::Context, obs: &Observation) -> Result<u64, StackError> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(MSG_ID_HEADER, obs.msg_id().as_str());
+    let ack = js
+        .publish_with_headers(obs.subject(), headers, obs.encode().into())
+        .await
+        .map_err(err)?
+        .await
+        .map_err(err)?;
+    Ok(ack.sequence)
+}
+
+/// Waits until durable `name` has acknowledged every message up to `last`.
+async fn acked_through(
+    stream: &jetstream::stream::Stream,
+    name: &str,
+    last: u64,
+) -> Result<Instant, StackError> {
+    loop {
+        if let Ok(mut c) = stream.get_consumer::<consumer::pull::Config>(name).await
+            && let Ok(info) = c.info().await
+            && info.ack_floor.stream_sequence >= last
+        {
+            return Ok(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `oracle-devstack bench-consumption`.
+pub async fn bench_consumption(count: usize, rounds: usize) -> Result<(), StackError> {
+    let dir = std::env::temp_dir().join(format!("oracle-bench-consumption-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = || tools::free_port().map_err(err);
+    let nats_url = format!("nats://127.0.0.1:{}", port()?);
+    let rpc_url = format!("http://127.0.0.1:{}", port()?);
+    let _nats = start_nats(&nats_url, &dir.join("nats"), &dir.join("nats.log")).await?;
+    let _anvil = start_anvil(&rpc_url, 31337, &dir.join("anvil.log")).await?;
+    // 20 feeds x 12 sources (the fetchers' benchmark config), a window long
+    // enough to hold the whole published set.
+    let path = dir.join("bench.toml");
+    std::fs::write(
+        &path,
+        crate::bench::config_toml(&nats_url, "127.0.0.1:1", port()?),
+    )
+    .map_err(err)?;
+    let mut config =
+        Config::load_with_env(&path, Vec::new()).map_err(|e| StackError::Config(e.to_string()))?;
+    for feed in config.feeds.iter_mut() {
+        feed.max_age = Duration::from_secs(120);
+    }
+    config.chain.rpc_url = rpc_url.clone();
+    config.telemetry.log_level = "warn".into();
+    let node = NodeSpec {
+        name: "bench".into(),
+        signer_key: Secret::new(
+            "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+        ),
+        sender_key: Secret::new(
+            "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+        ),
+        metrics_addr: ([127, 0, 0, 1], port()?).into(),
+    };
+    let deployment = crate::deploy::deploy(
+        &rpc_url,
+        &with_signers(&config, std::slice::from_ref(&node))?,
+    )
+    .await?;
+    config.chain.hub_address = Some(deployment.hub);
+
+    let client = async_nats::connect(&nats_url).await.map_err(err)?;
+    let js = jetstream::new(client);
+    let stream = oracle_common::streams::ensure_obs_stream(&js, &config.nats)
+        .await
+        .map_err(err)?;
+    // The observations: each with its own time, all in the last 60 s.
+    let started = Instant::now();
+    let t0 = oracle_common::now_ms() - 60_000;
+    let mut acks = Vec::with_capacity(5_000);
+    let mut last = 0;
+    for i in 0..count {
+        let feed = &config.feeds[i % config.feeds.len()];
+        let source = feed.sources[(i / config.feeds.len()) % feed.sources.len()].clone();
+        let at = t0 + (i as u64 * 50_000) / count as u64;
+        let obs = Observation {
+            v: SCHEMA_VERSION,
+            pair: feed.pair.clone(),
+            source,
+            price: crate::simulator::initial_price(&feed.pair)
+                + rust_decimal::Decimal::new((i % 100) as i64, 2),
+            bid: None,
+            ask: None,
+            observed_at_ms: at,
+            fetched_at_ms: at,
+            fetcher: "bench".into(),
+            fallback_rank: 0,
+            trigger: None,
+            market_quote: None,
+        };
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(MSG_ID_HEADER, format!("{}:{i}", obs.msg_id()).as_str());
+        acks.push(
+            js.publish_with_headers(obs.subject(), headers, obs.encode().into())
+                .await
+                .map_err(err)?,
+        );
+        if acks.len() == 5_000 {
+            for a in acks.drain(..) {
+                last = last.max(a.await.map_err(err)?.sequence);
+            }
+        }
+    }
+    for a in acks.drain(..) {
+        last = last.max(a.await.map_err(err)?.sequence);
+    }
+    println!(
+        "published {count} observations (20 feeds x 12 sources) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut bare_rates = Vec::new();
+    let mut node_rates = Vec::new();
+    for round in 0..rounds {
+        // Bare: a durable pull consumer that only acknowledges.
+        let name = format!("bare-{round}");
+        let c: consumer::PullConsumer = stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: oracle_aggregator::ACK_WAIT,
+                max_ack_pending: 100_000,
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(err)?;
+        let mut msgs = c
+            .stream()
+            .max_messages_per_batch(oracle_aggregator::PULL_BATCH)
+            .messages()
+            .await
+            .map_err(err)?;
+        let mut first = None;
+        for _ in 0..count {
+            let m = msgs
+                .next()
+                .await
+                .ok_or_else(|| err("stream ended"))?
+                .map_err(err)?;
+            first.get_or_insert_with(Instant::now);
+            m.ack().await.map_err(err)?;
+        }
+        let end = acked_through(&stream, &name, last).await?;
+        let first = first.unwrap_or(end);
+        bare_rates.push(count as f64 / (end - first).as_secs_f64());
+
+        // The node's real service loop, as `oracle-aggregator` runs it.
+        let name = format!("node-{round}");
+        let mut node_config = node.config(&config);
+        node_config.aggregator.consumer = name.clone();
+        let registry = prometheus::Registry::new();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let (r, s) = (registry.clone(), stop.clone());
+            async move { oracle_aggregator::run(node_config, &r, s).await }
+        });
+        let consumed = || {
+            crate::metric_value(
+                &registry,
+                "oracle_aggregator_observations_consumed_total",
+                None,
+            )
+        };
+        let first = eventually(Duration::from_secs(120), "the node consuming", || async {
+            (consumed() > 0.0).then(Instant::now)
+        })
+        .await?;
+        let end = acked_through(&stream, &name, last).await?;
+        node_rates.push(count as f64 / (end - first).as_secs_f64());
+        if consumed() < count as f64 {
+            return Err(err(format!("the node consumed {} of {count}", consumed())));
+        }
+        stop.cancel();
+        task.await.map_err(err)?.map_err(err)?;
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (bare, agg) = (mean(&bare_rates), mean(&node_rates));
+    println!("bare pull consumer (ack only):           {bare:.0} obs/s (rounds: {bare_rates:.0?})");
+    println!(
+        "node service loop (ingest, evaluate, ack): {agg:.0} obs/s (rounds: {node_rates:.0?}) (target >= 50000)"
+    );
+    println!(
+        "ratio: {:.0}% of the bare consumer (target >= 80%)",
+        agg / bare * 100.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// `oracle-devstack bench-latency`.
+pub async fn bench_latency(
+    bin_dir: &Path,
+    iterations: usize,
+    nodes: usize,
+) -> Result<(), StackError> {
+    use alloy::providers::ProviderBuilder;
+    use oracle_common::chain::OracleHub;
+
+    let dir = std::env::temp_dir().join(format!("oracle-bench-latency-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config_path = tools::workspace_root().join("config/dev.toml");
+    let mut config = Config::load(&config_path).map_err(|e| StackError::Config(e.to_string()))?;
+    let port = || tools::free_port().map_err(err);
+    config.nats.url = format!("nats://127.0.0.1:{}", port()?);
+    config.chain.rpc_url = format!("http://127.0.0.1:{}", port()?);
+    let mut quorum = crate::nodes::dev_nodes(nodes)?;
+    for node in quorum.iter_mut() {
+        node.metrics_addr = ([127, 0, 0, 1], port()?).into();
+    }
+    let _nats = start_nats(&config.nats.url, &dir.join("nats"), &dir.join("nats.log")).await?;
+    let _anvil = start_anvil(&config.chain.rpc_url, 31337, &dir.join("anvil.log")).await?;
+    let deployment =
+        crate::deploy::deploy(&config.chain.rpc_url, &with_signers(&config, &quorum)?).await?;
+    config.chain.hub_address = Some(deployment.hub);
+    let bin = bin_dir.join("oracle-aggregator");
+    let mut children = Vec::new();
+    for node in &quorum {
+        let mut env = vec![
+            ("ORACLE__NATS__URL".to_owned(), config.nats.url.clone()),
+            (
+                "ORACLE__CHAIN__RPC_URL".to_owned(),
+                config.chain.rpc_url.clone(),
+            ),
+            (
+                "ORACLE__CHAIN__HUB_ADDRESS".to_owned(),
+                deployment.hub.to_string(),
+            ),
+            ("ORACLE__TELEMETRY__LOG_LEVEL".to_owned(), "warn".to_owned()),
+        ];
+        env.extend(node.env());
+        children.push(
+            ChildProcess::spawn(
+                &format!("oracle-aggregator-{}", node.name),
+                &bin,
+                &["--config".into(), config_path.display().to_string()],
+                &env,
+                Output::File(dir.join(format!("{}.log", node.name))),
+            )
+            .map_err(err)?,
+        );
+    }
+
+    let client = async_nats::connect(&config.nats.url).await.map_err(err)?;
+    let js = jetstream::new(client);
+    oracle_common::streams::ensure_obs_stream(&js, &config.nats)
+        .await
+        .map_err(err)?;
+    let provider = ProviderBuilder::new()
+        .connect_http(config.chain.rpc_url.parse().map_err(|_| err("rpc url"))?);
+    let hub = OracleHub::new(deployment.hub, &provider);
+    let feed = config.feeds[0].clone();
+    let sources: Vec<_> = feed
+        .sources
+        .iter()
+        .take(feed.min_sources)
+        .cloned()
+        .collect();
+    let round_of = || async {
+        hub.latest(feed.pair.feed_id())
+            .call()
+            .await
+            .map(|l| l.roundId)
+            .unwrap_or(0)
+    };
+    let mut latencies = Vec::with_capacity(iterations);
+    let warmup = 5;
+    for i in 0..iterations + warmup {
+        for child in children.iter_mut() {
+            child.check_running().map_err(err)?;
+        }
+        let before = round_of().await;
+        let cents: i64 = if i % 2 == 0 { 9_800_000 } else { 9_700_000 }; // 1% apart
+        let now = oracle_common::now_ms();
+        let mut acked_at = Instant::now();
+        for source in &sources {
+            let obs = Observation {
+                v: SCHEMA_VERSION,
+                pair: feed.pair.clone(),
+                source: source.clone(),
+                price: rust_decimal::Decimal::new(cents, 2),
+                bid: None,
+                ask: None,
+                observed_at_ms: now,
+                fetched_at_ms: now,
+                fetcher: "bench".into(),
+                fallback_rank: 0,
+                trigger: None,
+                market_quote: None,
+            };
+            publish(&js, &obs).await?;
+            acked_at = Instant::now();
+        }
+        // The first rounds wait for a leader and the quorum to come up.
+        let wait = if i < warmup {
+            Duration::from_secs(60)
+        } else {
+            Duration::from_secs(10)
+        };
+        let deadline = acked_at + wait;
+        loop {
+            if round_of().await > before {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(StackError::Timeout(
+                    wait,
+                    format!("round after iteration {i}"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        if i >= warmup {
+            latencies.push(acked_at.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for child in children.iter_mut() {
+        child.stop(Duration::from_secs(5)).await;
+    }
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
+    let threshold = with_signers(&config, &quorum)?
+        .deploy
+        .threshold
+        .unwrap_or_default();
+    println!(
+        "PubAck to round readable on chain, {iterations} updates, {nodes} node processes ({threshold} signatures per batch), default config, anvil automine: p50 {:?}, p90 {:?}, p99 {:?} (target < 300 ms), max {:?}",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        latencies[latencies.len() - 1]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,0 +1,408 @@
+//! The rig the integration tests share: real nats-server and anvil on free
+//! ports, the hub deployed from `config/dev.toml` for the first nodes of the
+//! dev quorum (`config/dev-nodes.toml`), the exchange simulator on loopback,
+//! aggregator nodes in this process or as real processes, and helpers to
+//! read what was recorded and to wait for it.
+
+#![allow(dead_code)] // each test file uses a part of the rig
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use oracle_common::chain::OracleHub;
+use oracle_common::config::Config;
+use oracle_common::wire::{SUBMISSIONS_STREAM, SubmissionEvent, SubmissionStatus, WireMessage};
+use oracle_devstack::nodes::NodeSpec;
+use oracle_devstack::process::{ChildProcess, Output};
+use oracle_devstack::simulator::Simulator;
+use oracle_devstack::{deploy, eventually, start_anvil, start_nats, tools};
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A running rig; dropping it stops everything it started.
+pub struct Rig {
+    pub config: Config,
+    pub dir: PathBuf,
+    pub shutdown: CancellationToken,
+    pub js: async_nats::jetstream::Context,
+    pub nats: async_nats::Client,
+    pub deployment: oracle_common::deploy::Deployment,
+    pub simulator: Simulator,
+    pub provider: DynProvider,
+    /// The quorum's nodes (free metrics ports).
+    pub nodes: Vec<NodeSpec>,
+    /// The in-process fetchers' metrics (when started).
+    pub fetchers: Registry,
+    _nats: ChildProcess,
+    _anvil: ChildProcess,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What to start besides nats-server, anvil and the hub.
+#[derive(Debug, Clone, Copy)]
+pub struct RigOptions {
+    /// Run the fetchers in this process (against the simulator).
+    pub fetchers: bool,
+    /// Signers of the hub: the first `nodes` of the dev quorum.
+    pub nodes: usize,
+    /// Signatures a batch needs (default: config/dev.toml's, at most `nodes`).
+    pub threshold: Option<u8>,
+    /// anvil's block time (`None`: a block per transaction).
+    pub block_time: Option<u64>,
+}
+
+impl Default for RigOptions {
+    fn default() -> Self {
+        Self {
+            fetchers: false,
+            nodes: 1,
+            threshold: None,
+            block_time: None,
+        }
+    }
+}
+
+impl RigOptions {
+    /// One node, fetchers on.
+    pub fn fetchers() -> Self {
+        Self {
+            fetchers: true,
+            ..Self::default()
+        }
+    }
+}
+
+impl Rig {
+    /// nats-server, anvil with the hub, the simulator (and the fetchers when
+    /// asked), from config/dev.toml on free ports.
+    pub async fn start(name: &str, options: RigOptions) -> Rig {
+        Self::start_with(name, options, |_| {}).await
+    }
+
+    /// Like [`Rig::start`], with the config adjusted before anything starts.
+    pub async fn start_with(
+        name: &str,
+        options: RigOptions,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Rig {
+        let dir = std::env::temp_dir().join(format!("oracle-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut config = Config::load(&tools::workspace_root().join("config/dev.toml")).unwrap();
+        let port = || tools::free_port().unwrap();
+        config.nats.url = format!("nats://127.0.0.1:{}", port());
+        config.chain.rpc_url = format!("http://127.0.0.1:{}", port());
+        config.aggregator.metrics_addr = ([127, 0, 0, 1], port()).into();
+        config.fetchers.metrics_addr = ([127, 0, 0, 1], port()).into();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim_port = listener.local_addr().unwrap().port();
+        for (id, source) in config.sources.iter_mut() {
+            source.base_url = format!("http://127.0.0.1:{sim_port}/{id}");
+        }
+        config.aggregator.receipt_timeout = Duration::from_secs(3);
+        adjust(&mut config);
+        let nats = start_nats(&config.nats.url, &dir.join("nats"), &dir.join("nats.log"))
+            .await
+            .unwrap();
+        let anvil = match options.block_time {
+            None => start_anvil(&config.chain.rpc_url, 31337, &dir.join("anvil.log"))
+                .await
+                .unwrap(),
+            Some(secs) => oracle_devstack::stack::start_anvil_with(
+                &config.chain.rpc_url,
+                31337,
+                Some(secs),
+                &dir.join("anvil.log"),
+            )
+            .await
+            .unwrap(),
+        };
+        let mut nodes = oracle_devstack::nodes::dev_nodes(options.nodes).unwrap();
+        for node in nodes.iter_mut() {
+            node.metrics_addr = ([127, 0, 0, 1], port()).into();
+        }
+        let mut deploying = oracle_devstack::nodes::with_signers(&config, &nodes).unwrap();
+        if let Some(t) = options.threshold {
+            deploying.deploy.threshold = Some(t);
+        }
+        let deployment = deploy::deploy(&config.chain.rpc_url, &deploying)
+            .await
+            .unwrap();
+        config.chain.hub_address = Some(deployment.hub);
+        let shutdown = CancellationToken::new();
+        let simulator = Simulator::from_config(&config);
+        tokio::spawn(
+            simulator
+                .clone()
+                .serve(listener, Duration::from_secs(1), shutdown.clone()),
+        );
+        let fetchers = Registry::new();
+        if options.fetchers {
+            let (c, r, s) = (config.clone(), fetchers.clone(), shutdown.clone());
+            tokio::spawn(async move { oracle_fetchers::run(c, &r, s).await.unwrap() });
+        }
+        let client = async_nats::connect(&config.nats.url).await.unwrap();
+        let provider = ProviderBuilder::new()
+            .connect_http(config.chain.rpc_url.parse().unwrap())
+            .erased();
+        Rig {
+            config,
+            dir,
+            shutdown,
+            js: async_nats::jetstream::new(client.clone()),
+            nats: client,
+            deployment,
+            simulator,
+            provider,
+            nodes,
+            fetchers,
+            _nats: nats,
+            _anvil: anvil,
+        }
+    }
+
+    /// Node `i`'s configuration (this rig's ports and hub, its own keys).
+    pub fn node_config(&self, i: usize) -> Config {
+        self.nodes[i].config(&self.config)
+    }
+
+    /// Runs node `i` in this process with `config` until `stop` (or the rig
+    /// stops); returns its metrics and its task.
+    pub fn run_node_with(
+        &self,
+        config: Config,
+        stop: &CancellationToken,
+    ) -> (Registry, tokio::task::JoinHandle<Result<(), String>>) {
+        let registry = Registry::new();
+        let (r, s) = (registry.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            oracle_aggregator::run(config, &r, s)
+                .await
+                .map_err(|e| e.to_string())
+        });
+        (registry, task)
+    }
+
+    /// Runs node `i` in this process until the rig stops; returns its metrics.
+    pub fn run_node(&self, i: usize) -> Registry {
+        self.run_node_with(self.node_config(i), &self.shutdown.child_token())
+            .0
+    }
+
+    /// Starts node `i` as a real `oracle-aggregator` process reading
+    /// config/dev.toml, with this rig's settings and its own keys in its
+    /// environment; `extra` adds overrides. Logs to `{dir}/{node}-{run}.log`.
+    pub fn spawn_node(&self, i: usize, run: u32, extra: &[(&str, &str)]) -> ChildProcess {
+        let node = &self.nodes[i];
+        let mut env = vec![
+            ("ORACLE__NATS__URL".to_owned(), self.config.nats.url.clone()),
+            (
+                "ORACLE__CHAIN__RPC_URL".to_owned(),
+                self.config.chain.rpc_url.clone(),
+            ),
+            (
+                "ORACLE__CHAIN__HUB_ADDRESS".to_owned(),
+                self.deployment.hub.to_string(),
+            ),
+            (
+                "ORACLE__AGGREGATOR__RECEIPT_TIMEOUT".to_owned(),
+                format!("{}s", self.config.aggregator.receipt_timeout.as_secs()),
+            ),
+            (
+                "ORACLE__TELEMETRY__LOG_FORMAT".to_owned(),
+                "json".to_owned(),
+            ),
+        ];
+        env.extend(node.env());
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let bin = tools::debug_bin_dir().join("oracle-aggregator");
+        assert!(
+            bin.is_file(),
+            "{} not found: run `cargo build --workspace --bins` (scripts/test.sh does)",
+            bin.display()
+        );
+        ChildProcess::spawn(
+            &format!("oracle-aggregator-{}", node.name),
+            &bin,
+            &[
+                "--config".into(),
+                tools::workspace_root()
+                    .join("config/dev.toml")
+                    .display()
+                    .to_string(),
+            ],
+            &env,
+            Output::File(self.dir.join(format!("{}-{run}.log", node.name))),
+        )
+        .unwrap()
+    }
+
+    /// The hub, read through the rig's provider.
+    pub fn hub(&self) -> OracleHub::OracleHubInstance<DynProvider> {
+        OracleHub::new(self.deployment.hub, self.provider.clone())
+    }
+
+    /// The latest round of `pair` on the hub.
+    pub async fn round(&self, pair: &str) -> u32 {
+        let pair: oracle_common::Pair = pair.parse().unwrap();
+        self.hub()
+            .latest(pair.feed_id())
+            .call()
+            .await
+            .unwrap()
+            .roundId
+    }
+
+    /// Waits until `pair` reaches round `at_least` on the hub.
+    pub async fn wait_round(&self, pair: &str, at_least: u32, timeout: Duration) -> u32 {
+        eventually(timeout, &format!("round {at_least} of {pair}"), || async {
+            let r = self.round(pair).await;
+            (r >= at_least).then_some(r)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Every submission event recorded so far, in order.
+    pub async fn events(&self) -> Vec<SubmissionEvent> {
+        events(&self.js).await
+    }
+
+    /// Waits up to `timeout` for a recorded submission event that `matches`.
+    pub async fn wait_event(
+        &self,
+        timeout: Duration,
+        what: &str,
+        matches: impl Fn(&SubmissionEvent) -> bool,
+    ) -> SubmissionEvent {
+        eventually(timeout, what, || async {
+            self.events().await.into_iter().find(|e| matches(e))
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Holds transactions in anvil's mempool (`false`) or mines them as they come.
+    pub async fn set_automine(&self, on: bool) {
+        self.provider
+            .raw_request::<_, ()>("evm_setAutomine".into(), (on,))
+            .await
+            .unwrap();
+    }
+
+    /// Mines what the mempool holds now and every later transaction at once.
+    pub async fn mine_held(&self) {
+        self.set_automine(true).await;
+        self.provider
+            .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
+            .await
+            .unwrap();
+    }
+
+    /// The value of a metric of node `i`'s `/metrics` endpoint (a process),
+    /// summed over series carrying `label` (any when `None`).
+    pub async fn scrape(&self, i: usize, name: &str, label: Option<&str>) -> Option<f64> {
+        scrape(self.nodes[i].metrics_addr, name, label).await
+    }
+
+    /// Checks that the hub skipped no report of any successful submission (a
+    /// skip would mean a round applied twice, or a stale one sent).
+    pub async fn assert_nothing_skipped(&self) {
+        for e in successes(&self.events().await) {
+            assert!(
+                e.skipped.is_empty(),
+                "the hub skipped reports of {}: {:?}",
+                e.id,
+                e.skipped
+            );
+        }
+    }
+
+    /// Every round of `pair` the hub applied, from its `PriceUpdated` logs, in
+    /// block order.
+    pub async fn applied_rounds(&self, pair: &str) -> Vec<u32> {
+        applied_rounds(&self.provider, self.deployment.hub, pair).await
+    }
+}
+
+/// Every submission event of `ORACLE_SUBMISSIONS`, in order.
+pub async fn events(js: &async_nats::jetstream::Context) -> Vec<SubmissionEvent> {
+    oracle_devstack::read_stream(js, SUBMISSIONS_STREAM)
+        .await
+        .iter()
+        .map(|b| <SubmissionEvent as WireMessage>::decode(b).unwrap())
+        .collect()
+}
+
+/// A metric of the `/metrics` endpoint at `addr`, summed over the series
+/// carrying `label` as a label value (any when `None`); `None` when the
+/// endpoint does not answer.
+pub async fn scrape(addr: std::net::SocketAddr, name: &str, label: Option<&str>) -> Option<f64> {
+    let url = format!("http://{addr}/metrics");
+    let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+    Some(
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter(|l| label.is_none_or(|v| l.contains(&format!("\"{v}\""))))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+/// Every round of `pair` the hub at `hub` applied, from its `PriceUpdated`
+/// logs, in block order.
+pub async fn applied_rounds(
+    provider: &DynProvider,
+    hub: alloy::primitives::Address,
+    pair: &str,
+) -> Vec<u32> {
+    use alloy::sol_types::SolEvent;
+    let pair: oracle_common::Pair = pair.parse().unwrap();
+    let index = OracleHub::new(hub, provider.clone())
+        .feedIndex(pair.feed_id())
+        .call()
+        .await
+        .unwrap();
+    let filter = alloy::rpc::types::Filter::new()
+        .address(hub)
+        .event_signature(OracleHub::PriceUpdated::SIGNATURE_HASH)
+        .from_block(0);
+    provider
+        .get_logs(&filter)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.log_decode::<OracleHub::PriceUpdated>().ok())
+        .map(|l| oracle_common::chain::PriceUpdate::from_event(&l.inner.data))
+        .filter(|u| u.feed_index == index)
+        .map(|u| u.round)
+        .collect()
+}
+
+/// Successful submissions, each with its reports.
+pub fn successes(events: &[SubmissionEvent]) -> Vec<&SubmissionEvent> {
+    events
+        .iter()
+        .filter(|e| e.status == SubmissionStatus::Success)
+        .collect()
+}
+
+/// Asserts that `rounds` (as applied on chain) run 1, 2, 3… with no gap and
+/// no repeat.
+pub fn assert_contiguous(pair: &str, rounds: &[u32]) {
+    let expected: Vec<u32> = (1..=rounds.len() as u32).collect();
+    assert_eq!(rounds, expected, "{pair}: rounds applied on chain");
+}
