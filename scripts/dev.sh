@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole oracle locally: installs the tools, builds the services, then
-# starts nats-server, anvil (with OracleHub deployed), the exchange simulator,
-# the fetchers, the aggregator and the bff. Ctrl-C stops everything.
-# Extra arguments go to `oracle-devstack up` (e.g. --ephemeral-ports).
+# starts nats-server, anvil (with OracleHub deployed for the signer quorum of
+# config/dev-nodes.toml), the exchange simulator, the fetchers, the bff and one
+# aggregator node process per signer (four, threshold 3). Ctrl-C stops
+# everything. Extra arguments go to `oracle-devstack up` (e.g.
+# --ephemeral-ports, --nodes 3, --block-time 12, --prometheus).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

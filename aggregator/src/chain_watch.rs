@@ -19,6 +19,9 @@ use crate::submitter::Submitter;
 const POLL: Duration = Duration::from_secs(1);
 /// How often the signer set and the balance are read.
 const SLOW: Duration = Duration::from_secs(30);
+/// The most blocks one log query spans (RPC providers limit ranges); a
+/// watcher further behind skips ahead: what it skips is re-read at takeover.
+const MAX_SPAN: u64 = 1_000;
 
 /// Sends `(pair, state)` for every feed updated on chain, until `shutdown`.
 pub async fn run(
@@ -29,7 +32,8 @@ pub async fn run(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) {
-    let mut last = submitter.block_number().await.unwrap_or(0);
+    // The head seen last; unknown until the node answers once.
+    let mut last: Option<u64> = submitter.block_number().await.ok();
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut slow = tokio::time::interval(SLOW);
@@ -53,10 +57,15 @@ pub async fn run(
             }
             _ = poll.tick() => {
                 let Ok(head) = submitter.block_number().await else { continue };
-                if head <= last {
-                    continue;
-                }
-                match submitter.updated_between(last + 1, head).await {
+                let from = match last {
+                    None => {
+                        last = Some(head);
+                        continue;
+                    }
+                    Some(seen) if head <= seen => continue,
+                    Some(seen) => (seen + 1).max(head.saturating_sub(MAX_SPAN - 1)),
+                };
+                match submitter.updated_between(from, head).await {
                     Ok(indexes) => {
                         for index in indexes {
                             let Some(pair) = by_index.get(&index) else { continue };
@@ -70,7 +79,7 @@ pub async fn run(
                                 Err(e) => warn!(pair = %pair, error = %e, "cannot read an updated feed"),
                             }
                         }
-                        last = head;
+                        last = Some(head);
                     }
                     Err(e) => warn!(error = %e, "cannot read the hub's logs"),
                 }

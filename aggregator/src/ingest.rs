@@ -265,7 +265,7 @@ impl Ingest {
         };
         let mut due: Vec<Candidate> = Vec::new();
         let mut fetch_requests: Vec<(Pair, FetchRequest)> = Vec::new();
-        let (refresh_ready, retry_forced) = {
+        let refresh_ready = {
             let mut windows = self.views.lock();
             let refresh_ready = if leading {
                 self.refreshes.ready(&windows, &self.specs)
@@ -313,7 +313,7 @@ impl Ingest {
                     _ => {}
                 }
             }
-            (refresh_ready, retry_forced)
+            refresh_ready
         };
         for (pair, request) in fetch_requests {
             debug!(pair = %pair, exclude = ?request.exclude, "asking the fetchers for more sources");
@@ -329,7 +329,6 @@ impl Ingest {
                 warn!(pair = %pair, error = %e, "cannot ask the fetchers for more sources");
             }
         }
-        let _ = retry_forced;
         if leading
             && self.batch_in_flight.is_none()
             && !due.is_empty()
@@ -560,66 +559,53 @@ fn record_decision(
     now: u64,
 ) {
     let label = pair.to_string();
-    let agg = match decision {
-        Decision::NoQuorum(e) => {
-            metrics.no_quorum.with_label_values(&[&label]).inc();
-            metrics
-                .sources
-                .with_label_values(&[&label])
-                .set(e.have as i64);
-            // Warn once per loss, after a grace of max_age (start-up, a late poll).
-            let grace = spec.config.max_age.as_millis() as u64;
-            if !state.quorum_warned && now.saturating_sub(state.last_quorum_ms) > grace {
-                let missing: Vec<&str> = e.missing.iter().map(|s| s.as_str()).collect();
-                let rejected: Vec<&str> = e.rejected.iter().map(|s| s.as_str()).collect();
-                warn!(pair = %pair, have = e.have, need = e.need, missing = %missing.join(","),
-                      outliers = %rejected.join(","), "no quorum, feed not updated");
-                state.quorum_warned = true;
-            }
-            return;
-        }
-        Decision::NotDue(agg) | Decision::Withheld(agg, _) => agg,
-        Decision::Due(c) => {
-            if state.quorum_warned {
-                info!(pair = %pair, sources = c.used.len(), "quorum restored");
-            }
-            state.quorum_warned = false;
-            state.last_quorum_ms = now;
-            metrics
-                .sources
-                .with_label_values(&[&label])
-                .set(c.used.len() as i64);
-            metrics
-                .aggregate_price
-                .with_label_values(&[&label])
-                .set(c.report.price.to_f64().unwrap_or(f64::NAN));
-            record_outliers(metrics, &label, state, c.rejected.iter().map(|(e, _)| e));
-            if state.chain.round > 0 {
-                let scaled = c.planned.price;
+    // What an aggregate says, whether or not an update is due.
+    let (used, price, rejected): (usize, rust_decimal::Decimal, Vec<&crate::window::Entry>) =
+        match decision {
+            Decision::NoQuorum(e) => {
+                metrics.no_quorum.with_label_values(&[&label]).inc();
                 metrics
-                    .deviation
+                    .sources
                     .with_label_values(&[&label])
-                    .set(policy::deviation_bps(state.chain.price, scaled).min(1_000_000) as f64);
+                    .set(e.have as i64);
+                // Warn once per loss, after a grace of max_age (start-up, a late poll).
+                let grace = spec.config.max_age.as_millis() as u64;
+                if !state.quorum_warned && now.saturating_sub(state.last_quorum_ms) > grace {
+                    let missing: Vec<&str> = e.missing.iter().map(|s| s.as_str()).collect();
+                    let rejected: Vec<&str> = e.rejected.iter().map(|s| s.as_str()).collect();
+                    warn!(pair = %pair, have = e.have, need = e.need, missing = %missing.join(","),
+                          outliers = %rejected.join(","), "no quorum, feed not updated");
+                    state.quorum_warned = true;
+                }
+                return;
             }
-            return;
-        }
-    };
+            Decision::NotDue(agg) | Decision::Withheld(agg, _) => (
+                agg.used.len(),
+                agg.price,
+                agg.rejected.iter().map(|(e, _)| e).collect(),
+            ),
+            Decision::Due(c) => (
+                c.used.len(),
+                c.report.price,
+                c.rejected.iter().map(|(e, _)| e).collect(),
+            ),
+        };
     if state.quorum_warned {
-        info!(pair = %pair, sources = agg.used.len(), "quorum restored");
+        info!(pair = %pair, sources = used, "quorum restored");
     }
     state.quorum_warned = false;
     state.last_quorum_ms = now;
     metrics
         .sources
         .with_label_values(&[&label])
-        .set(agg.used.len() as i64);
+        .set(used as i64);
     metrics
         .aggregate_price
         .with_label_values(&[&label])
-        .set(agg.price.to_f64().unwrap_or(f64::NAN));
-    record_outliers(metrics, &label, state, agg.rejected.iter().map(|(e, _)| e));
+        .set(price.to_f64().unwrap_or(f64::NAN));
+    record_outliers(metrics, &label, state, rejected.into_iter());
     if state.chain.round > 0
-        && let Ok(scaled) = price::to_scaled(agg.price, u32::from(spec.config.decimals))
+        && let Ok(scaled) = price::to_scaled(price, u32::from(spec.config.decimals))
     {
         metrics
             .deviation

@@ -140,7 +140,9 @@ pub async fn run(
     let seeded = seed(&obs_stream, &views, lookback, a.max_clock_skew).await?;
     info!(node = %node, observations = seeded, "windows seeded from ORACLE_OBS");
 
-    let tasks_shutdown = shutdown.child_token();
+    // Stopped only once the ingest loop has returned: a task that ends before
+    // it (on its own) is a failure, never the shutdown racing it.
+    let tasks_shutdown = CancellationToken::new();
     let mut tasks: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
 
     let lease = leader::Lease::open(&js, node.clone(), a.lease_ttl)

@@ -118,11 +118,10 @@ impl Refreshes {
         min_sources: impl Fn(&Pair) -> usize,
     ) {
         let now = now_ms();
-        let (expired, keep): (Vec<_>, Vec<_>) = self
+        let expired: Vec<_> = self
             .pending
-            .drain(..)
-            .partition(|r| r.batch.is_none() && now > r.deadline_ms);
-        self.pending = keep;
+            .extract_if(.., |r| r.batch.is_none() && now > r.deadline_ms)
+            .collect();
         for r in expired {
             let message = format!(
                 "fewer than {} sources answered within the refresh timeout",
@@ -135,11 +134,10 @@ impl Refreshes {
 
     /// Answers the refreshes `done` carried.
     pub async fn settle(&mut self, nats: &async_nats::Client, done: &BatchDone) {
-        let (settled, keep): (Vec<_>, Vec<_>) = self
+        let settled: Vec<_> = self
             .pending
-            .drain(..)
-            .partition(|r| r.batch == Some(done.id));
-        self.pending = keep;
+            .extract_if(.., |r| r.batch == Some(done.id))
+            .collect();
         for r in settled {
             let pair = r.pair.to_string();
             let body = match (&done.event, &done.unsent) {

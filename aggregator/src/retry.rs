@@ -105,11 +105,10 @@ impl Retries {
 
     /// Answers the retries `done` carried.
     pub async fn settle(&mut self, nats: &async_nats::Client, done: &BatchDone) {
-        let (settled, keep): (Vec<_>, Vec<_>) = self
+        let settled: Vec<_> = self
             .pending
-            .drain(..)
-            .partition(|r| r.batch == Some(done.id));
-        self.pending = keep;
+            .extract_if(.., |r| r.batch == Some(done.id))
+            .collect();
         for r in settled {
             let body = match (&done.event, &done.unsent) {
                 (Some(e), _) => RetryReply {
@@ -133,11 +132,10 @@ impl Retries {
     /// Answers `no_quorum` to the retries no batch carried by their deadline.
     pub async fn expire(&mut self, nats: &async_nats::Client) {
         let now = now_ms();
-        let (expired, keep): (Vec<_>, Vec<_>) = self
+        let expired: Vec<_> = self
             .pending
-            .drain(..)
-            .partition(|r| r.batch.is_none() && now > r.deadline_ms);
-        self.pending = keep;
+            .extract_if(.., |r| r.batch.is_none() && now > r.deadline_ms)
+            .collect();
         for r in expired {
             let message = "no aggregate could be formed for the feeds in time".to_owned();
             answer(

@@ -123,6 +123,16 @@ fn contract_error(e: alloy::contract::Error) -> SubmitError {
     }
 }
 
+/// A feed's on-chain state from the hub's read functions' fields.
+fn on_chain(price: i128, round: u32, observed_at: u32, updated_at: u32) -> OnChain {
+    OnChain {
+        price,
+        round,
+        observed_at: u64::from(observed_at),
+        updated_at: u64::from(updated_at),
+    }
+}
+
 /// Parses a hex private key from the config, naming `key` when it is not one.
 pub fn parse_key(text: &str, key: &'static str) -> Result<PrivateKeySigner, SubmitError> {
     text.trim().parse().map_err(|_| SubmitError::Config {
@@ -217,12 +227,7 @@ impl Submitter {
             .call()
             .await
             .map_err(contract_error)?;
-        Ok(OnChain {
-            price: r.price,
-            round: r.roundId,
-            observed_at: u64::from(r.observedAt),
-            updated_at: u64::from(r.updatedAt),
-        })
+        Ok(on_chain(r.price, r.roundId, r.observedAt, r.updatedAt))
     }
 
     /// The latest block number.
@@ -264,12 +269,7 @@ impl Submitter {
             .call()
             .await
             .map_err(contract_error)?;
-        Ok(OnChain {
-            price: r.price,
-            round: r.roundId,
-            observed_at: u64::from(r.observedAt),
-            updated_at: u64::from(r.updatedAt),
-        })
+        Ok(on_chain(r.price, r.roundId, r.observedAt, r.updatedAt))
     }
 
     /// The feed's registration on the hub (index, decimals, bounds).

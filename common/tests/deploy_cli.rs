@@ -53,12 +53,24 @@ async fn deploys_hub_and_adapters_and_prints_them() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // The signers are the nodes' addresses (anvil accounts 1-4), given as an
+    // operator would: no key, only addresses.
+    const NODES: [&str; 4] = [
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+        "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+        "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65",
+    ];
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/dev.toml");
     let output = Command::new(env!("CARGO_BIN_EXE_oracle-deploy"))
         .args(["--config", config.to_str().unwrap(), "--rpc-url", &anvil.1])
         .env(
             "ORACLE_DEPLOYER_KEY",
             "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+        )
+        .env(
+            "ORACLE__DEPLOY__SIGNERS",
+            format!("[\"{}\"]", NODES.join("\", \"")),
         )
         .output()
         .unwrap();
@@ -71,9 +83,14 @@ async fn deploys_hub_and_adapters_and_prints_them() {
 
     let hub = OracleHub::new(printed["hub"].as_str().unwrap().parse().unwrap(), &provider);
     assert_eq!(printed["chain_id"], 31337);
-    assert_eq!(printed["threshold"], 2);
-    assert_eq!(hub.threshold().call().await.unwrap(), 2);
-    assert_eq!(printed["signers"].as_array().unwrap().len(), 3);
+    // dev.toml: 3 of the 4.
+    assert_eq!(printed["threshold"], 3);
+    assert_eq!(hub.threshold().call().await.unwrap(), 3);
+    assert_eq!(printed["signers"].as_array().unwrap().len(), 4);
+    let mut expected: Vec<alloy::primitives::Address> =
+        NODES.iter().map(|a| a.parse().unwrap()).collect();
+    expected.sort();
+    assert_eq!(hub.signers().call().await.unwrap(), expected);
     for s in printed["signers"].as_array().unwrap() {
         assert!(
             hub.isSigner(s.as_str().unwrap().parse().unwrap())
@@ -98,6 +115,8 @@ async fn deploys_hub_and_adapters_and_prints_them() {
         assert_eq!(f["index"].as_u64().unwrap(), i as u64);
         let info = hub.feedInfo(id).call().await.unwrap();
         assert_eq!(info.decimals, 8);
+        // dev.toml leaves max_report_age at its default.
+        assert_eq!(info.maxReportAge, 120);
         let adapter = FeedAdapter::new(f["adapter"].as_str().unwrap().parse().unwrap(), &provider);
         assert_eq!(adapter.feedId().call().await.unwrap(), id);
         assert_eq!(

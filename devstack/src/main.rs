@@ -143,11 +143,7 @@ async fn main() -> anyhow::Result<()> {
             warmup,
             duration,
         } => {
-            let bin_dir = std::env::current_exe()
-                .context("locating this executable")?
-                .parent()
-                .map(PathBuf::from)
-                .context("executable has no directory")?;
+            let bin_dir = bin_dir()?;
             Ok(
                 oracle_devstack::bench_bff::bench_bff(&bin_dir, connections, warmup, duration)
                     .await?,
@@ -160,17 +156,22 @@ async fn main() -> anyhow::Result<()> {
             Ok(oracle_devstack::bench_aggregator::bench_consumption(count, rounds).await?)
         }
         Command::BenchLatency { iterations, nodes } => {
-            let bin_dir = std::env::current_exe()
-                .context("locating this executable")?
-                .parent()
-                .map(PathBuf::from)
-                .context("executable has no directory")?;
+            let bin_dir = bin_dir()?;
             Ok(
                 oracle_devstack::bench_aggregator::bench_latency(&bin_dir, iterations, nodes)
                     .await?,
             )
         }
     }
+}
+
+/// The directory of this executable, where the service binaries are built too.
+fn bin_dir() -> anyhow::Result<PathBuf> {
+    std::env::current_exe()
+        .context("locating this executable")?
+        .parent()
+        .map(PathBuf::from)
+        .context("executable has no directory")
 }
 
 /// The flags of `up`.
@@ -187,11 +188,7 @@ async fn up(config_path: PathBuf, opts: UpOptions) -> anyhow::Result<()> {
     let config =
         Config::load(&config_path).with_context(|| format!("loading {}", config_path.display()))?;
     telemetry::init_tracing(&config.telemetry);
-    let bin_dir = std::env::current_exe()
-        .context("locating this executable")?
-        .parent()
-        .map(PathBuf::from)
-        .context("executable has no directory")?;
+    let bin_dir = bin_dir()?;
     let data_dir = tools::workspace_root().join(".devstack");
     let shutdown = telemetry::shutdown_on_signals();
     println!(

@@ -9,43 +9,10 @@ mod rig;
 
 use std::time::Duration;
 
-use oracle_common::wire::{
-    MSG_ID_HEADER, OBS_STREAM, Observation, SCHEMA_VERSION, SkipReason, SkippedReport,
-    SubmissionStatus, WireMessage,
-};
+use oracle_common::wire::{OBS_STREAM, SkipReason, SkippedReport, SubmissionStatus, WireMessage};
 use oracle_devstack::metric_value;
 use oracle_devstack::simulator::Faults;
-use rig::{Rig, RigOptions, assert_contiguous};
-
-fn observation(pair: &str, source: &str, cents: i64, at_ms: u64) -> Observation {
-    Observation {
-        v: SCHEMA_VERSION,
-        pair: pair.parse().unwrap(),
-        source: source.parse().unwrap(),
-        price: rust_decimal::Decimal::new(cents, 2),
-        bid: None,
-        ask: None,
-        observed_at_ms: at_ms,
-        fetched_at_ms: at_ms.min(oracle_common::now_ms()),
-        fetcher: "test".into(),
-        fallback_rank: 0,
-        trigger: None,
-        market_quote: None,
-    }
-}
-
-/// Publishes `obs` to `ORACLE_OBS` and returns its sequence.
-async fn publish(rig: &Rig, obs: &Observation) -> u64 {
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(MSG_ID_HEADER, obs.msg_id().as_str());
-    rig.js
-        .publish_with_headers(obs.subject(), headers, obs.encode().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap()
-        .sequence
-}
+use rig::{Rig, RigOptions, assert_contiguous, observation, publish};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_dated_an_hour_ahead_does_not_freeze_the_feed() {
@@ -67,7 +34,7 @@ async fn a_source_dated_an_hour_ahead_does_not_freeze_the_feed() {
         9_700_000,
         oracle_common::now_ms() + 3_600_000,
     );
-    publish(&rig, &ahead).await;
+    publish(&rig.js, &ahead).await;
     // The feed keeps moving: three more rounds (dev: 10 bps deviation, 30 s heartbeat).
     rig.wait_round("BTC/USD", before + 3, Duration::from_secs(60))
         .await;
@@ -258,7 +225,7 @@ async fn observations_a_dead_node_held_unacknowledged_reach_its_successor() {
     let feed = &config.feeds[0];
     for source in feed.sources.iter().take(feed.min_sources) {
         publish(
-            &rig,
+            &rig.js,
             &observation("BTC/USD", source.as_str(), 9_123_456, now),
         )
         .await;

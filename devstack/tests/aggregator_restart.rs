@@ -568,3 +568,43 @@ async fn a_restart_never_broadcasts_again_reports_older_than_the_hub_allows() {
             .all(|e| e.id != pending.id)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_cleanly_returns_ok_and_hands_the_lease_over_at_once() {
+    let options = RigOptions {
+        fetchers: true,
+        nodes: 2,
+        threshold: Some(1),
+        block_time: None,
+    };
+    let rig = Rig::start("clean-stop", options).await;
+    let leading =
+        |r: &Registry| oracle_devstack::metric_value(r, "oracle_aggregator_leader", None) == 1.0;
+    // Over and over (the background tasks once raced the stop).
+    for i in 0..5 {
+        let node = i % 2;
+        let stop = CancellationToken::new();
+        let (registry, task) = rig.run_node_with(rig.node_config(node), &stop);
+        let started = std::time::Instant::now();
+        eventually(Duration::from_secs(10), "leading", || async {
+            leading(&registry).then_some(())
+        })
+        .await
+        .unwrap();
+        if i > 0 {
+            // The previous node released the lease: no wait for it to expire
+            // (entries live 3 s with the default 6 s TTL).
+            assert!(
+                started.elapsed() < Duration::from_millis(2_500),
+                "took the lease {:?} after start",
+                started.elapsed()
+            );
+        }
+        stop.cancel();
+        let stopped = tokio::time::timeout(Duration::from_secs(15), task)
+            .await
+            .expect("stops within its grace")
+            .unwrap();
+        assert_eq!(stopped, Ok(()), "run {i} of {}", rig.nodes[node].name);
+    }
+}

@@ -13,12 +13,13 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
+mod rig;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use oracle_common::config::Config;
-use oracle_devstack::{Mode, Options, Stack, eventually, tools};
+use oracle_devstack::{eventually, tools};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -428,29 +429,13 @@ fn drive_traffic(bff: String, stop: CancellationToken) -> tokio::task::JoinHandl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_panel_and_alert_is_backed_by_live_series() {
-    let config_path = tools::workspace_root().join("config/dev.toml");
-    let config = Config::load(&config_path).unwrap();
-    let sources: BTreeSet<String> = config
+    let mut stack = rig::process_stack("observability", None).await;
+    let sources: BTreeSet<String> = stack
+        .config
         .sources
         .keys()
         .map(|s| s.as_str().to_owned())
         .collect();
-    let data_dir = tools::workspace_root().join("target/test-data/observability");
-    let mut stack = Stack::start(Options {
-        config,
-        mode: Mode::Processes {
-            bin_dir: tools::debug_bin_dir(),
-            config_path,
-            log_files: true,
-        },
-        ephemeral_ports: true,
-        data_dir,
-        sim_tick: Duration::from_secs(1),
-        nodes: oracle_devstack::nodes::dev_nodes(4).unwrap(),
-        block_time: None,
-    })
-    .await
-    .expect("stack starts (scripts/test.sh builds the binaries and installs the tools)");
     let prom = Prom {
         url: stack
             .start_prometheus(true)

@@ -18,33 +18,17 @@ use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use oracle_common::config::Config;
 use oracle_common::wire::{
-    MSG_ID_HEADER, Observation, PROPOSAL_SUBJECT, Proposal, ProposalReply, ProposedReport,
-    REPORTS_STREAM, RefusalCode, RefusalRecord, SCHEMA_VERSION, SubmissionStatus, UpdateReason,
-    WireMessage,
+    PROPOSAL_SUBJECT, Proposal, ProposalReply, ProposedReport, REPORTS_STREAM, RefusalCode,
+    RefusalRecord, SCHEMA_VERSION, SubmissionStatus, UpdateReason, WireMessage,
 };
-use oracle_devstack::{Mode, Options, Stack, eventually, tools};
-use rig::{Rig, RigOptions, applied_rounds, assert_contiguous, events, scrape};
+use oracle_devstack::{Stack, eventually, tools};
+use rig::{
+    Rig, RigOptions, applied_rounds, assert_contiguous, events, observation, publish, scrape,
+};
 
 /// The stack with the four nodes of config/dev-nodes.toml as processes.
 async fn start(name: &str, block_time: Option<u64>) -> Stack {
-    let config_path = tools::workspace_root().join("config/dev.toml");
-    let config = Config::load(&config_path).unwrap();
-    let data_dir = tools::workspace_root().join(format!("target/test-data/quorum-{name}"));
-    Stack::start(Options {
-        config,
-        mode: Mode::Processes {
-            bin_dir: tools::debug_bin_dir(),
-            config_path,
-            log_files: true,
-        },
-        ephemeral_ports: true,
-        data_dir,
-        sim_tick: Duration::from_secs(1),
-        nodes: oracle_devstack::nodes::dev_nodes(4).unwrap(),
-        block_time,
-    })
-    .await
-    .expect("stack starts (cargo build --workspace --bins; scripts/bootstrap.sh)")
+    rig::process_stack(&format!("quorum-{name}"), block_time).await
 }
 
 fn provider(stack: &Stack) -> DynProvider {
@@ -404,19 +388,6 @@ async fn a_leader_killed_mid_submission_is_replaced_and_nothing_is_applied_twice
     stack.stop().await;
 }
 
-/// Publishes `obs`; its stream sequence.
-async fn publish(rig: &Rig, obs: &Observation) -> u64 {
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(MSG_ID_HEADER, obs.msg_id().as_str());
-    rig.js
-        .publish_with_headers(obs.subject(), headers, obs.encode().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap()
-        .sequence
-}
-
 /// Sends `proposal` to every node and collects the answers for up to 5 s.
 async fn ask(rig: &Rig, proposal: &Proposal, expected: usize) -> Vec<ProposalReply> {
     use futures::StreamExt;
@@ -487,20 +458,7 @@ async fn proposals_a_lying_leader_crafts_get_no_signature_from_honest_nodes() {
 
     // BTC/USD from six venues: three near 97,000, three about 1.5% higher.
     let now = oracle_common::now_ms();
-    let obs = |source: &str, cents: i64, at: u64| Observation {
-        v: SCHEMA_VERSION,
-        pair: "BTC/USD".parse().unwrap(),
-        source: source.parse().unwrap(),
-        price: rust_decimal::Decimal::new(cents, 2),
-        bid: None,
-        ask: None,
-        observed_at_ms: at,
-        fetched_at_ms: at.min(oracle_common::now_ms()),
-        fetcher: "test".into(),
-        fallback_rank: 0,
-        trigger: None,
-        market_quote: None,
-    };
+    let obs = |source: &str, cents: i64, at: u64| observation("BTC/USD", source, cents, at);
     let mut entries = Vec::new();
     for (source, cents) in [
         ("coinbase", 9_700_000),
@@ -512,15 +470,15 @@ async fn proposals_a_lying_leader_crafts_get_no_signature_from_honest_nodes() {
     ] {
         let o = obs(source, cents, now);
         entries.push(Entry {
-            seq: publish(&rig, &o).await,
+            seq: publish(&rig.js, &o).await,
             obs: o,
         });
     }
     // In the stream too: one too old for the window, one dated an hour ahead.
     let stale = obs("okx", 9_700_000, now - 20_000);
-    let stale_seq = publish(&rig, &stale).await;
+    let stale_seq = publish(&rig.js, &stale).await;
     let future = obs("kucoin", 9_700_000, now + 3_600_000);
-    let future_seq = publish(&rig, &future).await;
+    let future_seq = publish(&rig.js, &future).await;
     for (node, registry) in &honest {
         eventually(
             Duration::from_secs(20),

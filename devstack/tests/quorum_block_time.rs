@@ -13,9 +13,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use alloy::providers::{Provider, ProviderBuilder};
-use oracle_common::config::Config;
 use oracle_common::wire::SubmissionStatus;
-use oracle_devstack::{Mode, Options, Stack, eventually, tools};
+use oracle_devstack::eventually;
 use rig::{applied_rounds, assert_contiguous, events, scrape};
 
 /// How long the steady state is watched after the first update.
@@ -23,23 +22,7 @@ const WATCH: Duration = Duration::from_secs(150);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leadership_holds_and_no_round_is_sent_twice_on_12_second_blocks() {
-    let config_path = tools::workspace_root().join("config/dev.toml");
-    let config = Config::load(&config_path).unwrap();
-    let stack = Stack::start(Options {
-        config,
-        mode: Mode::Processes {
-            bin_dir: tools::debug_bin_dir(),
-            config_path,
-            log_files: true,
-        },
-        ephemeral_ports: true,
-        data_dir: tools::workspace_root().join("target/test-data/quorum-block-time"),
-        sim_tick: Duration::from_secs(1),
-        nodes: oracle_devstack::nodes::dev_nodes(4).unwrap(),
-        block_time: Some(12),
-    })
-    .await
-    .expect("stack starts");
+    let stack = rig::process_stack("quorum-block-time", Some(12)).await;
     let provider = ProviderBuilder::new()
         .connect_http(stack.config.chain.rpc_url.parse().unwrap())
         .erased();

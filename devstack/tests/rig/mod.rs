@@ -406,3 +406,65 @@ pub fn assert_contiguous(pair: &str, rounds: &[u32]) {
     let expected: Vec<u32> = (1..=rounds.len() as u32).collect();
     assert_eq!(rounds, expected, "{pair}: rounds applied on chain");
 }
+
+/// The whole stack of `config/dev.toml` as real processes (the binaries of
+/// `cargo build --workspace --bins`): the fetchers, the bff and the four
+/// nodes of `config/dev-nodes.toml`, on free ports, logs under
+/// `target/test-data/{name}`; anvil with `block_time` when given.
+pub async fn process_stack(name: &str, block_time: Option<u64>) -> oracle_devstack::Stack {
+    let config_path = tools::workspace_root().join("config/dev.toml");
+    let config = Config::load(&config_path).unwrap();
+    oracle_devstack::Stack::start(oracle_devstack::Options {
+        config,
+        mode: oracle_devstack::Mode::Processes {
+            bin_dir: tools::debug_bin_dir(),
+            config_path,
+            log_files: true,
+        },
+        ephemeral_ports: true,
+        data_dir: tools::workspace_root().join(format!("target/test-data/{name}")),
+        sim_tick: Duration::from_secs(1),
+        nodes: oracle_devstack::nodes::dev_nodes(4).unwrap(),
+        block_time,
+    })
+    .await
+    .expect("stack starts (scripts/test.sh builds the binaries and installs the tools)")
+}
+
+/// An observation of `pair` from `source` at `cents` / 100, dated `at_ms`.
+pub fn observation(
+    pair: &str,
+    source: &str,
+    cents: i64,
+    at_ms: u64,
+) -> oracle_common::wire::Observation {
+    oracle_common::wire::Observation {
+        v: oracle_common::wire::SCHEMA_VERSION,
+        pair: pair.parse().unwrap(),
+        source: source.parse().unwrap(),
+        price: rust_decimal::Decimal::new(cents, 2),
+        bid: None,
+        ask: None,
+        observed_at_ms: at_ms,
+        fetched_at_ms: at_ms.min(oracle_common::now_ms()),
+        fetcher: "test".into(),
+        fallback_rank: 0,
+        trigger: None,
+        market_quote: None,
+    }
+}
+
+/// Publishes `obs` to `ORACLE_OBS` (with its `Nats-Msg-Id`); its sequence.
+pub async fn publish(
+    js: &async_nats::jetstream::Context,
+    obs: &oracle_common::wire::Observation,
+) -> u64 {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(oracle_common::wire::MSG_ID_HEADER, obs.msg_id().as_str());
+    js.publish_with_headers(obs.subject(), headers, obs.encode().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence
+}
