@@ -31,6 +31,8 @@ step "promtool: Prometheus config, alert rules and their unit tests (grafana/)"
 promtool check config grafana/prometheus.yml
 promtool check rules grafana/alerts.yml
 promtool test rules grafana/alerts.test.yml
+step "deployment files: Dockerfile, compose, Kubernetes (scripts/check-deploy.sh)"
+scripts/check-deploy.sh
 step "cargo build --bins (integration tests run the service binaries)"
 cargo build --workspace --bins --locked
 step "cargo test"
