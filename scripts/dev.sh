@@ -4,7 +4,8 @@
 # config/dev-nodes.toml), the exchange simulator, the fetchers, the bff and one
 # aggregator node process per signer (four, threshold 3). Ctrl-C stops
 # everything. Extra arguments go to `oracle-devstack up` (e.g.
-# --ephemeral-ports, --nodes 3, --block-time 12, --prometheus).
+# --ephemeral-ports, --nodes 3, --block-time 12, --prometheus, --nats-cluster 3
+# for a three-node JetStream cluster, --fetchers 2 --bffs 2 for replicas).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -1,6 +1,7 @@
 //! Follows the chain beside the ingest loop: the feeds other writers (a
 //! previous leader, a relayer) updated, found from the hub's `PriceUpdated`
 //! logs of each new block; the hub's signer set; and the sender's balance.
+//! Whether the RPC answers is the node's readiness check `chain`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +10,8 @@ use oracle_common::Pair;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+
+use oracle_common::telemetry::Readiness;
 
 use crate::metrics::Metrics;
 use crate::policy::OnChain;
@@ -23,6 +26,9 @@ const SLOW: Duration = Duration::from_secs(30);
 /// watcher further behind skips ahead: what it skips is re-read at takeover.
 const MAX_SPAN: u64 = 1_000;
 
+/// Failed head reads in a row before the `chain` check turns unready.
+const CHAIN_FAILURES: u32 = 3;
+
 /// Sends `(pair, state)` for every feed updated on chain, until `shutdown`.
 pub async fn run(
     submitter: Submitter,
@@ -30,10 +36,13 @@ pub async fn run(
     updates: mpsc::Sender<(Pair, OnChain)>,
     signer_set: SharedSignerSet,
     metrics: Metrics,
+    readiness: Readiness,
     shutdown: CancellationToken,
 ) {
+    let mut failures = 0u32;
     // The head seen last; unknown until the node answers once.
     let mut last: Option<u64> = submitter.block_number().await.ok();
+    readiness.set("chain", last.is_some());
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut slow = tokio::time::interval(SLOW);
@@ -56,7 +65,13 @@ pub async fn run(
                 }
             }
             _ = poll.tick() => {
-                let Ok(head) = submitter.block_number().await else { continue };
+                let head = submitter.block_number().await;
+                failures = if head.is_ok() { 0 } else { failures + 1 };
+                // One failed read is not an outage: unready after a few in a row.
+                if head.is_ok() || failures >= CHAIN_FAILURES {
+                    readiness.set("chain", head.is_ok());
+                }
+                let Ok(head) = head else { continue };
                 let from = match last {
                     None => {
                         last = Some(head);

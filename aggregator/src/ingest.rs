@@ -265,6 +265,7 @@ impl Ingest {
         };
         let mut due: Vec<Candidate> = Vec::new();
         let mut fetch_requests: Vec<(Pair, FetchRequest)> = Vec::new();
+        let started = std::time::Instant::now();
         let refresh_ready = {
             let mut windows = self.views.lock();
             let refresh_ready = if leading {
@@ -315,6 +316,10 @@ impl Ingest {
             }
             refresh_ready
         };
+        self.metrics
+            .evaluation
+            .with_label_values(&[if all { "all" } else { "touched" }])
+            .observe(started.elapsed().as_secs_f64());
         for (pair, request) in fetch_requests {
             debug!(pair = %pair, exclude = ?request.exclude, "asking the fetchers for more sources");
             self.metrics

@@ -53,19 +53,69 @@ impl Lease {
     }
 
     /// Opens (or creates) the bucket, entries living half of `ttl`.
-    pub async fn open(js: &jetstream::Context, id: String, ttl: Duration) -> Result<Self, String> {
+    pub async fn open(
+        js: &jetstream::Context,
+        id: String,
+        ttl: Duration,
+        replicas: usize,
+    ) -> Result<Self, String> {
+        use oracle_common::streams::{create_is_transient, retrying};
         let store = match js.get_key_value(BUCKET).await {
             Ok(store) => store,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: BUCKET.to_owned(),
-                    history: 1,
-                    max_age: ttl / 2,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| format!("creating KV bucket {BUCKET}: {e}"))?,
+            Err(_) => retrying(
+                BUCKET,
+                || {
+                    js.create_key_value(kv::Config {
+                        bucket: BUCKET.to_owned(),
+                        history: 1,
+                        max_age: ttl / 2,
+                        num_replicas: replicas,
+                        ..Default::default()
+                    })
+                },
+                |e| {
+                    matches!(
+                        e.kind(),
+                        jetstream::context::CreateKeyValueErrorKind::TimedOut
+                            | jetstream::context::CreateKeyValueErrorKind::BucketCreate
+                    )
+                },
+            )
+            .await
+            .map_err(|e| format!("creating KV bucket {BUCKET}: {e}"))?,
         };
+        // The bucket's stream at the configured replicas: a lease kept on one
+        // server would be lost with it.
+        let stream_name = format!("KV_{BUCKET}");
+        let mut stream = js
+            .get_stream(&stream_name)
+            .await
+            .map_err(|e| format!("KV bucket {BUCKET}: {e}"))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| format!("KV bucket {BUCKET}: {e}"))?;
+        if info.config.num_replicas != replicas {
+            warn!(
+                from = info.config.num_replicas,
+                to = replicas,
+                "changing the lease bucket's replicas"
+            );
+            let mut updated = info.config.clone();
+            updated.num_replicas = replicas;
+            retrying(
+                &stream_name,
+                || js.update_stream(updated.clone()),
+                create_is_transient,
+            )
+            .await
+            .map_err(|e| {
+                format!(
+                    "KV bucket {BUCKET} at {replicas} replica(s): {e} (nats.replicas must not \
+                         exceed the number of JetStream servers)"
+                )
+            })?;
+        }
         Ok(Self {
             store,
             id,

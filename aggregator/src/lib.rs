@@ -96,6 +96,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let metrics = metrics::Metrics::register(registry)?;
+    let readiness = oracle_common::telemetry::Readiness::register(registry, &["nats", "chain"])?;
     let a = config.aggregator.clone();
     let node = a.consumer.clone();
     if a.signer_key.is_empty() {
@@ -112,11 +113,13 @@ pub async fn run(
     let (specs, chain) = load_feeds(&config, &submitter, &metrics).await?;
     let specs: feeds::Specs = Arc::new(specs);
 
-    let nats = async_nats::ConnectOptions::new()
-        .name(format!("oracle-aggregator {node}"))
-        .connect(&config.nats.url)
-        .await
-        .map_err(|e| RunError::Nats(format!("connect {}: {e}", config.nats.url)))?;
+    let nats = oracle_common::bus::connect(
+        &config.nats,
+        &format!("oracle-aggregator {node}"),
+        oracle_common::bus::Initial::Required,
+    )
+    .await
+    .map_err(|e| RunError::Nats(e.to_string()))?;
     let js = jetstream::new(nats.clone());
     let nats_err = |e: oracle_common::streams::StreamError| RunError::Nats(e.to_string());
     let obs_stream = oracle_common::streams::ensure_obs_stream(&js, &config.nats)
@@ -144,8 +147,15 @@ pub async fn run(
     // it (on its own) is a failure, never the shutdown racing it.
     let tasks_shutdown = CancellationToken::new();
     let mut tasks: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
+    tasks.spawn({
+        let (n, r, s) = (nats.clone(), readiness.clone(), tasks_shutdown.clone());
+        async move {
+            oracle_common::bus::watch(n, r, s).await;
+            ("NATS probe", Ok(()))
+        }
+    });
 
-    let lease = leader::Lease::open(&js, node.clone(), a.lease_ttl)
+    let lease = leader::Lease::open(&js, node.clone(), a.lease_ttl, config.nats.replicas)
         .await
         .map_err(RunError::Nats)?;
     let (lease_tx, lease_rx) = watch::channel(leader::LeaseState::default());
@@ -225,7 +235,7 @@ pub async fn run(
         let by_index = feeds::by_index(&specs);
         let set = Arc::clone(&signer_set);
         async move {
-            chain_watch::run(sub, by_index, chain_tx, set, m, s).await;
+            chain_watch::run(sub, by_index, chain_tx, set, m, readiness, s).await;
             ("chain watcher", Ok(()))
         }
     });
@@ -321,18 +331,26 @@ async fn seed(
     skew: Duration,
 ) -> Result<usize, RunError> {
     let start = time::OffsetDateTime::now_utc() - lookback;
-    let reader: consumer::PullConsumer = stream
-        .create_consumer(consumer::pull::Config {
-            deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time: start },
-            ack_policy: consumer::AckPolicy::None,
-            inactive_threshold: Duration::from_secs(30),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| RunError::Nats(format!("reading recent observations: {e}")))?;
-    let messages = oracle_common::streams::drain(&reader)
-        .await
-        .map_err(|e| RunError::Nats(format!("reading recent observations: {e}")))?;
+    // Read-only and from a fresh consumer each time: any failure is worth
+    // another try while the cluster settles.
+    let messages = oracle_common::streams::retrying(
+        "reading recent observations",
+        || async {
+            let reader: consumer::PullConsumer = stream
+                .create_consumer(consumer::pull::Config {
+                    deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time: start },
+                    ack_policy: consumer::AckPolicy::None,
+                    inactive_threshold: Duration::from_secs(30),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            oracle_common::streams::drain(&reader).await
+        },
+        |_| true,
+    )
+    .await
+    .map_err(|e| RunError::Nats(format!("reading recent observations: {e}")))?;
     let (now, skew) = (now_ms(), skew.as_millis() as u64);
     let mut kept = 0;
     for msg in messages {
@@ -362,10 +380,20 @@ async fn consume(
         deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time: start },
         ..Default::default()
     };
-    let mut consumer: consumer::PullConsumer = stream
-        .get_or_create_consumer(node, config)
-        .await
-        .map_err(|e| RunError::Nats(format!("consumer {node}: {e}")))?;
+    let mut consumer: consumer::PullConsumer = oracle_common::streams::retrying(
+        node,
+        || stream.get_or_create_consumer(node, config.clone()),
+        |e: &jetstream::stream::ConsumerError| match e.kind() {
+            jetstream::stream::ConsumerErrorKind::TimedOut
+            | jetstream::stream::ConsumerErrorKind::Request => true,
+            jetstream::stream::ConsumerErrorKind::JetStream(j) => {
+                oracle_common::streams::is_transient_code(j.error_code().0)
+            }
+            _ => false,
+        },
+    )
+    .await
+    .map_err(|e| RunError::Nats(format!("consumer {node}: {e}")))?;
     let current = consumer.cached_info().config.clone();
     if current.ack_wait != ACK_WAIT {
         // A durable made by an older version: same position, current ack wait.

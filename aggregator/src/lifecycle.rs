@@ -125,13 +125,17 @@ impl Lifecycle {
             }
             _ => {}
         }
-        let ack = self
-            .js
-            .publish(submission_subject(&event.id), event.encode().into())
-            .await
-            .map_err(|e| SubmitError::Rpc(format!("recording {}: {e}", event.status.as_str())))?;
-        ack.await
-            .map_err(|e| SubmitError::Rpc(format!("recording {}: {e}", event.status.as_str())))?;
+        // One id per event: a retry after a lost acknowledgement is stored once.
+        let msg_id = format!("{}:{}:{}", event.id, event.status.as_str(), event.at_ms);
+        oracle_common::bus::publish_durably(
+            &self.js,
+            submission_subject(&event.id),
+            &msg_id,
+            event.encode().into(),
+            oracle_common::bus::PUBLISH_PATIENCE,
+        )
+        .await
+        .map_err(|e| SubmitError::Rpc(format!("recording {}: {e}", event.status.as_str())))?;
         self.metrics
             .submission_events
             .with_label_values(&[event.status.as_str()])
@@ -168,14 +172,16 @@ impl Lifecycle {
     }
 
     /// Submits `planned` with the quorum's signatures as one transaction
-    /// (submission `id`) and follows it to a final status, which it returns.
+    /// (submission `id`) and follows it to a final status, which it returns;
+    /// `Err` (why) when nothing was sent because the submission could not
+    /// even be recorded (the broker did not store it): not the feeds' fault.
     pub async fn submit(
         &self,
         id: String,
         planned: &[Planned],
         quorum: &Quorum,
         retry_of: Option<String>,
-    ) -> SubmissionEvent {
+    ) -> Result<SubmissionEvent, String> {
         let span = info_span!("submission", submission = %id, tx_hash = tracing::field::Empty, nonce = tracing::field::Empty);
         self.submit_inner(id, planned, quorum, retry_of)
             .instrument(span)
@@ -188,7 +194,7 @@ impl Lifecycle {
         planned: &[Planned],
         quorum: &Quorum,
         retry_of: Option<String>,
-    ) -> SubmissionEvent {
+    ) -> Result<SubmissionEvent, String> {
         let reports = planned
             .iter()
             .map(|p| SubmittedReport {
@@ -214,10 +220,19 @@ impl Lifecycle {
         if let Err(e) = self.record(&event).await {
             // Nothing was sent; the feeds stay due and are tried again.
             error!(error = %e, "cannot record the submission; not sending");
-            event.status = SubmissionStatus::Failed;
-            event.error = Some(e.to_string());
-            return event;
+            return Err(format!("not recorded: {e}"));
         }
+        Ok(self.send_recorded(event, planned, quorum).await)
+    }
+
+    /// The rest of [`Lifecycle::submit`] once `queued` is stored: nonce,
+    /// fees, signing, broadcast, follow-up; returns the final event.
+    async fn send_recorded(
+        &self,
+        mut event: SubmissionEvent,
+        planned: &[Planned],
+        quorum: &Quorum,
+    ) -> SubmissionEvent {
         let reports: Vec<Report> = planned.iter().map(|p| p.report.clone()).collect();
         let (nonce, floor) = match self.reserve_nonce().await {
             Ok(n) => n,

@@ -3,8 +3,8 @@
 use oracle_common::config::FeedConfig;
 use oracle_common::wire::{RefusalCode, SkipReason, SubmissionStatus};
 use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry,
 };
 
 /// Every metric the aggregator exports.
@@ -84,6 +84,10 @@ pub struct Metrics {
     pub refused: IntCounterVec,
     /// `oracle_aggregator_verification_seconds`: verifying one proposal.
     pub verification: Histogram,
+    /// `oracle_aggregator_evaluation_seconds{scope}`: one evaluation pass
+    /// (window pruning, aggregate and update policy) over every feed (`all`,
+    /// the tick) or over the feeds new observations touched (`touched`).
+    pub evaluation: HistogramVec,
     /// `oracle_aggregator_signer_threshold`: signatures the hub needs.
     pub threshold: prometheus::IntGauge,
     /// `oracle_aggregator_leader_changes_total`: times this node took the lease.
@@ -304,6 +308,16 @@ impl Metrics {
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                 ]),
             )?,
+            evaluation: HistogramVec::new(
+                HistogramOpts::new(
+                    "oracle_aggregator_evaluation_seconds",
+                    "One evaluation pass over the feeds (every feed, or those observations touched)",
+                )
+                .buckets(vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                ]),
+                &["scope"],
+            )?,
             threshold: prometheus::IntGauge::new(
                 "oracle_aggregator_signer_threshold",
                 "Signatures the hub needs per batch",
@@ -345,6 +359,7 @@ impl Metrics {
         registry.register(Box::new(m.signed.clone()))?;
         registry.register(Box::new(m.refused.clone()))?;
         registry.register(Box::new(m.verification.clone()))?;
+        registry.register(Box::new(m.evaluation.clone()))?;
         registry.register(Box::new(m.threshold.clone()))?;
         registry.register(Box::new(m.leader_changes.clone()))?;
         for outcome in ["signed", "no_signer_quorum"] {

@@ -192,10 +192,25 @@ impl Pipeline {
             signers: signed.signers.clone(),
             signatures: signed.signatures.clone(),
         };
-        let event = self
+        let event = match self
             .lifecycle
             .submit(id, &planned, &quorum, batch.retry_of)
-            .await;
+            .await
+        {
+            Ok(event) => event,
+            // Nothing sent: the broker did not store the submission. Not the
+            // feeds' fault (no parking); they stay due and are proposed again
+            // after the back-off.
+            Err(why) => {
+                return BatchDone {
+                    id: batch.id,
+                    chain: self.reread(&pairs).await,
+                    pairs,
+                    event: None,
+                    unsent: Some(why),
+                };
+            }
+        };
         let mut chain = BTreeMap::new();
         let mut reread = Vec::new();
         for c in &candidates {
@@ -309,17 +324,18 @@ impl Pipeline {
                     })
                     .collect(),
             };
-            match self
-                .js
-                .publish(report_subject(&message.pair), message.encode().into())
-                .await
+            // Retried through a stream leader election; the id keeps one copy.
+            let msg_id = format!("report:{}:{}:{submission}", message.pair, message.round);
+            if let Err(e) = oracle_common::bus::publish_durably(
+                &self.js,
+                report_subject(&message.pair),
+                &msg_id,
+                message.encode().into(),
+                oracle_common::bus::PUBLISH_PATIENCE,
+            )
+            .await
             {
-                Ok(ack) => {
-                    if let Err(e) = ack.await {
-                        warn!(pair = %message.pair, error = %e, "report not acknowledged by ORACLE_REPORTS");
-                    }
-                }
-                Err(e) => warn!(pair = %message.pair, error = %e, "cannot publish the report"),
+                warn!(pair = %message.pair, error = %e, "report not stored in ORACLE_REPORTS");
             }
             self.metrics
                 .reports

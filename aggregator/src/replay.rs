@@ -93,9 +93,13 @@ pub async fn replay(
     from_ms: u64,
     to_ms: u64,
 ) -> Result<Vec<ReplayLine>, ReplayError> {
-    let nats = async_nats::connect(&config.nats.url)
-        .await
-        .map_err(|e| ReplayError(format!("connect {}: {e}", config.nats.url)))?;
+    let nats = oracle_common::bus::connect(
+        &config.nats,
+        "oracle-aggregator replay",
+        oracle_common::bus::Initial::Required,
+    )
+    .await
+    .map_err(|e| ReplayError(e.to_string()))?;
     let js = jetstream::new(nats);
     let lookback = config
         .feeds

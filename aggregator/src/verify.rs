@@ -198,17 +198,19 @@ impl Verifier {
                 .collect(),
             refusals,
         };
-        match self
-            .js
-            .publish(refusal_subject(&self.node), record.encode().into())
-            .await
+        // The answer went out already; the record is retried through a
+        // stream leader election (the id keeps one copy).
+        let msg_id = format!("refusal:{}:{}", self.node, proposal.id);
+        if let Err(e) = oracle_common::bus::publish_durably(
+            &self.js,
+            refusal_subject(&self.node),
+            &msg_id,
+            record.encode().into(),
+            oracle_common::bus::PUBLISH_PATIENCE,
+        )
+        .await
         {
-            Ok(ack) => {
-                if let Err(e) = ack.await {
-                    warn!(error = %e, "refusal not acknowledged by ORACLE_REPORTS");
-                }
-            }
-            Err(e) => warn!(error = %e, "cannot record a refusal"),
+            warn!(error = %e, "refusal not stored in ORACLE_REPORTS");
         }
     }
 

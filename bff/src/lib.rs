@@ -51,6 +51,9 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// NATS, for on-demand refreshes; `None` when not configured (tests).
     pub nats: Option<async_nats::Client>,
+    /// The `nats` readiness check, kept by [`oracle_common::bus::watch`]
+    /// probing the broker; `None` without NATS.
+    pub nats_ready: Option<oracle_common::telemetry::Readiness>,
     /// How long a refresh waits for inclusion before answering 202.
     pub refresh_wait: std::time::Duration,
     /// Transaction records.
@@ -76,14 +79,24 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// NATS, when configured and connected.
+    /// Whether NATS answers: the probe's verdict, or the connection state
+    /// where nothing probes.
+    pub fn nats_answers(&self) -> bool {
+        match (&self.nats, &self.nats_ready) {
+            (None, _) => false,
+            (Some(_), Some(ready)) => ready.get("nats"),
+            (Some(c), None) => c.connection_state() == async_nats::connection::State::Connected,
+        }
+    }
+
+    /// NATS, when configured and answering.
     pub fn bus(&self) -> Result<&async_nats::Client, ApiError> {
         let nats = self
             .nats
             .as_ref()
             .ok_or_else(|| ApiError::Bus("NATS is not configured".into()))?;
-        if nats.connection_state() != async_nats::connection::State::Connected {
-            return Err(ApiError::Bus("not connected to NATS".into()));
+        if !self.nats_answers() {
+            return Err(ApiError::Bus("NATS does not answer".into()));
         }
         Ok(nats)
     }
@@ -211,14 +224,23 @@ pub async fn state(
     }
     // Retrying in the background: the API serves chain reads while NATS is
     // down, and `/readyz` says so.
-    let nats = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(&config.nats.url)
-        .await
-        .map_err(|e| StartError::Config(format!("nats.url {}: {e}", config.nats.url)))?;
+    let nats = oracle_common::bus::connect(
+        &config.nats,
+        "oracle-bff",
+        oracle_common::bus::Initial::Background,
+    )
+    .await
+    .map_err(|e| StartError::Config(format!("nats.urls: {e}")))?;
+    let nats_ready = oracle_common::telemetry::Readiness::register(registry, &["nats"])?;
+    tokio::spawn(oracle_common::bus::watch(
+        nats.clone(),
+        nats_ready.clone(),
+        shutdown.clone(),
+    ));
     Ok(AppState {
         reader: chain::ChainReader::new(url, hub, chain_id),
         nats: Some(nats),
+        nats_ready: Some(nats_ready),
         refresh_wait: config.bff.refresh_wait,
         submissions: submissions::Submissions::new(config.bff.max_submissions),
         admin_token: config

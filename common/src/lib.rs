@@ -7,16 +7,16 @@
 //! - [`price`]: exact decimal prices and their scaling to on-chain integers.
 //! - [`config`]: the TOML configuration with environment overrides and
 //!   validation that names the offending key.
-//! - [`deploy`]: deploying the hub and adapters for a configuration.
 //! - [`chain`]: contract bindings generated from the checked-in artifact and
 //!   the EIP-712 batch signing that the contract verifies.
-//! - [`streams`]: idempotent JetStream stream creation.
+//! - [`bus`]: connecting to the NATS cluster and probing it for readiness.
+//! - [`streams`]: JetStream streams created or updated to the configuration.
 //! - [`telemetry`]: logging set-up, the `/metrics` endpoint, shutdown signals.
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod chain;
 pub mod config;
-pub mod deploy;
 pub mod pair;
 pub mod price;
 pub mod source;

@@ -1,5 +1,6 @@
-//! Logging set-up, the `/metrics` + `/healthz` endpoint every service exposes,
-//! and the shutdown signal (SIGINT/SIGTERM) as a cancellation token.
+//! Logging set-up, the `/metrics` + `/healthz` + `/readyz` endpoint every
+//! service exposes, the readiness checks behind `/readyz`, and the shutdown
+//! signal (SIGINT/SIGTERM) as a cancellation token.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -8,7 +9,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::field::{Field, Visit};
@@ -176,7 +177,107 @@ pub fn render(registry: &Registry) -> String {
     String::from_utf8(buf).unwrap_or_default()
 }
 
-/// Binds `addr` and serves `/metrics` (from `registry`) and `/healthz` until
+/// The name of the readiness gauge: `oracle_ready{check}`, 1 when the check
+/// passes.
+pub const READY_METRIC: &str = "oracle_ready";
+
+/// A service's readiness checks (`nats`, `chain`, ...), kept as the gauge
+/// `oracle_ready{check}` in its registry: `/readyz` on the metrics endpoint
+/// answers from it, and Prometheus sees the same thing the probes see.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    gauge: IntGaugeVec,
+}
+
+impl Readiness {
+    /// Registers the gauge with every check in `checks` failing until set.
+    pub fn register(registry: &Registry, checks: &[&str]) -> Result<Self, prometheus::Error> {
+        let gauge = IntGaugeVec::new(
+            Opts::new(
+                READY_METRIC,
+                "Readiness checks of the service (1 = passing), as served on /readyz",
+            ),
+            &["check"],
+        )?;
+        registry.register(Box::new(gauge.clone()))?;
+        for check in checks {
+            gauge.with_label_values(&[check]).set(0);
+        }
+        Ok(Self { gauge })
+    }
+
+    /// Records the outcome of `check`.
+    pub fn set(&self, check: &str, ok: bool) {
+        self.gauge.with_label_values(&[check]).set(i64::from(ok));
+    }
+
+    /// Whether `check` passes now.
+    pub fn get(&self, check: &str) -> bool {
+        self.gauge.with_label_values(&[check]).get() >= 1
+    }
+}
+
+/// The readiness checks registered in `registry` and whether each passes;
+/// `None` while the service has not registered them (still starting).
+pub fn readiness_checks(registry: &Registry) -> Option<Vec<(String, bool)>> {
+    let family = registry
+        .gather()
+        .into_iter()
+        .find(|f| f.name() == READY_METRIC)?;
+    Some(
+        family
+            .get_metric()
+            .iter()
+            .map(|m| {
+                let check = m
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == "check")
+                    .map(|l| l.value().to_owned())
+                    .unwrap_or_default();
+                (check, m.get_gauge().get_value() >= 1.0)
+            })
+            .collect(),
+    )
+}
+
+/// `/readyz` from the registry's checks: 200 `{"status":"ready","checks":…}`,
+/// or 503 `{"code":"not_ready"|"starting","message":…,"checks":…}`.
+pub fn readyz(registry: &Registry) -> axum::response::Response {
+    use serde_json::json;
+    let Some(checks) = readiness_checks(registry) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "code": "starting", "message": "the service is starting" })),
+        )
+            .into_response();
+    };
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(c, _)| c.as_str())
+        .collect();
+    let map: serde_json::Map<String, serde_json::Value> = checks
+        .iter()
+        .map(|(c, ok)| (c.clone(), json!({ "ok": ok })))
+        .collect();
+    if failed.is_empty() {
+        axum::Json(json!({ "status": "ready", "checks": map })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({
+                "code": "not_ready",
+                "message": format!("failing: {}", failed.join(", ")),
+                "checks": map,
+            })),
+        )
+            .into_response()
+    }
+}
+
+/// Binds `addr` and serves `/metrics` (from `registry`), `/healthz` (the
+/// process is alive) and `/readyz` (its [`Readiness`] checks pass) until
 /// `shutdown`. Returns the bound address (useful with port 0).
 pub async fn serve_metrics(
     addr: SocketAddr,
@@ -185,6 +286,7 @@ pub async fn serve_metrics(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    let ready_registry = registry.clone();
     let app = Router::new()
         .route(
             "/metrics",
@@ -200,7 +302,14 @@ pub async fn serve_metrics(
                 }
             }),
         )
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let response = readyz(&ready_registry);
+                async move { response }
+            }),
+        );
     let handle = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -339,6 +448,28 @@ mod tests {
             text.contains(r#","level":"INFO","target":"oracle_common::telemetry::tests","message":"hello \"quoted\"","aaa":1}"#),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn readyz_follows_the_checks() {
+        use axum::body::to_bytes;
+        let registry = Registry::new();
+        let status = |r: axum::response::Response| r.status().as_u16();
+        assert_eq!(status(readyz(&registry)), 503, "starting: no checks yet");
+        let ready = Readiness::register(&registry, &["nats", "chain"]).unwrap();
+        assert_eq!(status(readyz(&registry)), 503, "checks start failing");
+        ready.set("nats", true);
+        let r = readyz(&registry);
+        assert_eq!(r.status().as_u16(), 503);
+        let body = to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["code"], "not_ready");
+        assert_eq!(v["message"], "failing: chain");
+        assert_eq!(v["checks"]["nats"]["ok"], true);
+        ready.set("chain", true);
+        assert_eq!(status(readyz(&registry)), 200);
+        ready.set("nats", false);
+        assert_eq!(status(readyz(&registry)), 503);
     }
 
     #[test]

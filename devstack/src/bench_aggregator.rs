@@ -4,6 +4,9 @@
 //!   service loop (`oracle_aggregator::run`: ingest, evaluate, acknowledge),
 //!   against a bare pull consumer that only acknowledges, on the same stream
 //!   in the same run, alternating.
+//! - `bench-evaluation`: one node's evaluation time per cycle (its real
+//!   service loop's `oracle_aggregator_evaluation_seconds`) with 500 feeds of
+//!   12 sources each publishing every second.
 //! - `bench-latency`: from the PubAck of the observation that makes an update
 //!   due to its round being readable from the contract, with a quorum of
 //!   `oracle-aggregator` node processes (3 of 4 signing) at the default
@@ -64,7 +67,7 @@ pub async fn bench_consumption(count: usize, rounds: usize) -> Result<(), StackE
     let port = || tools::free_port().map_err(err);
     let nats_url = format!("nats://127.0.0.1:{}", port()?);
     let rpc_url = format!("http://127.0.0.1:{}", port()?);
-    let _nats = start_nats(&nats_url, &dir.join("nats"), &dir.join("nats.log")).await?;
+    let _nats = start_nats(&nats_url, &dir.join("nats"), &dir.join("logs")).await?;
     let _anvil = start_anvil(&rpc_url, 31337, &dir.join("anvil.log")).await?;
     // 20 feeds x 12 sources (the fetchers' benchmark config), a window long
     // enough to hold the whole published set.
@@ -241,13 +244,13 @@ pub async fn bench_latency(
     let config_path = tools::workspace_root().join("config/dev.toml");
     let mut config = Config::load(&config_path).map_err(|e| StackError::Config(e.to_string()))?;
     let port = || tools::free_port().map_err(err);
-    config.nats.url = format!("nats://127.0.0.1:{}", port()?);
+    config.nats.urls = vec![format!("nats://127.0.0.1:{}", port()?)];
     config.chain.rpc_url = format!("http://127.0.0.1:{}", port()?);
     let mut quorum = crate::nodes::dev_nodes(nodes)?;
     for node in quorum.iter_mut() {
         node.metrics_addr = ([127, 0, 0, 1], port()?).into();
     }
-    let _nats = start_nats(&config.nats.url, &dir.join("nats"), &dir.join("nats.log")).await?;
+    let _nats = start_nats(&config.nats.urls[0], &dir.join("nats"), &dir.join("logs")).await?;
     let _anvil = start_anvil(&config.chain.rpc_url, 31337, &dir.join("anvil.log")).await?;
     let deployment =
         crate::deploy::deploy(&config.chain.rpc_url, &with_signers(&config, &quorum)?).await?;
@@ -256,7 +259,7 @@ pub async fn bench_latency(
     let mut children = Vec::new();
     for node in &quorum {
         let mut env = vec![
-            ("ORACLE__NATS__URL".to_owned(), config.nats.url.clone()),
+            ("ORACLE__NATS__URLS".to_owned(), config.nats.urls.join(",")),
             (
                 "ORACLE__CHAIN__RPC_URL".to_owned(),
                 config.chain.rpc_url.clone(),
@@ -280,7 +283,7 @@ pub async fn bench_latency(
         );
     }
 
-    let client = async_nats::connect(&config.nats.url).await.map_err(err)?;
+    let client = async_nats::connect(&config.nats.urls).await.map_err(err)?;
     let js = jetstream::new(client);
     oracle_common::streams::ensure_obs_stream(&js, &config.nats)
         .await
@@ -372,6 +375,229 @@ pub async fn bench_latency(
         pct(0.99),
         latencies[latencies.len() - 1]
     );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The cumulative buckets `(upper bound, count)` of the `scope` series of
+/// histogram `name` in `registry`.
+fn histogram_buckets(registry: &prometheus::Registry, name: &str, scope: &str) -> Vec<(f64, u64)> {
+    registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == name)
+        .flat_map(|f| f.get_metric().iter())
+        .filter(|m| m.get_label().iter().any(|l| l.value() == scope))
+        .flat_map(|m| {
+            m.get_histogram()
+                .get_bucket()
+                .iter()
+                .map(|b| (b.upper_bound(), b.cumulative_count()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The upper bound of the bucket that holds quantile `q` of what was
+/// observed between two snapshots of the same histogram, and the count.
+fn bucket_quantile(before: &[(f64, u64)], after: &[(f64, u64)], q: f64) -> (Option<f64>, u64) {
+    let delta: Vec<(f64, u64)> = after
+        .iter()
+        .map(|(le, c)| {
+            let was = before.iter().find(|(l, _)| l == le).map_or(0, |(_, c)| *c);
+            (*le, c - was)
+        })
+        .collect();
+    let total = delta.last().map_or(0, |(_, c)| *c);
+    let found = delta
+        .iter()
+        .find(|(_, c)| *c as f64 >= q * total as f64)
+        .map(|(le, _)| *le);
+    (if total == 0 { None } else { found }, total)
+}
+
+/// `oracle-devstack bench-evaluation`: the time one node takes to evaluate
+/// `feeds` feeds (window pruning, aggregate, update policy; the histogram
+/// `oracle_aggregator_evaluation_seconds` of its real service loop), with
+/// 12 sources per feed publishing every second, for `duration` after a
+/// 10 s warm-up. The node leads (the hub's only signer) and submits what is
+/// due to anvil as it would in production.
+pub async fn bench_evaluation(feeds: usize, duration: Duration) -> Result<(), StackError> {
+    use oracle_fetchers::sources::Venue;
+    let dir = std::env::temp_dir().join(format!("oracle-bench-evaluation-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = || tools::free_port().map_err(err);
+    let nats_url = format!("nats://127.0.0.1:{}", port()?);
+    let rpc_url = format!("http://127.0.0.1:{}", port()?);
+    let _nats = start_nats(&nats_url, &dir.join("nats"), &dir.join("logs")).await?;
+    let _anvil = start_anvil(&rpc_url, 31337, &dir.join("anvil.log")).await?;
+    let path = dir.join("bench.toml");
+    std::fs::write(
+        &path,
+        crate::bench::config_toml_for(
+            &nats_url,
+            "127.0.0.1:1",
+            port()?,
+            &crate::bench::bases(feeds),
+            Duration::from_secs(1),
+        ),
+    )
+    .map_err(err)?;
+    let mut config =
+        Config::load_with_env(&path, Vec::new()).map_err(|e| StackError::Config(e.to_string()))?;
+    config.chain.rpc_url = rpc_url.clone();
+    config.telemetry.log_level = "warn".into();
+    let node = NodeSpec {
+        name: "bench".into(),
+        signer_key: Secret::new(
+            "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+        ),
+        sender_key: Secret::new(
+            "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+        ),
+        metrics_addr: ([127, 0, 0, 1], port()?).into(),
+    };
+    let deploying = Instant::now();
+    let deployment = crate::deploy::deploy(
+        &rpc_url,
+        &with_signers(&config, std::slice::from_ref(&node))?,
+    )
+    .await?;
+    println!(
+        "deployed the hub with {feeds} feeds in {:.1} s",
+        deploying.elapsed().as_secs_f64()
+    );
+    config.chain.hub_address = Some(deployment.hub);
+
+    let registry = prometheus::Registry::new();
+    let stop = CancellationToken::new();
+    let node_task = tokio::spawn({
+        let (r, s, c) = (registry.clone(), stop.clone(), node.config(&config));
+        async move { oracle_aggregator::run(c, &r, s).await }
+    });
+
+    // The sources: every venue, every feed, every second, each price a small
+    // random step from the last (some steps cross the deviation threshold).
+    let client = async_nats::connect(&nats_url).await.map_err(err)?;
+    let js = jetstream::new(client);
+    let publisher = tokio::spawn({
+        let (js, stop, feeds) = (js.clone(), stop.clone(), config.feeds.clone());
+        async move {
+            use rand::Rng;
+            let mut prices: Vec<rust_decimal::Decimal> = feeds
+                .iter()
+                .map(|f| crate::simulator::initial_price(&f.pair))
+                .collect();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut published = 0u64;
+            while !stop.is_cancelled() {
+                tick.tick().await;
+                let slot = oracle_common::now_ms() / 1000 * 1000;
+                let mut acks = Vec::with_capacity(feeds.len() * Venue::ALL.len());
+                for (feed, price) in feeds.iter().zip(prices.iter_mut()) {
+                    let step: i64 = rand::rng().random_range(-8..=8);
+                    *price += *price * rust_decimal::Decimal::new(step, 4);
+                    for venue in Venue::ALL {
+                        let obs = Observation {
+                            v: SCHEMA_VERSION,
+                            pair: feed.pair.clone(),
+                            source: venue
+                                .name()
+                                .parse()
+                                .unwrap_or_else(|_| feed.sources[0].clone()),
+                            price: price.round_dp(8),
+                            bid: None,
+                            ask: None,
+                            observed_at_ms: slot,
+                            fetched_at_ms: slot,
+                            fetcher: "bench".into(),
+                            fallback_rank: 0,
+                            trigger: None,
+                            market_quote: None,
+                        };
+                        let mut headers = async_nats::HeaderMap::new();
+                        headers.insert(MSG_ID_HEADER, obs.msg_id().as_str());
+                        if let Ok(ack) = js
+                            .publish_with_headers(obs.subject(), headers, obs.encode().into())
+                            .await
+                        {
+                            acks.push(ack);
+                        }
+                    }
+                }
+                for ack in acks {
+                    if ack.await.is_ok() {
+                        published += 1;
+                    }
+                }
+            }
+            published
+        }
+    });
+
+    let name = "oracle_aggregator_evaluation_seconds";
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (all_before, touched_before) = (
+        histogram_buckets(&registry, name, "all"),
+        histogram_buckets(&registry, name, "touched"),
+    );
+    let consumed_before = crate::metric_value(
+        &registry,
+        "oracle_aggregator_observations_consumed_total",
+        None,
+    );
+    let reports_before = crate::metric_value(&registry, "oracle_aggregator_reports_total", None);
+    tokio::time::sleep(duration).await;
+    let (all_after, touched_after) = (
+        histogram_buckets(&registry, name, "all"),
+        histogram_buckets(&registry, name, "touched"),
+    );
+    let consumed = crate::metric_value(
+        &registry,
+        "oracle_aggregator_observations_consumed_total",
+        None,
+    ) - consumed_before;
+    let reports =
+        crate::metric_value(&registry, "oracle_aggregator_reports_total", None) - reports_before;
+    stop.cancel();
+    let published = publisher.await.map_err(err)?;
+    node_task.await.map_err(err)?.map_err(err)?;
+
+    let secs = duration.as_secs_f64();
+    println!(
+        "{feeds} feeds x {} sources, observations every 1 s, one node leading (measured {secs:.0} s after 10 s warm-up)",
+        Venue::ALL.len()
+    );
+    println!(
+        "  observations: published {published} in all, consumed {:.0}/s while measured; reports made {:.1}/s",
+        consumed / secs,
+        reports / secs
+    );
+    for (scope, before, after, what) in [
+        (
+            "all",
+            &all_before,
+            &all_after,
+            "a pass over every feed (the tick)",
+        ),
+        (
+            "touched",
+            &touched_before,
+            &touched_after,
+            "a pass over the feeds new observations touched",
+        ),
+    ] {
+        let (p50, n) = bucket_quantile(before, after, 0.5);
+        let (p99, _) = bucket_quantile(before, after, 0.99);
+        let (max, _) = bucket_quantile(before, after, 1.0);
+        let ms = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("<= {:.2} ms", s * 1000.0));
+        println!(
+            "  evaluation, {what} (scope={scope}): {n} passes; p50 {}, p99 {}, max {}",
+            ms(p50),
+            ms(p99),
+            ms(max)
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

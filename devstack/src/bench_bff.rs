@@ -124,12 +124,16 @@ pub async fn bench_bff(
             bin_dir: bin_dir.to_path_buf(),
             config_path,
             log_files: true,
+            env: Vec::new(),
         },
         ephemeral_ports: true,
         data_dir: data_dir.clone(),
         sim_tick: Duration::from_secs(1),
         nodes: crate::nodes::dev_nodes(4)?,
         block_time: None,
+        nats_cluster: 1,
+        fetchers: 1,
+        bffs: 1,
     })
     .await?;
     let url = format!("{}/v1/prices/BTC-USD", stack.bff_url);

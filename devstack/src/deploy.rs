@@ -1,8 +1,8 @@
-//! Deploying the contracts for the local stack with `oracle_common::deploy`
-//! (the library behind `oracle-deploy`), paid and owned by anvil's account 0.
+//! Deploying the contracts for the local stack with the `oracle-deploy`
+//! library, paid and owned by anvil's account 0.
 
 use oracle_common::config::Config;
-pub use oracle_common::deploy::{DeployError, Deployment};
+pub use oracle_deploy::{DeployError, Deployment};
 
 /// anvil's account 0, the owner of the dev deployment. A well-known test key:
 /// never use it anywhere else.
@@ -15,5 +15,5 @@ pub async fn deploy(rpc_url: &str, config: &Config) -> Result<Deployment, Deploy
         key: "devstack",
         message: "the dev owner key does not parse".into(),
     })?;
-    oracle_common::deploy::deploy(config, rpc_url, owner).await
+    oracle_deploy::deploy(config, rpc_url, owner).await
 }

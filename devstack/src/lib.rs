@@ -1,10 +1,13 @@
 //! Dev-only: starts the real local stack for `scripts/dev.sh` and for the
-//! integration tests — `nats-server -js`, `anvil`, the hub deployed with the
-//! dev signer set, the exchange simulator, and the three services.
+//! integration tests — `nats-server` with JetStream (one, or a cluster),
+//! `anvil`, the hub deployed with the dev signer set, the exchange simulator,
+//! and the three services.
 //!
 //! Layout:
 //! - [`tools`]: finding `nats-server` and `anvil` (installed by `scripts/bootstrap.sh`), free ports.
 //! - [`process`]: child processes that cannot outlive the stack.
+//! - [`error`]: [`StackError`] and waiting with a deadline.
+//! - [`nats`]: the broker, one node or a JetStream cluster, nodes killed and restarted at will.
 //! - [`deploy`]: deploying `OracleHub` and registering feeds.
 //! - [`nodes`]: the aggregator nodes of the signer quorum, one key each.
 //! - [`simulator`]: the exchanges' real wire formats on loopback, with moving prices.
@@ -18,6 +21,8 @@ pub mod bench;
 pub mod bench_aggregator;
 pub mod bench_bff;
 pub mod deploy;
+pub mod error;
+pub mod nats;
 pub mod nodes;
 pub mod process;
 pub mod prometheus;
@@ -25,9 +30,9 @@ pub mod simulator;
 pub mod stack;
 pub mod tools;
 
-pub use stack::{
-    Mode, Options, Stack, StackError, eventually, start_anvil, start_anvil_with, start_nats,
-};
+pub use error::{StackError, eventually};
+pub use nats::NatsCluster;
+pub use stack::{Mode, Options, Stack, start_anvil, start_anvil_with, start_nats};
 
 /// The value of metric `name` in an in-process service's `registry`
 /// (counters and gauges), summed over the series that carry `label_value` as

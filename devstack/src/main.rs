@@ -9,7 +9,8 @@ use oracle_common::config::Config;
 use oracle_common::telemetry;
 use oracle_devstack::{Mode, Options, Stack, tools};
 
-/// Starts nats-server, anvil, the contract, the exchange simulator and the services.
+/// Starts nats-server (one, or a cluster), anvil, the contract, the exchange
+/// simulator and the services.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -46,6 +47,16 @@ enum Command {
         /// (default: a block per transaction).
         #[arg(long)]
         block_time: Option<u64>,
+        /// nats-server processes: 1, or a JetStream cluster of 3 (routes, a
+        /// cluster name, a store each; the streams at 3 replicas).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+        nats_cluster: u8,
+        /// Fetcher replicas (the stream keeps one copy of each observation).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
+        fetchers: u8,
+        /// bff instances (the first on bff.listen, the others on free ports).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
+        bffs: u8,
     },
     /// Measure the fetchers' CPU and memory polling 12 sources for 20 feeds
     /// every second against the simulator (see scripts/bench-fetchers.sh).
@@ -105,6 +116,16 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         rounds: usize,
     },
+    /// Measure a node's evaluation time per cycle with many feeds, 12
+    /// sources each publishing every second (see scripts/bench-aggregator.sh).
+    BenchEvaluation {
+        /// Feeds.
+        #[arg(long, default_value_t = 500)]
+        feeds: usize,
+        /// Time measured (after a 10 s warm-up).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+    },
 }
 
 #[tokio::main]
@@ -119,6 +140,9 @@ async fn main() -> anyhow::Result<()> {
             log_files,
             nodes,
             block_time,
+            nats_cluster,
+            fetchers,
+            bffs,
         } => {
             up(
                 config,
@@ -129,6 +153,9 @@ async fn main() -> anyhow::Result<()> {
                     log_files,
                     nodes,
                     block_time,
+                    nats_cluster: nats_cluster.into(),
+                    fetchers: fetchers.into(),
+                    bffs: bffs.into(),
                 },
             )
             .await
@@ -154,6 +181,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::BenchConsumption { count, rounds } => {
             Ok(oracle_devstack::bench_aggregator::bench_consumption(count, rounds).await?)
+        }
+        Command::BenchEvaluation { feeds, duration } => {
+            Ok(oracle_devstack::bench_aggregator::bench_evaluation(feeds, duration).await?)
         }
         Command::BenchLatency { iterations, nodes } => {
             let bin_dir = bin_dir()?;
@@ -182,6 +212,9 @@ struct UpOptions {
     log_files: bool,
     nodes: usize,
     block_time: Option<u64>,
+    nats_cluster: usize,
+    fetchers: usize,
+    bffs: usize,
 }
 
 async fn up(config_path: PathBuf, opts: UpOptions) -> anyhow::Result<()> {
@@ -201,12 +234,16 @@ async fn up(config_path: PathBuf, opts: UpOptions) -> anyhow::Result<()> {
             bin_dir,
             config_path: config_path.clone(),
             log_files: opts.log_files,
+            env: Vec::new(),
         },
         ephemeral_ports: opts.ephemeral_ports,
         data_dir,
         sim_tick: opts.sim_tick,
         nodes: oracle_devstack::nodes::dev_nodes(opts.nodes)?,
         block_time: opts.block_time,
+        nats_cluster: opts.nats_cluster,
+        fetchers: opts.fetchers,
+        bffs: opts.bffs,
     });
     let mut stack = tokio::select! {
         stack = start => stack.context("starting the stack")?,
@@ -224,9 +261,23 @@ async fn up(config_path: PathBuf, opts: UpOptions) -> anyhow::Result<()> {
     };
     let c = &stack.config;
     println!();
-    println!("  client API     {}/v1/prices/BTC-USD", stack.bff_url);
+    for url in &stack.bff_urls {
+        println!("  client API     {url}/v1/prices/BTC-USD");
+    }
     println!("  simulator      {}/_sim/state", stack.simulator_url);
-    println!("  NATS           {}", c.nats.url);
+    println!(
+        "  NATS           {}  (stream replicas {})",
+        c.nats.describe(),
+        c.nats.replicas
+    );
+    for node in stack.nats().nodes() {
+        println!(
+            "  nats {:<9} {}  monitoring http://127.0.0.1:{}/jsz",
+            node.name,
+            node.url(),
+            node.ports.monitor
+        );
+    }
     println!(
         "  anvil (chain)  {}  chain id {}",
         c.chain.rpc_url,
@@ -239,10 +290,12 @@ async fn up(config_path: PathBuf, opts: UpOptions) -> anyhow::Result<()> {
             feed.pair, feed.adapter, feed.index
         );
     }
-    println!(
-        "  metrics        fetchers http://{}/metrics  bff http://{}/metrics",
-        c.fetchers.metrics_addr, c.bff.metrics_addr
-    );
+    for addr in stack.fetchers_metrics() {
+        println!("  fetchers       metrics http://{addr}/metrics  readiness /readyz");
+    }
+    for addr in stack.bffs_metrics() {
+        println!("  bff            metrics http://{addr}/metrics");
+    }
     println!(
         "  signer quorum  {} of {} nodes (one signer key each)",
         stack.deployment.threshold,

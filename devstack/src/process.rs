@@ -1,6 +1,7 @@
 //! Child processes of the local stack: started with their output in a log
 //! file, killed if this process dies (Linux `PR_SET_PDEATHSIG`), asked to stop
-//! with SIGTERM and killed after a grace period, and killed on drop.
+//! with SIGTERM and killed after a grace period, and killed on drop; frozen
+//! and thawed (SIGSTOP/SIGCONT) for tests of a hung peer.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -109,10 +110,26 @@ impl ChildProcess {
         let _ = self.child.kill().await;
     }
 
+    /// Freezes the process (SIGSTOP) without closing its sockets: a hung
+    /// server, as a stalled VM or a long GC pause looks to its clients.
+    pub fn pause(&self) {
+        if let Some(pid) = self.child.id() {
+            send_signal(pid, Signal::Stop);
+        }
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(pid) = self.child.id() {
+            send_signal(pid, Signal::Continue);
+        }
+    }
+
     /// Sends SIGTERM, waits up to `grace`, then kills.
     pub async fn stop(&mut self, grace: Duration) {
         if let Some(pid) = self.child.id() {
-            terminate(pid);
+            send_signal(pid, Signal::Continue);
+            send_signal(pid, Signal::Terminate);
             if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
                 return;
             }
@@ -140,16 +157,28 @@ fn die_with_parent(cmd: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_cmd: &mut Command) {}
 
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    Terminate,
+    Stop,
+    Continue,
+}
+
 #[cfg(unix)]
 #[allow(unsafe_code)]
-fn terminate(pid: u32) {
+fn send_signal(pid: u32, signal: Signal) {
+    let sig = match signal {
+        Signal::Terminate => libc::SIGTERM,
+        Signal::Stop => libc::SIGSTOP,
+        Signal::Continue => libc::SIGCONT,
+    };
     if let Ok(pid) = libc::pid_t::try_from(pid) {
         // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
         unsafe {
-            libc::kill(pid, libc::SIGTERM);
+            libc::kill(pid, sig);
         }
     }
 }
 
 #[cfg(not(unix))]
-fn terminate(_pid: u32) {}
+fn send_signal(_pid: u32, _signal: Signal) {}

@@ -6,22 +6,33 @@ use std::path::Path;
 
 use oracle_common::config::Config;
 
+use crate::error::{StackError, io, wait_ready};
 use crate::nodes::NodeSpec;
 use crate::process::{ChildProcess, Output};
-use crate::stack::{StackError, io, wait_ready};
 use crate::tools;
 
 /// Where Prometheus listens for `scripts/dev.sh --prometheus` (the
 /// `prometheus` job of `grafana/prometheus.yml`).
 pub const DEV_ADDR: &str = "127.0.0.1:19090";
 
+/// Where the replicas of the fetchers and the bff serve their metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    /// Every fetcher replica (none: the one `config` names).
+    pub fetchers: Vec<std::net::SocketAddr>,
+    /// Every bff instance (none: the one `config` names).
+    pub bffs: Vec<std::net::SocketAddr>,
+}
+
 /// `grafana/prometheus.yml` with every target of `config/dev.toml` replaced by
-/// the address `config` gives the same service, the aggregator job's targets
-/// (the nodes of `config/dev-nodes.toml`) by `nodes`' addresses, and
-/// Prometheus's own target by `prometheus_addr`. Fails if the file does not
-/// scrape one of them: the committed file and the dev config must agree.
+/// the addresses this stack gives the same service (`targets`, or `config`'s
+/// own), the aggregator job's targets (the nodes of `config/dev-nodes.toml`)
+/// by `nodes`' addresses, and Prometheus's own target by `prometheus_addr`.
+/// Fails if the file does not scrape one of them: the committed file and the
+/// dev config must agree.
 pub fn config_for(
     config: &Config,
+    targets: &Targets,
     nodes: &[NodeSpec],
     prometheus_addr: &str,
 ) -> Result<String, StackError> {
@@ -31,16 +42,29 @@ pub fn config_for(
         .map_err(|e| StackError::Io(format!("reading {}: {e}", path.display())))?;
     let dev = Config::load(&root.join("config/dev.toml"))
         .map_err(|e| StackError::Config(format!("config/dev.toml: {e}")))?;
+    // Each moved target is the inside of a quoted list item: `a", "b` makes
+    // two items of one.
+    let many = |addrs: &[std::net::SocketAddr], own: std::net::SocketAddr| {
+        if addrs.is_empty() {
+            own.to_string()
+        } else {
+            addrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\", \"")
+        }
+    };
     let moves = [
         (
             "fetchers",
             dev.fetchers.metrics_addr.to_string(),
-            config.fetchers.metrics_addr.to_string(),
+            many(&targets.fetchers, config.fetchers.metrics_addr),
         ),
         (
             "bff",
             dev.bff.metrics_addr.to_string(),
-            config.bff.metrics_addr.to_string(),
+            many(&targets.bffs, config.bff.metrics_addr),
         ),
         (
             "prometheus",
@@ -84,6 +108,7 @@ pub fn config_for(
 /// `prometheus` listening on `addr`, and waits until it is ready.
 pub async fn start(
     config: &Config,
+    targets: &Targets,
     nodes: &[NodeSpec],
     addr: &str,
     dir: &Path,
@@ -91,7 +116,7 @@ pub async fn start(
     let root = tools::workspace_root();
     std::fs::create_dir_all(dir).map_err(io("creating the prometheus dir"))?;
     let config_file = dir.join("prometheus.yml");
-    std::fs::write(&config_file, config_for(config, nodes, addr)?)
+    std::fs::write(&config_file, config_for(config, targets, nodes, addr)?)
         .map_err(io("writing prometheus.yml"))?;
     std::fs::copy(root.join("grafana/alerts.yml"), dir.join("alerts.yml"))
         .map_err(io("copying grafana/alerts.yml"))?;

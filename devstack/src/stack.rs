@@ -1,11 +1,11 @@
-//! The whole local stack: `nats-server -js`, `anvil`, the hub deployed with
-//! the quorum's signer set, the exchange simulator, the fetchers, the bff and
-//! one aggregator per node of the quorum, either as child processes (the `up`
-//! command) or as tasks in this process (integration tests). Each node can be
-//! killed and started again on its own. Stopping, or dropping, the stack stops
-//! everything.
+//! The whole local stack: the broker (one `nats-server` with JetStream, or a
+//! cluster of them), `anvil`, the hub deployed with the quorum's signer set,
+//! the exchange simulator, the fetchers and bff (one or more replicas each)
+//! and one aggregator per node of the quorum, either as child processes (the
+//! `up` command) or as tasks in this process (integration tests). Each
+//! service, node and broker node can be killed and started again on its own.
+//! Stopping, or dropping, the stack stops everything.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,30 +16,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::deploy::{self, Deployment};
+pub use crate::error::{StackError, eventually};
+use crate::error::{io, port_of, wait_ready};
+use crate::nats::{NatsCluster, NodePorts};
 use crate::nodes::NodeSpec;
 use crate::process::{ChildProcess, Output};
 use crate::simulator::Simulator;
 use crate::tools;
-
-/// Why the stack could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StackError {
-    /// A tool is not installed.
-    #[error(transparent)]
-    Tool(#[from] tools::MissingTool),
-    /// A process or socket failed.
-    #[error("{0}")]
-    Io(String),
-    /// Something did not become ready in time.
-    #[error("timed out after {0:?} waiting for {1}")]
-    Timeout(Duration, String),
-    /// The contract could not be deployed.
-    #[error(transparent)]
-    Deploy(#[from] deploy::DeployError),
-    /// The configuration does not fit the local stack.
-    #[error("config: {0}")]
-    Config(String),
-}
 
 /// How the services run.
 #[derive(Debug, Clone)]
@@ -55,6 +38,8 @@ pub enum Mode {
         /// Write each service's output to `{data_dir}/logs/{name}.log` (as
         /// JSON lines, `log_format = "auto"`) instead of this terminal.
         log_files: bool,
+        /// Extra environment of every service process (`RUST_LOG=…`).
+        env: Vec<(String, String)>,
     },
 }
 
@@ -75,6 +60,32 @@ pub struct Options {
     pub nodes: Vec<NodeSpec>,
     /// anvil's block time in seconds (`None`: a block per transaction).
     pub block_time: Option<u64>,
+    /// nats-server processes: 1, or a JetStream cluster of 3 (or 5) with the
+    /// streams at 3 replicas.
+    pub nats_cluster: usize,
+    /// Fetcher replicas (polling the same slots: the stream keeps one copy).
+    pub fetchers: usize,
+    /// bff instances (the first on `bff.listen`, the others on free ports).
+    pub bffs: usize,
+}
+
+impl Options {
+    /// The dev defaults around `config`: one broker node, one fetcher, one
+    /// bff, the first `nodes` of the dev quorum, a block per transaction.
+    pub fn new(config: Config, mode: Mode, data_dir: PathBuf, nodes: Vec<NodeSpec>) -> Self {
+        Self {
+            config,
+            mode,
+            ephemeral_ports: false,
+            data_dir,
+            sim_tick: Duration::from_millis(500),
+            nodes,
+            block_time: None,
+            nats_cluster: 1,
+            fetchers: 1,
+            bffs: 1,
+        }
+    }
 }
 
 /// The per-service metric registries of an in-process stack.
@@ -86,6 +97,8 @@ pub struct Registries {
     pub aggregators: std::collections::BTreeMap<String, Registry>,
     /// The bff's metrics.
     pub bff: Registry,
+    /// Every service instance's metrics, by instance name (`fetchers-2`).
+    pub all: std::collections::BTreeMap<String, Registry>,
 }
 
 impl Registries {
@@ -98,8 +111,10 @@ impl Registries {
 /// What a service of the stack is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
-    Fetchers,
-    Bff,
+    /// Fetcher replica `n` (from 1).
+    Fetchers(usize),
+    /// bff instance `n` (from 1).
+    Bff(usize),
     /// The node of that name.
     Aggregator(String),
 }
@@ -108,17 +123,32 @@ impl Kind {
     /// `fetchers`, `bff`, `aggregator`.
     fn service(&self) -> &'static str {
         match self {
-            Kind::Fetchers => "fetchers",
-            Kind::Bff => "bff",
+            Kind::Fetchers(_) => "fetchers",
+            Kind::Bff(_) => "bff",
             Kind::Aggregator(_) => "aggregator",
         }
     }
 
-    /// The name of its process (and log file): `oracle-aggregator-node-2`.
+    /// Its own name: `fetchers`, `fetchers-2`, `bff`, `bff-2`, `node-3`.
+    fn instance(&self) -> String {
+        match self {
+            Kind::Fetchers(1) | Kind::Bff(1) => self.service().to_owned(),
+            Kind::Fetchers(n) | Kind::Bff(n) => format!("{}-{n}", self.service()),
+            Kind::Aggregator(node) => node.clone(),
+        }
+    }
+
+    /// Whether `name` (a service, or one instance's name) designates it.
+    fn matches(&self, name: &str) -> bool {
+        self.service() == name || self.instance() == name
+    }
+
+    /// The name of its process (and log file): `oracle-aggregator-node-2`,
+    /// `oracle-fetchers-2`.
     fn process_name(&self) -> String {
         match self {
             Kind::Aggregator(node) => format!("oracle-aggregator-{node}"),
-            other => format!("oracle-{}", other.service()),
+            _ => format!("oracle-{}", self.instance()),
         }
     }
 }
@@ -133,6 +163,8 @@ enum Running {
 #[derive(Debug)]
 struct Service {
     kind: Kind,
+    /// Its configuration: the stack's, with this instance's id and ports.
+    config: Config,
     running: Option<Running>,
 }
 
@@ -145,8 +177,10 @@ pub struct Stack {
     pub deployment: Deployment,
     /// The simulator (in this process in both modes).
     pub simulator: Simulator,
-    /// Base URL of the client API.
+    /// Base URL of the client API (the first bff).
     pub bff_url: String,
+    /// Base URL of every bff instance.
+    pub bff_urls: Vec<String>,
     /// Base URL of the simulator.
     pub simulator_url: String,
     /// Metric registries (in-process mode only; empty otherwise).
@@ -155,7 +189,7 @@ pub struct Stack {
     pub data_dir: PathBuf,
     /// The aggregator nodes (metrics addresses as they really listen).
     pub nodes: Vec<NodeSpec>,
-    nats: ChildProcess,
+    nats: NatsCluster,
     anvil: ChildProcess,
     services: Vec<Service>,
     mode: Mode,
@@ -163,42 +197,6 @@ pub struct Stack {
     prometheus: Option<ChildProcess>,
     shutdown: CancellationToken,
     simulator_task: JoinHandle<std::io::Result<()>>,
-}
-
-/// Polls `check` every 100 ms until it yields a value or `timeout` passes.
-pub async fn eventually<T, F, Fut>(
-    timeout: Duration,
-    what: &str,
-    mut check: F,
-) -> Result<T, StackError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if Instant::now() >= deadline {
-            return Err(StackError::Timeout(timeout, what.to_owned()));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-pub(crate) fn io(context: &str) -> impl FnOnce(std::io::Error) -> StackError + '_ {
-    move |e| StackError::Io(format!("{context}: {e}"))
-}
-
-fn port_of(url: &str, key: &str) -> Result<(String, u16), StackError> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|_| StackError::Config(format!("{key}: {url:?} is not a URL")))?;
-    let host = parsed.host_str().unwrap_or("127.0.0.1").to_owned();
-    let port = parsed
-        .port_or_known_default()
-        .ok_or_else(|| StackError::Config(format!("{key}: {url:?} has no port")))?;
-    Ok((host, port))
 }
 
 /// Where the simulator listens: the common `host:port` of every source's
@@ -248,7 +246,6 @@ impl Stack {
 
         if options.ephemeral_ports {
             let p = || tools::free_port().map_err(io("finding a free port"));
-            config.nats.url = format!("nats://127.0.0.1:{}", p()?);
             config.chain.rpc_url = format!("http://127.0.0.1:{}", p()?);
             let sim_port = p()?;
             for (id, source) in config.sources.iter_mut() {
@@ -264,13 +261,27 @@ impl Stack {
         }
         let sim_addr = simulator_addr(&config)?;
 
-        // NATS with JetStream.
-        let nats = start_nats(
-            &config.nats.url,
+        // NATS with JetStream: one server, or a cluster with the streams at
+        // three replicas.
+        let size = options.nats_cluster.max(1);
+        let first_port = if options.ephemeral_ports {
+            None
+        } else {
+            let first = config
+                .nats
+                .urls
+                .first()
+                .ok_or_else(|| StackError::Config("nats.urls is empty".into()))?;
+            Some(port_of(first, "nats.urls[0]")?.1)
+        };
+        let nats = NatsCluster::start(
+            &NodePorts::plan(size, first_port)?,
             &data_dir.join("nats"),
-            &logs.join("nats-server.log"),
+            &logs,
         )
         .await?;
+        config.nats.urls = nats.urls();
+        config.nats.replicas = size.min(3);
 
         // The chain.
         let chain_id = config.chain.chain_id.unwrap_or(31337);
@@ -310,25 +321,48 @@ impl Stack {
             shutdown.clone(),
         ));
 
-        let bff_url = format!("http://{}", config.bff.listen);
-        let mut kinds = vec![Kind::Fetchers];
-        kinds.extend(nodes.iter().map(|n| Kind::Aggregator(n.name.clone())));
-        kinds.push(Kind::Bff);
+        let mut services = Vec::new();
+        for n in 1..=options.fetchers.max(1) {
+            let mut c = config.clone();
+            if n > 1 {
+                c.fetchers.id = format!("{}-{n}", config.fetchers.id);
+                c.fetchers.metrics_addr = ([127, 0, 0, 1], free_port()?).into();
+            }
+            services.push((Kind::Fetchers(n), c));
+        }
+        for node in &nodes {
+            services.push((Kind::Aggregator(node.name.clone()), node.config(&config)));
+        }
+        for n in 1..=options.bffs.max(1) {
+            let mut c = config.clone();
+            if n > 1 {
+                c.bff.listen = ([127, 0, 0, 1], free_port()?).into();
+                c.bff.metrics_addr = ([127, 0, 0, 1], free_port()?).into();
+            }
+            services.push((Kind::Bff(n), c));
+        }
+        let bff_urls: Vec<String> = services
+            .iter()
+            .filter(|(k, _)| matches!(k, Kind::Bff(_)))
+            .map(|(_, c)| format!("http://{}", c.bff.listen))
+            .collect();
         let mut stack = Self {
             config,
             deployment,
             simulator,
-            bff_url,
+            bff_url: bff_urls[0].clone(),
+            bff_urls,
             simulator_url: format!("http://{sim_addr}"),
             registries: Registries::default(),
             data_dir,
             nodes,
             nats,
             anvil,
-            services: kinds
+            services: services
                 .into_iter()
-                .map(|kind| Service {
+                .map(|(kind, config)| Service {
                     kind,
+                    config,
                     running: None,
                 })
                 .collect(),
@@ -351,25 +385,78 @@ impl Stack {
         for i in 0..stack.services.len() {
             stack.launch(i)?;
         }
-        let health = format!("{}/healthz", stack.bff_url);
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = client.get(&health).send().await
-                && r.status().is_success()
-            {
-                break;
+        stack.wait_services_ready(&client, deadline).await?;
+        for url in stack.bff_urls.clone() {
+            let health = format!("{url}/healthz");
+            loop {
+                if let Ok(r) = client.get(&health).send().await
+                    && r.status().is_success()
+                {
+                    break;
+                }
+                stack.check_services()?;
+                if Instant::now() >= deadline {
+                    return Err(StackError::Timeout(
+                        Duration::from_secs(60),
+                        format!("the bff at {health}"),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            stack.check_services()?;
-            if Instant::now() >= deadline {
-                return Err(StackError::Timeout(
-                    Duration::from_secs(60),
-                    format!("the bff at {health}"),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(stack)
+    }
+
+    /// Waits until every service reports ready (`/readyz` of its metrics
+    /// endpoint, or its registry's checks in this process), failing early
+    /// with the log of one that exited.
+    async fn wait_services_ready(
+        &mut self,
+        client: &reqwest::Client,
+        deadline: Instant,
+    ) -> Result<(), StackError> {
+        for i in 0..self.services.len() {
+            let kind = self.services[i].kind.clone();
+            let addr = match &kind {
+                Kind::Fetchers(_) => self.services[i].config.fetchers.metrics_addr,
+                Kind::Bff(_) => self.services[i].config.bff.metrics_addr,
+                Kind::Aggregator(name) => self
+                    .nodes
+                    .iter()
+                    .find(|n| &n.name == name)
+                    .map(|n| n.metrics_addr)
+                    .unwrap_or(self.services[i].config.aggregator.metrics_addr),
+            };
+            loop {
+                let ready = match &self.mode {
+                    Mode::Processes { .. } => client
+                        .get(format!("http://{addr}/readyz"))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success()),
+                    Mode::InProcess => self
+                        .registries
+                        .all
+                        .get(&kind.instance())
+                        .and_then(oracle_common::telemetry::readiness_checks)
+                        .is_some_and(|checks| checks.iter().all(|(_, ok)| *ok)),
+                };
+                if ready {
+                    break;
+                }
+                self.check_services()?;
+                if Instant::now() >= deadline {
+                    return Err(StackError::Timeout(
+                        Duration::from_secs(60),
+                        format!("{} to be ready", kind.process_name()),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
     }
 
     /// Waits until the hub holds round `at_least` or later of `pair`; returns
@@ -398,7 +485,7 @@ impl Stack {
 
     /// Fails if a running service or tool has stopped (killed ones aside).
     pub fn check_services(&mut self) -> Result<(), StackError> {
-        self.nats.check_running().map_err(io("nats-server"))?;
+        self.nats.check_running()?;
         self.anvil.check_running().map_err(io("anvil"))?;
         for service in self.services.iter_mut() {
             match &mut service.running {
@@ -419,7 +506,8 @@ impl Stack {
 
     /// Log files of the processes, by name.
     pub fn logs(&self) -> Vec<(String, PathBuf)> {
-        let mut processes = vec![&self.nats, &self.anvil];
+        let mut processes: Vec<&ChildProcess> = self.nats.processes().collect();
+        processes.push(&self.anvil);
         for service in &self.services {
             if let Some(Running::Process(child)) = &service.running {
                 processes.push(child);
@@ -432,18 +520,53 @@ impl Stack {
             .collect()
     }
 
-    /// The process id of a running service process: `fetchers`, `bff`, or a
-    /// node's name.
+    /// The process id of a running service process: `fetchers`, `bff`, a
+    /// replica (`fetchers-2`, `bff-2`) or a node's name; the first match.
     pub fn pid(&self, name: &str) -> Option<u32> {
         self.services
             .iter()
-            .find_map(|s| match (&s.running, &s.kind) {
-                (Some(Running::Process(child)), Kind::Aggregator(node)) if node == name => {
-                    child.id()
-                }
-                (Some(Running::Process(child)), kind) if kind.service() == name => child.id(),
+            .filter(|s| s.kind.matches(name))
+            .find_map(|s| match &s.running {
+                Some(Running::Process(child)) => child.id(),
                 _ => None,
             })
+    }
+
+    /// The configuration of a service instance (`fetchers-2`, `bff`,
+    /// `node-1`): its id, listen and metrics addresses.
+    pub fn service_config(&self, name: &str) -> Option<&Config> {
+        self.services
+            .iter()
+            .find(|s| s.kind.instance() == name)
+            .map(|s| &s.config)
+    }
+
+    /// The metrics addresses of every fetcher replica.
+    pub fn fetchers_metrics(&self) -> Vec<std::net::SocketAddr> {
+        self.services
+            .iter()
+            .filter(|s| matches!(s.kind, Kind::Fetchers(_)))
+            .map(|s| s.config.fetchers.metrics_addr)
+            .collect()
+    }
+
+    /// The metrics addresses of every bff instance.
+    pub fn bffs_metrics(&self) -> Vec<std::net::SocketAddr> {
+        self.services
+            .iter()
+            .filter(|s| matches!(s.kind, Kind::Bff(_)))
+            .map(|s| s.config.bff.metrics_addr)
+            .collect()
+    }
+
+    /// The broker.
+    pub fn nats(&self) -> &NatsCluster {
+        &self.nats
+    }
+
+    /// The broker, to kill, freeze or restart its nodes.
+    pub fn nats_mut(&mut self) -> &mut NatsCluster {
+        &mut self.nats
     }
 
     /// The config file the service processes read (process mode).
@@ -457,6 +580,7 @@ impl Stack {
     /// Starts the service at `index` (again).
     fn launch(&mut self, index: usize) -> Result<(), StackError> {
         let kind = self.services[index].kind.clone();
+        let config = self.services[index].config.clone();
         let node = match &kind {
             Kind::Aggregator(name) => self.nodes.iter().find(|n| &n.name == name).cloned(),
             _ => None,
@@ -464,31 +588,35 @@ impl Stack {
         let running = match &self.mode {
             Mode::InProcess => {
                 let registry = Registry::new();
+                self.registries
+                    .all
+                    .insert(kind.instance(), registry.clone());
                 let (r, s) = (registry.clone(), self.shutdown.child_token());
                 let task = match &kind {
-                    Kind::Fetchers => {
-                        self.registries.fetchers = registry;
-                        let c = self.config.clone();
+                    Kind::Fetchers(n) => {
+                        if *n == 1 {
+                            self.registries.fetchers = registry;
+                        }
                         tokio::spawn(async move {
-                            oracle_fetchers::run(c, &r, s)
+                            oracle_fetchers::run(config, &r, s)
                                 .await
                                 .map_err(|e| e.to_string())
                         })
                     }
-                    Kind::Bff => {
-                        self.registries.bff = registry;
-                        let c = self.config.clone();
+                    Kind::Bff(n) => {
+                        if *n == 1 {
+                            self.registries.bff = registry;
+                        }
                         tokio::spawn(async move {
-                            oracle_bff::run(c, &r, s).await.map_err(|e| e.to_string())
+                            oracle_bff::run(config, &r, s)
+                                .await
+                                .map_err(|e| e.to_string())
                         })
                     }
                     Kind::Aggregator(name) => {
                         self.registries.aggregators.insert(name.clone(), registry);
-                        let c = node
-                            .as_ref()
-                            .map_or_else(|| self.config.clone(), |n| n.config(&self.config));
                         tokio::spawn(async move {
-                            oracle_aggregator::run(c, &r, s)
+                            oracle_aggregator::run(config, &r, s)
                                 .await
                                 .map_err(|e| e.to_string())
                         })
@@ -500,8 +628,29 @@ impl Stack {
                 bin_dir,
                 config_path,
                 log_files,
+                env: extra_env,
             } => {
-                let mut env = child_env(&self.config, self.ephemeral);
+                // Errors end a log with their cause, not a backtrace.
+                let mut env = vec![("RUST_LIB_BACKTRACE".to_owned(), "0".to_owned())];
+                env.extend(extra_env.iter().cloned());
+                env.extend(child_env(&config, self.ephemeral));
+                match &kind {
+                    Kind::Fetchers(_) => {
+                        env.push(("ORACLE__FETCHERS__ID".into(), config.fetchers.id.clone()));
+                        env.push((
+                            "ORACLE__FETCHERS__METRICS_ADDR".into(),
+                            config.fetchers.metrics_addr.to_string(),
+                        ));
+                    }
+                    Kind::Bff(_) => {
+                        env.push(("ORACLE__BFF__LISTEN".into(), config.bff.listen.to_string()));
+                        env.push((
+                            "ORACLE__BFF__METRICS_ADDR".into(),
+                            config.bff.metrics_addr.to_string(),
+                        ));
+                    }
+                    Kind::Aggregator(_) => {}
+                }
                 if let Some(node) = &node {
                     env.extend(node.env());
                 }
@@ -541,6 +690,10 @@ impl Stack {
         };
         let child = crate::prometheus::start(
             &self.config,
+            &crate::prometheus::Targets {
+                fetchers: self.fetchers_metrics(),
+                bffs: self.bffs_metrics(),
+            },
             &self.nodes,
             &addr,
             &self.data_dir.join("prometheus"),
@@ -550,14 +703,13 @@ impl Stack {
         Ok(format!("http://{addr}"))
     }
 
-    /// Kills the services called `name` (`fetchers`, `aggregator` for every
-    /// node, `bff`, or one node's name) at once, as a crash would (SIGKILL),
+    /// Kills the services called `name` (`fetchers` or `bff` for every
+    /// replica, `aggregator` for every node, or one instance's name:
+    /// `fetchers-2`, `bff`, `node-1`) at once, as a crash would (SIGKILL),
     /// leaving the rest running.
     pub async fn kill_service(&mut self, name: &str) {
         for service in self.services.iter_mut() {
-            let matches = service.kind.service() == name
-                || matches!(&service.kind, Kind::Aggregator(node) if node == name);
-            if !matches {
+            if !service.kind.matches(name) {
                 continue;
             }
             match service.running.take() {
@@ -571,37 +723,40 @@ impl Stack {
         }
     }
 
-    /// Starts a killed service again (same name, same keys, same ports).
+    /// Starts the killed services called `name` again (same names, keys and
+    /// ports).
     pub fn restart_service(&mut self, name: &str) -> Result<(), StackError> {
-        let index = self
-            .services
-            .iter()
-            .position(|s| {
-                s.kind.service() == name
-                    || matches!(&s.kind, Kind::Aggregator(node) if node == name)
-            })
-            .ok_or_else(|| StackError::Config(format!("no service {name}")))?;
-        if self.services[index].running.is_some() {
-            return Err(StackError::Config(format!("{name} is running")));
+        let indexes: Vec<usize> = (0..self.services.len())
+            .filter(|&i| self.services[i].kind.matches(name))
+            .collect();
+        if indexes.is_empty() {
+            return Err(StackError::Config(format!("no service {name}")));
         }
-        self.launch(index)
+        for i in indexes {
+            if self.services[i].running.is_some() {
+                return Err(StackError::Config(format!(
+                    "{} is running",
+                    self.services[i].kind.instance()
+                )));
+            }
+            self.launch(i)?;
+        }
+        Ok(())
     }
 
-    /// Stops nats-server (SIGTERM), leaving everything else running: for
-    /// tests of what the services do without the bus.
+    /// Stops every broker node (SIGTERM), leaving everything else running:
+    /// for tests of what the services do without the bus.
     pub async fn stop_nats(&mut self) {
         self.nats.stop(Duration::from_secs(5)).await;
     }
 
-    /// Starts nats-server again on the same port and store.
+    /// Starts every stopped broker node again on the same ports and stores.
     pub async fn restart_nats(&mut self) -> Result<(), StackError> {
-        let logs = self.data_dir.join("logs");
-        self.nats = start_nats(
-            &self.config.nats.url,
-            &self.data_dir.join("nats"),
-            &logs.join("nats-server.restarted.log"),
-        )
-        .await?;
+        for i in 0..self.nats.nodes().len() {
+            if !self.nats.nodes()[i].is_running() {
+                self.nats.restart(i).await?;
+            }
+        }
         Ok(())
     }
 
@@ -646,41 +801,14 @@ impl Drop for Stack {
     }
 }
 
-/// Starts `nats-server -js` listening at `url` (host and port are taken from
-/// it) with its store in `store_dir`, and waits until JetStream answers.
+/// Starts a single `nats-server` with JetStream at `url` (its port), its
+/// store and config under `data_dir`, its log in `logs/`; stopped on drop.
 pub async fn start_nats(
     url: &str,
-    store_dir: &Path,
-    log: &Path,
-) -> Result<ChildProcess, StackError> {
-    let (_, port) = port_of(url, "nats.url")?;
-    let mut nats = ChildProcess::spawn(
-        "nats-server",
-        &tools::find("nats-server")?,
-        &[
-            "-js".into(),
-            "-a".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            port.to_string(),
-            "-sd".into(),
-            store_dir.display().to_string(),
-        ],
-        &[],
-        Output::File(log.to_path_buf()),
-    )
-    .map_err(io("nats-server"))?;
-    let url = url.to_owned();
-    wait_ready(&mut nats, "nats-server", || async {
-        let client = async_nats::connect(&url).await.ok()?;
-        async_nats::jetstream::new(client)
-            .query_account()
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await?;
-    Ok(nats)
+    data_dir: &Path,
+    logs: &Path,
+) -> Result<NatsCluster, StackError> {
+    NatsCluster::single(url, data_dir, logs).await
 }
 
 /// Starts anvil listening at `rpc_url` (host and port are taken from it),
@@ -735,36 +863,23 @@ pub async fn start_anvil_with(
     Ok(anvil)
 }
 
-pub(crate) async fn wait_ready<F, Fut, T>(
-    child: &mut ChildProcess,
-    name: &str,
-    mut check: F,
-) -> Result<T, StackError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let timeout = Duration::from_secs(30);
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        child.check_running().map_err(io(name))?;
-        if Instant::now() >= deadline {
-            return Err(StackError::Timeout(
-                timeout,
-                format!("{name}; log:\n{}", child.log_tail()),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// A free loopback port.
+fn free_port() -> Result<u16, StackError> {
+    tools::free_port().map_err(io("finding a free port"))
 }
 
-/// Environment overrides that carry the stack's effective settings to a child.
+/// Environment overrides that carry the stack's effective settings to a child
+/// (the instance's own id and ports are added by the caller).
 fn child_env(config: &Config, ephemeral: bool) -> Vec<(String, String)> {
     let hub = config.chain.hub_address.unwrap_or_default();
-    let mut env = vec![("ORACLE__CHAIN__HUB_ADDRESS".to_owned(), hub.to_string())];
+    let mut env = vec![
+        ("ORACLE__CHAIN__HUB_ADDRESS".to_owned(), hub.to_string()),
+        ("ORACLE__NATS__URLS".to_owned(), config.nats.urls.join(",")),
+        (
+            "ORACLE__NATS__REPLICAS".to_owned(),
+            config.nats.replicas.to_string(),
+        ),
+    ];
     for (i, feed) in config.feeds.iter().enumerate() {
         if let Some(adapter) = feed.adapter {
             env.push((format!("ORACLE__FEEDS__{i}__ADAPTER"), adapter.to_string()));
@@ -772,17 +887,7 @@ fn child_env(config: &Config, ephemeral: bool) -> Vec<(String, String)> {
     }
     if ephemeral {
         let c = config;
-        env.push(("ORACLE__NATS__URL".into(), c.nats.url.clone()));
         env.push(("ORACLE__CHAIN__RPC_URL".into(), c.chain.rpc_url.clone()));
-        env.push(("ORACLE__BFF__LISTEN".into(), c.bff.listen.to_string()));
-        env.push((
-            "ORACLE__FETCHERS__METRICS_ADDR".into(),
-            c.fetchers.metrics_addr.to_string(),
-        ));
-        env.push((
-            "ORACLE__BFF__METRICS_ADDR".into(),
-            c.bff.metrics_addr.to_string(),
-        ));
         for (id, source) in &c.sources {
             env.push((
                 format!(

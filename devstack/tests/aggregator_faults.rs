@@ -19,10 +19,11 @@ async fn a_source_dated_an_hour_ahead_does_not_freeze_the_feed() {
     let rig = Rig::start("future", RigOptions::fetchers()).await;
     let node = rig.run_node(0);
     let before = rig.wait_round("BTC/USD", 1, Duration::from_secs(30)).await;
-    // Coinbase (a primary that stamps its data) now says it is an hour later;
-    // and an observation dated an hour ahead reaches the stream directly.
+    // Bitstamp (a primary that stamps its data, in its every-market answer
+    // too) now says it is an hour later; and an observation dated an hour
+    // ahead reaches the stream directly.
     rig.simulator.set_faults(
-        &"coinbase".parse().unwrap(),
+        &"bitstamp".parse().unwrap(),
         Faults {
             clock_offset_ms: 3_600_000,
             ..Faults::default()
@@ -45,7 +46,7 @@ async fn a_source_dated_an_hour_ahead_does_not_freeze_the_feed() {
             "oracle_fetchers_requests_total",
             Some("future_timestamp")
         ) > 0.0,
-        "the fetchers published coinbase's future-dated quotes"
+        "the fetchers published bitstamp's future-dated quotes"
     );
     assert!(
         metric_value(

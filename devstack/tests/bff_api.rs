@@ -8,12 +8,15 @@
 
 use std::time::Duration;
 
+mod rig;
+
 use alloy::eips::BlockId;
 use alloy::providers::{Provider, ProviderBuilder};
 use oracle_common::Pair;
 use oracle_common::chain::OracleHub;
 use oracle_common::config::Config;
-use oracle_devstack::{Mode, Options, Stack, eventually, tools};
+use oracle_devstack::{Stack, eventually};
+use rig::{StackSpec, read_sse};
 use serde_json::Value;
 
 /// The stack with one aggregator node (the quorum is tested elsewhere);
@@ -22,23 +25,12 @@ async fn start(
     name: &str,
     edit: impl FnOnce(&mut Config, &mut oracle_devstack::nodes::NodeSpec),
 ) -> Stack {
-    let mut config =
-        Config::load(&tools::workspace_root().join("config/dev.toml")).expect("config/dev.toml");
-    let mut nodes = oracle_devstack::nodes::dev_nodes(1).unwrap();
-    edit(&mut config, &mut nodes[0]);
-    let data_dir = tools::workspace_root().join(format!("target/test-data/bff-api-{name}"));
-    let _ = std::fs::remove_dir_all(&data_dir);
-    Stack::start(Options {
-        config,
-        mode: Mode::InProcess,
-        ephemeral_ports: true,
-        data_dir,
-        sim_tick: Duration::from_secs(1),
-        nodes,
-        block_time: None,
-    })
+    rig::stack(
+        &format!("bff-api-{name}"),
+        StackSpec::default(),
+        |config, nodes| edit(config, &mut nodes[0]),
+    )
     .await
-    .expect("stack starts (run scripts/bootstrap.sh if a tool is missing)")
 }
 
 async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
@@ -108,7 +100,7 @@ async fn refresh_through_the_bff_answers_with_what_the_chain_holds() {
     })
     .await
     .unwrap();
-    let nats = async_nats::connect(&stack.config.nats.url).await.unwrap();
+    let nats = async_nats::connect(&stack.config.nats.urls).await.unwrap();
     let js = async_nats::jetstream::new(nats);
     let report = oracle_devstack::read_stream(&js, oracle_common::wire::REPORTS_STREAM)
         .await
@@ -367,45 +359,6 @@ async fn an_operator_retries_a_failed_submission_with_the_admin_token() {
         "{body}"
     );
     stack.stop().await;
-}
-
-/// One Server-Sent Event and when it arrived.
-#[derive(Debug)]
-struct SseEvent {
-    event: String,
-    data: Value,
-    at: std::time::Instant,
-}
-
-/// Reads events from `response` into `out` until the stream ends.
-async fn read_sse(
-    mut response: reqwest::Response,
-    out: tokio::sync::mpsc::UnboundedSender<SseEvent>,
-) {
-    let mut buffer = String::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let (mut event, mut data) = (String::from("message"), String::new());
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim().to_owned();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.trim_start());
-                }
-            }
-            if data.is_empty() {
-                continue; // keep-alive comment
-            }
-            let data = serde_json::from_str(&data).unwrap_or(Value::Null);
-            let _ = out.send(SseEvent {
-                event,
-                data,
-                at: std::time::Instant::now(),
-            });
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,7 @@ use oracle_common::chain::{
     sign_digest,
 };
 use oracle_common::config::{Config, FeedConfig};
-use oracle_common::deploy::{self, Deployment};
+use oracle_deploy::{self as deploy, Deployment};
 use oracle_devstack::{start_anvil, tools};
 use rust_decimal::Decimal;
 

@@ -8,167 +8,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use oracle_common::config::{Config, FeedConfig, RateLimit, SourceConfig, SymbolSpec};
-use oracle_common::wire::{FetchReply, FetchRequest, OBS_STREAM, Observation, WireMessage};
-use oracle_common::{Pair, SourceId, now_ms};
-use oracle_devstack::process::ChildProcess;
-use oracle_devstack::simulator::{Faults, Simulator};
-use oracle_devstack::{eventually, start_nats, tools};
-use prometheus::Registry;
+mod rig;
+
+use oracle_common::config::RateLimit;
+use oracle_common::wire::{FetchReply, FetchRequest, Observation, WireMessage};
+use oracle_common::{SourceId, now_ms};
+use oracle_devstack::eventually;
+use oracle_devstack::simulator::Faults;
+use rig::fetchers::{POLL, feed, fetcher_rig, id, metric, pair};
 use rust_decimal::Decimal;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-
-const POLL: Duration = Duration::from_millis(500);
-
-fn pair(p: &str) -> Pair {
-    p.parse().unwrap()
-}
-
-fn id(s: &str) -> SourceId {
-    s.parse().unwrap()
-}
-
-/// A conventional symbol of `kind` for `base`/USD.
-fn symbol(kind: &str, base: &str) -> String {
-    let lower = base.to_ascii_lowercase();
-    match kind {
-        "coinbase" => format!("{base}-USD"),
-        "kraken" if base == "BTC" => "XBTUSD".into(),
-        "kraken" => format!("{base}USD"),
-        "binance" => format!("{base}USDT"),
-        "bitstamp" | "gemini" => format!("{lower}usd"),
-        other => panic!("no symbol convention for {other} in these tests"),
-    }
-}
-
-fn feed(p: &str, sources: &[&str], fallbacks: &[&str], min: usize) -> FeedConfig {
-    FeedConfig {
-        pair: pair(p),
-        decimals: 8,
-        min_price: Decimal::ONE,
-        max_price: Decimal::from(10_000_000),
-        sources: sources.iter().map(|s| id(s)).collect(),
-        fallbacks: fallbacks.iter().map(|s| id(s)).collect(),
-        min_sources: min,
-        max_age: Duration::from_secs(10),
-        deviation_bps: 50,
-        heartbeat: Duration::from_secs(60),
-        max_report_age: Duration::from_secs(120),
-        adapter: None,
-    }
-}
-
-struct Rig {
-    _nats: ChildProcess,
-    config: Config,
-    sim: Simulator,
-    client: async_nats::Client,
-    shutdown: CancellationToken,
-    data_dir: std::path::PathBuf,
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
-}
-
-/// nats-server, the simulator serving `sources` (`(id, kind)`), and a config
-/// polling `feeds` every 500 ms. The fetchers are started by `spawn_fetchers`.
-async fn rig(name: &str, sources: &[(&str, &str)], feeds: Vec<FeedConfig>) -> Rig {
-    let data_dir =
-        std::env::temp_dir().join(format!("oracle-fetchers-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data_dir);
-    let nats_url = format!("nats://127.0.0.1:{}", tools::free_port().unwrap());
-    let nats = start_nats(
-        &nats_url,
-        &data_dir.join("nats"),
-        &data_dir.join("nats.log"),
-    )
-    .await
-    .expect("nats-server starts (run scripts/bootstrap.sh)");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim_port = listener.local_addr().unwrap().port();
-
-    let mut config = Config::default();
-    config.nats.url = nats_url.clone();
-    for (sid, kind) in sources {
-        let symbols = feeds
-            .iter()
-            .map(|f| {
-                (
-                    f.pair.clone(),
-                    SymbolSpec::Plain(symbol(kind, f.pair.base())),
-                )
-            })
-            .collect();
-        config.sources.insert(
-            id(sid),
-            SourceConfig {
-                kind: Some((*kind).to_owned()),
-                base_url: format!("http://127.0.0.1:{sim_port}/{sid}"),
-                timeout: Duration::from_secs(1),
-                symbols,
-                rate_limit: Some(RateLimit {
-                    requests: 100,
-                    per: Duration::from_secs(1),
-                }),
-            },
-        );
-    }
-    config.feeds = feeds;
-    config.fetchers.poll_interval = POLL;
-    config.fetchers.max_attempts = 2;
-    config.fetchers.retry_min_delay = Duration::from_millis(20);
-    config.fetchers.retry_max_delay = Duration::from_millis(100);
-    config.validate().unwrap();
-
-    let sim = Simulator::from_config(&config);
-    let shutdown = CancellationToken::new();
-    tokio::spawn(
-        sim.clone()
-            .serve(listener, Duration::from_secs(1), shutdown.clone()),
-    );
-    let client = async_nats::connect(&nats_url).await.unwrap();
-    Rig {
-        _nats: nats,
-        config,
-        sim,
-        client,
-        shutdown,
-        data_dir,
-    }
-}
-
-impl Rig {
-    /// Starts a fetcher process (in this process) with `config`; returns its metrics.
-    fn spawn_fetchers(&self, config: Config) -> Registry {
-        let registry = Registry::new();
-        let (r, s) = (registry.clone(), self.shutdown.clone());
-        tokio::spawn(async move { oracle_fetchers::run(config, &r, s).await.unwrap() });
-        registry
-    }
-
-    /// Every observation in the stream, in order.
-    async fn observations(&self) -> Vec<Observation> {
-        let js = async_nats::jetstream::new(self.client.clone());
-        oracle_devstack::read_stream(&js, OBS_STREAM)
-            .await
-            .iter()
-            .map(|b| Observation::decode(b).unwrap())
-            .collect()
-    }
-
-    fn requests(&self, source: &str) -> Vec<oracle_devstack::simulator::Request> {
-        self.sim.requests(&id(source))
-    }
-}
-
-fn metric(registry: &Registry, name: &str) -> f64 {
-    oracle_devstack::metric_value(registry, name, None)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storm_of_429_is_obeyed_budget_never_exceeded_retry_after_respected() {
@@ -177,7 +25,7 @@ async fn storm_of_429_is_obeyed_budget_never_exceeded_retry_after_respected() {
         feed("ETH/USD", &["binance"], &[], 1),
         feed("SOL/USD", &["binance"], &[], 1),
     ];
-    let mut rig = rig("storm", &[("binance", "binance")], feeds).await;
+    let mut rig = fetcher_rig("storm", &[("binance", "binance")], feeds).await;
     // 3 feeds every 500 ms want 6 requests/s; the budget allows 4.
     rig.config
         .sources
@@ -246,7 +94,7 @@ async fn a_dead_source_does_not_delay_the_others() {
         ("kraken", "kraken"),
         ("binance", "binance"),
     ];
-    let rig = rig(
+    let rig = fetcher_rig(
         "dead",
         &sources,
         vec![feed("BTC/USD", &["dead", "kraken", "binance"], &[], 2)],
@@ -293,7 +141,7 @@ async fn a_dead_source_does_not_delay_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallbacks_are_polled_when_primaries_fail_and_dropped_when_they_recover() {
     let sources = [("p1", "coinbase"), ("p2", "kraken"), ("f1", "binance")];
-    let mut rig = rig(
+    let mut rig = fetcher_rig(
         "fallback",
         &sources,
         vec![feed("BTC/USD", &["p1", "p2"], &["f1"], 2)],
@@ -359,7 +207,7 @@ async fn two_replicas_produce_no_duplicate_observations() {
         ("binance", "binance"),
         ("coinbase", "coinbase"),
     ];
-    let rig = rig(
+    let rig = fetcher_rig(
         "replicas",
         &sources,
         vec![feed("BTC/USD", &["kraken", "binance", "coinbase"], &[], 2)],
@@ -416,7 +264,7 @@ async fn a_trigger_yields_fresh_observations_within_a_second() {
         feed("BTC/USD", &["kraken", "binance", "coinbase"], &[], 2),
         feed("ETH/USD", &["kraken", "binance", "coinbase"], &[], 2),
     ];
-    let mut rig = rig("trigger", &sources, feeds).await;
+    let mut rig = fetcher_rig("trigger", &sources, feeds).await;
     rig.config.fetchers.poll_interval = Duration::from_secs(120); // no scheduled polls in the way
     rig.spawn_fetchers(rig.config.clone());
 
@@ -514,7 +362,7 @@ async fn a_trigger_yields_fresh_observations_within_a_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_fetches_one_source_once_and_reports_errors() {
-    let rig = rig(
+    let rig = fetcher_rig(
         "probe",
         &[("kraken", "kraken"), ("binance", "binance")],
         vec![feed("BTC/USD", &["kraken", "binance"], &[], 1)],
@@ -555,7 +403,7 @@ async fn probe_fetches_one_source_once_and_reports_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_faults_look_like_real_failures() {
-    let rig = rig(
+    let rig = fetcher_rig(
         "faults",
         &[("kraken", "kraken")],
         vec![feed("BTC/USD", &["kraken"], &[], 1)],

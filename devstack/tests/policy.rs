@@ -7,13 +7,15 @@
 
 use std::time::Duration;
 
+mod rig;
+
 use alloy::providers::ProviderBuilder;
 use oracle_common::chain::OracleHub;
-use oracle_common::config::Config;
 use oracle_common::wire::{REPORTS_STREAM, ReportMessage};
 use oracle_common::{Pair, SourceId};
 use oracle_devstack::simulator::Faults;
-use oracle_devstack::{Mode, Options, Stack, eventually, tools};
+use oracle_devstack::{Stack, eventually};
+use rig::StackSpec;
 use rust_decimal::Decimal;
 
 async fn reports(js: &async_nats::jetstream::Context) -> Vec<ReportMessage> {
@@ -32,23 +34,14 @@ fn all_venues(stack: &Stack, faults: Faults) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeat_deviation_outliers_and_quorum_loss() {
-    let mut config = Config::load(&tools::workspace_root().join("config/dev.toml")).unwrap();
-    for feed in config.feeds.iter_mut() {
-        feed.heartbeat = Duration::from_secs(4);
-        feed.deviation_bps = 20;
-    }
-    let stack = Stack::start(Options {
-        config,
-        mode: Mode::InProcess,
-        ephemeral_ports: true,
-        data_dir: std::env::temp_dir().join(format!("oracle-policy-{}", std::process::id())),
-        sim_tick: Duration::from_secs(1),
-        nodes: oracle_devstack::nodes::dev_nodes(1).unwrap(),
-        block_time: None,
+    let stack = rig::stack("policy", StackSpec::default(), |config, _| {
+        for feed in config.feeds.iter_mut() {
+            feed.heartbeat = Duration::from_secs(4);
+            feed.deviation_bps = 20;
+        }
     })
-    .await
-    .expect("stack starts");
-    let nats = async_nats::connect(&stack.config.nats.url).await.unwrap();
+    .await;
+    let nats = async_nats::connect(&stack.config.nats.urls).await.unwrap();
     let js = async_nats::jetstream::new(nats);
     let pair: Pair = "BTC/USD".parse().unwrap();
     let btc = |rs: Vec<ReportMessage>| {

@@ -269,7 +269,7 @@ async fn one_key_per_process_and_the_quorum_survives_one_loss_not_two() {
 }
 
 async fn stack_js(stack: &Stack) -> async_nats::jetstream::Context {
-    async_nats::jetstream::new(async_nats::connect(&stack.config.nats.url).await.unwrap())
+    async_nats::jetstream::new(async_nats::connect(&stack.config.nats.urls).await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,7 +26,8 @@ async fn leadership_holds_and_no_round_is_sent_twice_on_12_second_blocks() {
     let provider = ProviderBuilder::new()
         .connect_http(stack.config.chain.rpc_url.parse().unwrap())
         .erased();
-    let js = async_nats::jetstream::new(async_nats::connect(&stack.config.nats.url).await.unwrap());
+    let js =
+        async_nats::jetstream::new(async_nats::connect(&stack.config.nats.urls).await.unwrap());
     eventually(Duration::from_secs(90), "a first update", || async {
         events(&js)
             .await

@@ -8,22 +8,20 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+mod rig;
+
 use alloy::eips::BlockId;
 use alloy::providers::{Provider, ProviderBuilder};
 use oracle_common::chain::OracleHub;
-use oracle_common::config::Config;
 use oracle_common::wire::{
     REPORTS_STREAM, RefreshReply, RefreshRequest, ReportMessage, SUBMISSIONS_STREAM,
     SubmissionEvent, SubmissionStatus,
 };
 use oracle_common::{Pair, SourceId};
-use oracle_devstack::{Mode, Options, Stack, eventually, tools};
+use oracle_devstack::eventually;
+use rig::StackSpec;
 use rust_decimal::Decimal;
 use serde_json::Value;
-
-fn data_dir(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("oracle-devstack-{name}-{}", std::process::id()))
-}
 
 /// Whether `target` is the median of one price per source, for some choice of
 /// at least `min` sources and of one candidate price per chosen source.
@@ -98,20 +96,12 @@ async fn get_json(client: &reqwest::Client, url: String) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
-    let config =
-        Config::load(&tools::workspace_root().join("config/dev.toml")).expect("config/dev.toml");
-    let stack = Stack::start(Options {
-        config,
-        mode: Mode::InProcess,
-        ephemeral_ports: true,
-        data_dir: data_dir("thin-path"),
-        sim_tick: Duration::from_secs(1),
-        // The real quorum: four nodes, three signatures per batch.
-        nodes: oracle_devstack::nodes::dev_nodes(4).unwrap(),
-        block_time: None,
-    })
-    .await
-    .expect("stack starts (run scripts/bootstrap.sh if a tool is missing)");
+    // The real quorum: four nodes, three signatures per batch.
+    let spec = StackSpec {
+        nodes: 4,
+        ..StackSpec::default()
+    };
+    let stack = rig::stack("thin-path", spec, |_, _| {}).await;
 
     let client = reqwest::Client::new();
     let url = format!("{}/v1/prices/BTC-USD", stack.bff_url);
@@ -301,7 +291,7 @@ async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
     // The report on ORACLE_REPORTS explains the value: its used observations'
     // median is the on-chain price, and its submission went queued -> pending
     // -> success on ORACLE_SUBMISSIONS, with the transaction's block.
-    let nats = async_nats::connect(&stack.config.nats.url).await.unwrap();
+    let nats = async_nats::connect(&stack.config.nats.urls).await.unwrap();
     let js = async_nats::jetstream::new(nats);
     let read_all = |name: &'static str| oracle_devstack::read_stream(&js, name);
     let reports: Vec<ReportMessage> = read_all(REPORTS_STREAM)
@@ -441,25 +431,15 @@ fn median_search_finds_only_true_medians() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_demand_refresh_updates_the_chain_regardless_of_deviation() {
-    let mut config =
-        Config::load(&tools::workspace_root().join("config/dev.toml")).expect("config/dev.toml");
-    // Only the first value and refreshes may update: no deviation can reach
-    // 100%, and the heartbeat is an hour away.
-    for feed in config.feeds.iter_mut() {
-        feed.deviation_bps = 10_000;
-        feed.heartbeat = Duration::from_secs(3600);
-    }
-    let stack = Stack::start(Options {
-        config,
-        mode: Mode::InProcess,
-        ephemeral_ports: true,
-        data_dir: data_dir("refresh"),
-        sim_tick: Duration::from_secs(1),
-        nodes: oracle_devstack::nodes::dev_nodes(1).unwrap(),
-        block_time: None,
+    let stack = rig::stack("refresh", StackSpec::default(), |config, _| {
+        // Only the first value and refreshes may update: no deviation can
+        // reach 100%, and the heartbeat is an hour away.
+        for feed in config.feeds.iter_mut() {
+            feed.deviation_bps = 10_000;
+            feed.heartbeat = Duration::from_secs(3600);
+        }
     })
-    .await
-    .expect("stack starts");
+    .await;
     let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
     let hub = OracleHub::new(stack.deployment.hub, &provider);
     let pair: Pair = "BTC/USD".parse().unwrap();
@@ -469,7 +449,7 @@ async fn on_demand_refresh_updates_the_chain_regardless_of_deviation() {
         .unwrap();
     let before = hub.latest(pair.feed_id()).call().await.unwrap().roundId;
 
-    let nats = async_nats::connect(&stack.config.nats.url).await.unwrap();
+    let nats = async_nats::connect(&stack.config.nats.urls).await.unwrap();
     let ask = |body: Vec<u8>| {
         let nats = nats.clone();
         async move {

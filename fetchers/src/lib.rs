@@ -187,13 +187,24 @@ pub async fn run(
         .user_agent(concat!("oracle-fetchers/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| StartError::Http(e.to_string()))?;
-    let nats = async_nats::connect(&config.nats.url)
-        .await
-        .map_err(|e| StartError::Nats(format!("connect {}: {e}", config.nats.url)))?;
+    let nats = oracle_common::bus::connect(
+        &config.nats,
+        &format!("oracle-fetchers {}", config.fetchers.id),
+        oracle_common::bus::Initial::Required,
+    )
+    .await
+    .map_err(|e| StartError::Nats(e.to_string()))?;
     let js = async_nats::jetstream::new(nats.clone());
     oracle_common::streams::ensure_obs_stream(&js, &config.nats)
         .await
         .map_err(|e| StartError::Nats(e.to_string()))?;
+    let readiness = oracle_common::telemetry::Readiness::register(registry, &["nats"])?;
+    let probe_stop = CancellationToken::new();
+    let probe = tokio::spawn(oracle_common::bus::watch(
+        nats.clone(),
+        readiness,
+        probe_stop.clone(),
+    ));
 
     let (tx, rx) = mpsc::channel(config.fetchers.publish_buffer);
     let publisher_stop = CancellationToken::new();
@@ -222,6 +233,8 @@ pub async fn run(
     drop(engine);
     publisher_stop.cancel();
     let _ = publisher.await;
+    probe_stop.cancel();
+    let _ = probe.await;
     info!("fetchers stopped");
     Ok(())
 }

@@ -25,6 +25,11 @@ pub struct Metrics {
     pub dropped: IntCounterVec,
     /// `oracle_fetchers_buffer_depth`: observations waiting to be published.
     pub buffer_depth: IntGauge,
+    /// `oracle_fetchers_publish_seconds`: from an observation's turn in the
+    /// buffer to its PubAck, retries included (the cost of a broker failover).
+    pub publish_seconds: prometheus::Histogram,
+    /// `oracle_fetchers_publishes_in_flight`: publishes awaiting their PubAck.
+    pub publishes_in_flight: IntGauge,
     /// `oracle_fetchers_rate_limit_wait_seconds_total{source}`: time spent waiting for budget.
     pub rate_limit_wait: CounterVec,
     /// `oracle_fetchers_circuit_state{source}`: 0 closed, 1 open, 2 half-open.
@@ -35,6 +40,10 @@ pub struct Metrics {
     pub triggers: IntCounterVec,
     /// `oracle_fetchers_cycles_total{pair,outcome}`: cycles that reached quorum or not.
     pub cycles: IntCounterVec,
+    /// `oracle_fetchers_missing_symbols_total{source}`: markets asked in a
+    /// many-markets request that its answer did not hold (delisted or
+    /// misconfigured symbols).
+    pub missing_symbols: IntCounterVec,
 }
 
 impl Metrics {
@@ -91,6 +100,20 @@ impl Metrics {
                 "oracle_fetchers_buffer_depth",
                 "Observations waiting to be published",
             )?,
+            publish_seconds: prometheus::Histogram::with_opts(
+                HistogramOpts::new(
+                    "oracle_fetchers_publish_seconds",
+                    "Time from an observation's turn to its PubAck, retries included",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0,
+                    5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 60.0,
+                ]),
+            )?,
+            publishes_in_flight: IntGauge::new(
+                "oracle_fetchers_publishes_in_flight",
+                "Publishes awaiting their PubAck",
+            )?,
             rate_limit_wait: CounterVec::new(
                 Opts::new(
                     "oracle_fetchers_rate_limit_wait_seconds_total",
@@ -120,8 +143,16 @@ impl Metrics {
                 Opts::new("oracle_fetchers_cycles_total", "Polling cycles by outcome"),
                 &["pair", "outcome"],
             )?,
+            missing_symbols: IntCounterVec::new(
+                Opts::new(
+                    "oracle_fetchers_missing_symbols_total",
+                    "Markets missing from a many-markets answer",
+                ),
+                &["source"],
+            )?,
         };
         registry.register(Box::new(m.requests.clone()))?;
+        registry.register(Box::new(m.missing_symbols.clone()))?;
         registry.register(Box::new(m.rate_limit_wait.clone()))?;
         registry.register(Box::new(m.circuit_state.clone()))?;
         registry.register(Box::new(m.fallback_polls.clone()))?;
@@ -134,6 +165,8 @@ impl Metrics {
         registry.register(Box::new(m.publish_failures.clone()))?;
         registry.register(Box::new(m.dropped.clone()))?;
         registry.register(Box::new(m.buffer_depth.clone()))?;
+        registry.register(Box::new(m.publish_seconds.clone()))?;
+        registry.register(Box::new(m.publishes_in_flight.clone()))?;
         // Every drop reason from the first scrape, before anything was dropped.
         for reason in ["buffer_full", "publish_failed", "shutdown"] {
             m.dropped.with_label_values(&[reason]);
@@ -151,6 +184,7 @@ impl Metrics {
         }
         self.latency.with_label_values(&[source]);
         self.retries.with_label_values(&[source]);
+        self.missing_symbols.with_label_values(&[source]);
         self.rate_limit_wait.with_label_values(&[source]);
         self.circuit_state.with_label_values(&[source]).set(0);
     }

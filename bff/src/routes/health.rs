@@ -1,4 +1,4 @@
-//! `GET /healthz` (the process is alive), `GET /readyz` (NATS connected,
+//! `GET /healthz` (the process is alive), `GET /readyz` (NATS answers probes,
 //! chain reachable, and the freshest feed inside its heartbeat: the service
 //! can answer with a value worth serving) and `GET /metrics`.
 
@@ -58,11 +58,18 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let nats = match &state.nats {
         None => Check::new(false, "not configured"),
         Some(c) => {
-            let s = c.connection_state();
-            Check::new(
-                s == async_nats::connection::State::Connected,
-                format!("{s:?}").to_lowercase(),
-            )
+            let server = c.server_info().server_name;
+            if state.nats_answers() {
+                Check::new(true, format!("server {server} answers"))
+            } else {
+                Check::new(
+                    false,
+                    format!(
+                        "no answer from NATS (last server {server}, {:?})",
+                        c.connection_state()
+                    ),
+                )
+            }
         }
     };
     let (chain, feeds) = match tokio::time::timeout(CHAIN_PROBE_TIMEOUT, chain_checks(&state)).await

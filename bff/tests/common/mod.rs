@@ -34,6 +34,7 @@ pub fn state(registry: &Registry) -> AppState {
         feeds: Arc::new(BTreeMap::from([(feed.pair.clone(), feed)])),
         metrics: Metrics::register(registry).unwrap(),
         nats: None,
+        nats_ready: None,
         refresh_wait: std::time::Duration::from_secs(1),
         submissions: oracle_bff::submissions::Submissions::new(100),
         admin_token: Some("t0ken".into()),

@@ -2,7 +2,9 @@
 //! ports, the hub deployed from `config/dev.toml` for the first nodes of the
 //! dev quorum (`config/dev-nodes.toml`), the exchange simulator on loopback,
 //! aggregator nodes in this process or as real processes, and helpers to
-//! read what was recorded and to wait for it.
+//! read what was recorded and to wait for it; [`stack`] for whole-stack
+//! tests (in this process or as real processes, one nats-server or a
+//! cluster, replicas); [`fetchers`] for the fetchers against the simulator.
 
 #![allow(dead_code)] // each test file uses a part of the rig
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
@@ -22,6 +24,8 @@ use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub mod fetchers;
+
 /// A running rig; dropping it stops everything it started.
 pub struct Rig {
     pub config: Config,
@@ -29,14 +33,14 @@ pub struct Rig {
     pub shutdown: CancellationToken,
     pub js: async_nats::jetstream::Context,
     pub nats: async_nats::Client,
-    pub deployment: oracle_common::deploy::Deployment,
+    pub deployment: oracle_deploy::Deployment,
     pub simulator: Simulator,
     pub provider: DynProvider,
     /// The quorum's nodes (free metrics ports).
     pub nodes: Vec<NodeSpec>,
     /// The in-process fetchers' metrics (when started).
     pub fetchers: Registry,
-    _nats: ChildProcess,
+    _nats: oracle_devstack::NatsCluster,
     _anvil: ChildProcess,
 }
 
@@ -98,7 +102,7 @@ impl Rig {
         let _ = std::fs::remove_dir_all(&dir);
         let mut config = Config::load(&tools::workspace_root().join("config/dev.toml")).unwrap();
         let port = || tools::free_port().unwrap();
-        config.nats.url = format!("nats://127.0.0.1:{}", port());
+        config.nats.urls = vec![format!("nats://127.0.0.1:{}", port())];
         config.chain.rpc_url = format!("http://127.0.0.1:{}", port());
         config.aggregator.metrics_addr = ([127, 0, 0, 1], port()).into();
         config.fetchers.metrics_addr = ([127, 0, 0, 1], port()).into();
@@ -109,7 +113,7 @@ impl Rig {
         }
         config.aggregator.receipt_timeout = Duration::from_secs(3);
         adjust(&mut config);
-        let nats = start_nats(&config.nats.url, &dir.join("nats"), &dir.join("nats.log"))
+        let nats = start_nats(&config.nats.urls[0], &dir.join("nats"), &dir.join("logs"))
             .await
             .unwrap();
         let anvil = match options.block_time {
@@ -149,7 +153,7 @@ impl Rig {
             let (c, r, s) = (config.clone(), fetchers.clone(), shutdown.clone());
             tokio::spawn(async move { oracle_fetchers::run(c, &r, s).await.unwrap() });
         }
-        let client = async_nats::connect(&config.nats.url).await.unwrap();
+        let client = async_nats::connect(&config.nats.urls).await.unwrap();
         let provider = ProviderBuilder::new()
             .connect_http(config.chain.rpc_url.parse().unwrap())
             .erased();
@@ -203,7 +207,10 @@ impl Rig {
     pub fn spawn_node(&self, i: usize, run: u32, extra: &[(&str, &str)]) -> ChildProcess {
         let node = &self.nodes[i];
         let mut env = vec![
-            ("ORACLE__NATS__URL".to_owned(), self.config.nats.url.clone()),
+            (
+                "ORACLE__NATS__URLS".to_owned(),
+                self.config.nats.urls.join(","),
+            ),
             (
                 "ORACLE__CHAIN__RPC_URL".to_owned(),
                 self.config.chain.rpc_url.clone(),
@@ -407,28 +414,127 @@ pub fn assert_contiguous(pair: &str, rounds: &[u32]) {
     assert_eq!(rounds, expected, "{pair}: rounds applied on chain");
 }
 
-/// The whole stack of `config/dev.toml` as real processes (the binaries of
-/// `cargo build --workspace --bins`): the fetchers, the bff and the four
-/// nodes of `config/dev-nodes.toml`, on free ports, logs under
-/// `target/test-data/{name}`; anvil with `block_time` when given.
-pub async fn process_stack(name: &str, block_time: Option<u64>) -> oracle_devstack::Stack {
+/// What a whole-stack test starts (see [`stack`]).
+#[derive(Debug, Clone)]
+pub struct StackSpec {
+    /// The services as real processes (the binaries of `cargo build
+    /// --workspace --bins`), or as tasks in the test process.
+    pub processes: bool,
+    /// The first nodes of `config/dev-nodes.toml`.
+    pub nodes: usize,
+    /// anvil's block time (`None`: a block per transaction).
+    pub block_time: Option<u64>,
+    /// nats-server processes (3: a JetStream cluster, streams at R3).
+    pub nats_cluster: usize,
+    /// Fetcher replicas.
+    pub fetchers: usize,
+    /// bff instances.
+    pub bffs: usize,
+    /// Extra environment of the service processes.
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for StackSpec {
+    fn default() -> Self {
+        Self {
+            processes: false,
+            nodes: 1,
+            block_time: None,
+            nats_cluster: 1,
+            fetchers: 1,
+            bffs: 1,
+            env: Vec::new(),
+        }
+    }
+}
+
+/// The whole stack of `config/dev.toml` (adjusted by `edit`, with the nodes)
+/// on free ports, state and logs under `target/test-data/{name}`.
+pub async fn stack(
+    name: &str,
+    spec: StackSpec,
+    edit: impl FnOnce(&mut Config, &mut Vec<NodeSpec>),
+) -> oracle_devstack::Stack {
     let config_path = tools::workspace_root().join("config/dev.toml");
-    let config = Config::load(&config_path).unwrap();
-    oracle_devstack::Stack::start(oracle_devstack::Options {
-        config,
-        mode: oracle_devstack::Mode::Processes {
+    let mut config = Config::load(&config_path).unwrap();
+    let mut nodes = oracle_devstack::nodes::dev_nodes(spec.nodes).unwrap();
+    edit(&mut config, &mut nodes);
+    let mode = if spec.processes {
+        oracle_devstack::Mode::Processes {
             bin_dir: tools::debug_bin_dir(),
             config_path,
             log_files: true,
-        },
+            env: spec.env,
+        }
+    } else {
+        oracle_devstack::Mode::InProcess
+    };
+    oracle_devstack::Stack::start(oracle_devstack::Options {
+        config,
+        mode,
         ephemeral_ports: true,
         data_dir: tools::workspace_root().join(format!("target/test-data/{name}")),
         sim_tick: Duration::from_secs(1),
-        nodes: oracle_devstack::nodes::dev_nodes(4).unwrap(),
-        block_time,
+        nodes,
+        block_time: spec.block_time,
+        nats_cluster: spec.nats_cluster,
+        fetchers: spec.fetchers,
+        bffs: spec.bffs,
     })
     .await
     .expect("stack starts (scripts/test.sh builds the binaries and installs the tools)")
+}
+
+/// The whole stack of `config/dev.toml` as real processes: the fetchers, the
+/// bff and the four nodes of `config/dev-nodes.toml`; anvil with
+/// `block_time` when given.
+pub async fn process_stack(name: &str, block_time: Option<u64>) -> oracle_devstack::Stack {
+    let spec = StackSpec {
+        processes: true,
+        nodes: 4,
+        block_time,
+        ..StackSpec::default()
+    };
+    stack(name, spec, |_, _| {}).await
+}
+
+/// One Server-Sent Event and when it arrived.
+#[derive(Debug)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: serde_json::Value,
+    pub at: std::time::Instant,
+}
+
+/// Reads events from `response` into `out` until the stream ends.
+pub async fn read_sse(
+    mut response: reqwest::Response,
+    out: tokio::sync::mpsc::UnboundedSender<SseEvent>,
+) {
+    let mut buffer = String::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (mut event, mut data) = (String::from("message"), String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            if data.is_empty() {
+                continue; // keep-alive comment
+            }
+            let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
+            let _ = out.send(SseEvent {
+                event,
+                data,
+                at: std::time::Instant::now(),
+            });
+        }
+    }
 }
 
 /// An observation of `pair` from `source` at `cents` / 100, dated `at_ms`.
@@ -467,4 +573,93 @@ pub async fn publish(
         .await
         .unwrap()
         .sequence
+}
+
+/// The `Nats-Msg-Id` of every message of `ORACLE_OBS`, in stream order.
+pub async fn obs_msg_ids(js: &async_nats::jetstream::Context) -> Vec<String> {
+    use async_nats::jetstream::consumer;
+    let stream = js
+        .get_stream(oracle_common::wire::OBS_STREAM)
+        .await
+        .unwrap();
+    let reader: consumer::PullConsumer = stream
+        .create_consumer(consumer::pull::Config {
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    oracle_common::streams::drain(&reader)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m.headers
+                .as_ref()
+                .and_then(|h| h.get(oracle_common::wire::MSG_ID_HEADER))
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The `msg_id` of every observation a fetcher process logged as
+/// acknowledged (`published`, at debug level) in its JSON log `path`.
+pub fn acked_msg_ids(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "published")
+        .filter_map(|v| v["msg_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The cumulative buckets `(le, count)` of histogram `name` in the Prometheus
+/// text of `/metrics` at `addr`.
+pub async fn histogram(addr: std::net::SocketAddr, name: &str) -> Vec<(f64, f64)> {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{name}_bucket{{le=\"");
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&prefix)?;
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The upper bound of the bucket holding quantile `q` of the difference
+/// `after - before` of cumulative histogram buckets (same bounds).
+pub fn quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> {
+    let deltas: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, c)| {
+            let was = before
+                .iter()
+                .find(|(l, _)| l == le)
+                .map_or(0.0, |(_, c)| *c);
+            (*le, c - was)
+        })
+        .collect();
+    let total = deltas.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    deltas
+        .iter()
+        .find(|(_, c)| *c >= q * total)
+        .map(|(le, _)| *le)
 }

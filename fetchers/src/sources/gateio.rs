@@ -4,10 +4,15 @@
 //! (`last`, `highest_bid`, `lowest_ask`); no timestamp. Errors:
 //! `{"label":"INVALID_CURRENCY_PAIR","message":"…"}` with HTTP 400;
 //! `TOO_MANY_REQUESTS` with HTTP 429; `SERVER_ERROR` with 5xx.
+//!
+//! Every pair: the same request without `currency_pair` answers an array of
+//! every pair's ticker.
+
+use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{Market, Quote, Response, decimal, json, status_error};
+use super::{Market, Quote, Response, decimal, json, opt_decimal, pick, status_error};
 use crate::error::FetchError;
 
 #[derive(Deserialize)]
@@ -25,41 +30,61 @@ struct ApiError<'a> {
     message: &'a str,
 }
 
+/// The error of a non-200 answer, naming `symbol`.
+fn error(symbol: &str, r: &Response<'_>) -> FetchError {
+    match serde_json::from_slice::<ApiError<'_>>(r.body) {
+        Ok(e) if e.label == "INVALID_CURRENCY_PAIR" => FetchError::UnknownSymbol {
+            symbol: symbol.to_owned(),
+            message: format!("{} {}", e.label, e.message),
+        },
+        Ok(e) => FetchError::from_status(
+            r.status,
+            format!("{} {}", e.label, e.message),
+            r.retry_after,
+        ),
+        Err(_) => status_error(r),
+    }
+}
+
+fn quote(t: &Ticker<'_>) -> Result<Quote, FetchError> {
+    Ok(Quote {
+        price: decimal("last", t.last)?,
+        bid: opt_decimal("highest_bid", t.highest_bid)?,
+        ask: opt_decimal("lowest_ask", t.lowest_ask)?,
+        observed_at_ms: None,
+    })
+}
+
 /// Parses a ticker answer.
 pub fn parse(m: &Market<'_>, r: &Response<'_>) -> Result<Quote, FetchError> {
     if r.status != 200 {
-        return Err(match serde_json::from_slice::<ApiError<'_>>(r.body) {
-            Ok(e) if e.label == "INVALID_CURRENCY_PAIR" => FetchError::UnknownSymbol {
-                symbol: m.symbol.to_owned(),
-                message: format!("{} {}", e.label, e.message),
-            },
-            Ok(e) => FetchError::from_status(
-                r.status,
-                format!("{} {}", e.label, e.message),
-                r.retry_after,
-            ),
-            Err(_) => status_error(r),
-        });
+        return Err(error(m.symbol, r));
     }
     let tickers: Vec<Ticker<'_>> = json(r.body)?;
     let t = tickers
-        .into_iter()
+        .iter()
         .find(|t| t.currency_pair == m.symbol)
         .ok_or_else(|| FetchError::Malformed(format!("no ticker for {}", m.symbol)))?;
-    Ok(Quote {
-        price: decimal("last", t.last)?,
-        bid: t
-            .highest_bid
-            .filter(|b| !b.is_empty())
-            .map(|b| decimal("highest_bid", b))
-            .transpose()?,
-        ask: t
-            .lowest_ask
-            .filter(|a| !a.is_empty())
-            .map(|a| decimal("lowest_ask", a))
-            .transpose()?,
-        observed_at_ms: None,
-    })
+    quote(t)
+}
+
+/// Parses the every-pair answer.
+pub fn parse_batch(
+    markets: &[Market<'_>],
+    r: &Response<'_>,
+) -> Result<Vec<Result<Quote, FetchError>>, FetchError> {
+    if r.status != 200 {
+        return Err(error("tickers", r));
+    }
+    let tickers: Vec<Ticker<'_>> = json(r.body)?;
+    let by_pair: HashMap<&str, &Ticker<'_>> =
+        tickers.iter().map(|t| (t.currency_pair, t)).collect();
+    Ok(pick(
+        markets,
+        &by_pair,
+        |m| m.symbol.to_owned(),
+        |_, t| quote(t),
+    ))
 }
 
 #[cfg(test)]
@@ -101,5 +126,50 @@ mod tests {
             parse(&Market::of("BTC_USDT"), &resp(200, "[]")),
             Err(FetchError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn parses_recorded_every_pair_tickers() {
+        let ms = [
+            Market::of("ETH_USDT"),
+            Market::of("BTC_USDT"),
+            Market::of("NOPE_USDT"),
+        ];
+        let out = parse_batch(
+            &ms,
+            &resp(
+                200,
+                include_str!("../../fixtures/gateio/tickers_all_ok.json"),
+            ),
+        )
+        .unwrap();
+        assert_eq!(out[0].as_ref().unwrap().price.to_string(), "3050.11");
+        assert_eq!(out[1].as_ref().unwrap().ask.unwrap().to_string(), "97123.5");
+        assert!(
+            matches!(&out[2], Err(FetchError::UnknownSymbol { symbol, .. }) if symbol == "NOPE_USDT")
+        );
+    }
+
+    #[test]
+    fn every_pair_errors() {
+        let ms = [Market::of("BTC_USDT"), Market::of("ETH_USDT")];
+        let e = parse_batch(
+            &ms,
+            &resp(
+                429,
+                r#"{"label":"TOO_MANY_REQUESTS","message":"Request Rate limit Exceeded"}"#,
+            ),
+        )
+        .unwrap_err();
+        assert!(matches!(e, FetchError::RateLimited { .. }));
+        assert!(matches!(
+            parse_batch(&ms, &resp(200, "[{\"currency_pair\":\"BTC_USDT\"}]")),
+            Err(FetchError::Malformed(_))
+        ));
+        assert!(
+            parse_batch(&ms, &resp(500, r#"{"label":"SERVER_ERROR","message":"x"}"#))
+                .unwrap_err()
+                .is_transient()
+        );
     }
 }

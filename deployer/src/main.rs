@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
         .parse()
         .context("ORACLE_DEPLOYER_KEY is not a hex private key")?;
     let rpc_url = args.rpc_url.unwrap_or_else(|| config.chain.rpc_url.clone());
-    let deployment = oracle_common::deploy::deploy(&config, &rpc_url, deployer).await?;
+    let deployment = oracle_deploy::deploy(&config, &rpc_url, deployer).await?;
     println!("{}", serde_json::to_string_pretty(&deployment)?);
     Ok(())
 }

@@ -9,9 +9,9 @@ use alloy::providers::{Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use serde::Serialize;
 
-use crate::chain::{FeedAdapter, OracleHub};
-use crate::config::Config;
-use crate::price;
+use oracle_common::chain::{FeedAdapter, OracleHub};
+use oracle_common::config::Config;
+use oracle_common::price;
 
 /// What was deployed, as printed by `oracle-deploy`.
 #[derive(Debug, Clone, Serialize)]
