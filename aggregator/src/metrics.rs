@@ -314,7 +314,8 @@ impl Metrics {
                     "One evaluation pass over the feeds (every feed, or those observations touched)",
                 )
                 .buckets(vec![
-                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.0125, 0.015,
+                    0.02, 0.025, 0.05, 0.1, 0.25,
                 ]),
                 &["scope"],
             )?,

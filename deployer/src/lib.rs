@@ -13,6 +13,9 @@ use oracle_common::chain::{FeedAdapter, OracleHub};
 use oracle_common::config::Config;
 use oracle_common::price;
 
+/// Transactions sent before their receipts are awaited.
+const IN_FLIGHT: usize = 32;
+
 /// What was deployed, as printed by `oracle-deploy`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Deployment {
@@ -150,50 +153,91 @@ pub async fn deploy(
     .await
     .map_err(|e| chain_err("deploying OracleHub")(e.to_string()))?;
 
+    // Transactions go out IN_FLIGHT at a time and their receipts are awaited
+    // together: hundreds of feeds take a few blocks, not two blocks each.
     let mut feeds = Vec::with_capacity(config.feeds.len());
-    for feed in &config.feeds {
-        let decimals = u32::from(feed.decimals);
-        let scale = |v| {
-            price::to_scaled(v, decimals).map_err(|e| DeployError::Config {
-                key: "feeds",
-                message: format!("{}: {e}", feed.pair),
-            })
-        };
-        let (min, max) = (scale(feed.min_price)?, scale(feed.max_price)?);
-        let description = format!("{} / {}", feed.pair.base(), feed.pair.quote());
-        let heartbeat = u32::try_from(feed.heartbeat.as_secs()).unwrap_or(u32::MAX);
-        let max_report_age = u32::try_from(feed.max_report_age.as_secs()).unwrap_or(u32::MAX);
-        hub.addFeed(
-            feed.pair.feed_id(),
-            feed.decimals,
-            alloy::primitives::I256::try_from(min).unwrap_or_default(),
-            alloy::primitives::I256::try_from(max).unwrap_or_default(),
-            heartbeat,
-            max_report_age,
-            description,
-        )
-        .send()
-        .await
-        .map_err(|e| chain_err(format!("addFeed {}", feed.pair))(e.to_string()))?
-        .get_receipt()
-        .await
-        .map_err(|e| chain_err(format!("addFeed {} receipt", feed.pair))(e.to_string()))?;
-        let index = hub
-            .feedIndex(feed.pair.feed_id())
-            .call()
-            .await
-            .map_err(|e| chain_err(format!("feedIndex {}", feed.pair))(e.to_string()))?;
-        let adapter = FeedAdapter::deploy(&provider, *hub.address(), feed.pair.feed_id())
-            .await
-            .map_err(|e| {
+    for chunk in config.feeds.chunks(IN_FLIGHT) {
+        let mut added = Vec::with_capacity(chunk.len());
+        for feed in chunk {
+            let decimals = u32::from(feed.decimals);
+            let scale = |v| {
+                price::to_scaled(v, decimals).map_err(|e| DeployError::Config {
+                    key: "feeds",
+                    message: format!("{}: {e}", feed.pair),
+                })
+            };
+            let (min, max) = (scale(feed.min_price)?, scale(feed.max_price)?);
+            let description = format!("{} / {}", feed.pair.base(), feed.pair.quote());
+            let heartbeat = u32::try_from(feed.heartbeat.as_secs()).unwrap_or(u32::MAX);
+            let max_report_age = u32::try_from(feed.max_report_age.as_secs()).unwrap_or(u32::MAX);
+            let call = hub.addFeed(
+                feed.pair.feed_id(),
+                feed.decimals,
+                alloy::primitives::I256::try_from(min).unwrap_or_default(),
+                alloy::primitives::I256::try_from(max).unwrap_or_default(),
+                heartbeat,
+                max_report_age,
+                description,
+            );
+            // Estimated before the previous additions are mined: a quarter
+            // more covers what they change (a new storage word, a longer list).
+            let gas = call
+                .estimate_gas()
+                .await
+                .map_err(|e| chain_err(format!("addFeed {}", feed.pair))(e.to_string()))?;
+            let pending = call
+                .gas(gas + gas / 4)
+                .send()
+                .await
+                .map_err(|e| chain_err(format!("addFeed {}", feed.pair))(e.to_string()))?;
+            added.push((feed, pending));
+        }
+        for (feed, pending) in added {
+            let receipt = pending
+                .get_receipt()
+                .await
+                .map_err(|e| chain_err(format!("addFeed {} receipt", feed.pair))(e.to_string()))?;
+            if !receipt.status() {
+                return Err(chain_err(format!("addFeed {}", feed.pair))(
+                    "the transaction reverted".into(),
+                ));
+            }
+        }
+        let mut adapters = Vec::with_capacity(chunk.len());
+        for feed in chunk {
+            let pending =
+                FeedAdapter::deploy_builder(&provider, *hub.address(), feed.pair.feed_id())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        chain_err(format!("deploying FeedAdapter for {}", feed.pair))(e.to_string())
+                    })?;
+            adapters.push((feed, pending));
+        }
+        for (feed, pending) in adapters {
+            let receipt = pending.get_receipt().await.map_err(|e| {
                 chain_err(format!("deploying FeedAdapter for {}", feed.pair))(e.to_string())
             })?;
-        feeds.push(DeployedFeed {
-            pair: feed.pair.to_string(),
-            feed_id: feed.pair.feed_id(),
-            index,
-            adapter: *adapter.address(),
-        });
+            let adapter = receipt
+                .contract_address
+                .filter(|_| receipt.status())
+                .ok_or_else(|| {
+                    chain_err(format!("deploying FeedAdapter for {}", feed.pair))(
+                        "no contract created".into(),
+                    )
+                })?;
+            let index = hub
+                .feedIndex(feed.pair.feed_id())
+                .call()
+                .await
+                .map_err(|e| chain_err(format!("feedIndex {}", feed.pair))(e.to_string()))?;
+            feeds.push(DeployedFeed {
+                pair: feed.pair.to_string(),
+                feed_id: feed.pair.feed_id(),
+                index,
+                adapter,
+            });
+        }
     }
 
     let pending_owner = match config.deploy.owner {

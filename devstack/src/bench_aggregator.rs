@@ -60,48 +60,102 @@ async fn acked_through(
     }
 }
 
+/// What the single-node benchmarks run on: nats-server and anvil on free
+/// ports, the hub deployed for `bases` (every venue a source of each) with
+/// one node as its only signer, and that node's configuration.
+struct OneNode {
+    dir: std::path::PathBuf,
+    nats_url: String,
+    config: Config,
+    node: NodeSpec,
+    _nats: crate::NatsCluster,
+    _anvil: ChildProcess,
+}
+
+impl OneNode {
+    /// Starts everything under a temporary `name` directory; `adjust` edits
+    /// the configuration before the hub is deployed for it.
+    async fn start(
+        name: &str,
+        bases: &[String],
+        adjust: impl FnOnce(&mut Config),
+    ) -> Result<Self, StackError> {
+        let dir = std::env::temp_dir().join(format!("oracle-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let port = || tools::free_port().map_err(err);
+        let nats_url = format!("nats://127.0.0.1:{}", port()?);
+        let rpc_url = format!("http://127.0.0.1:{}", port()?);
+        let nats = start_nats(&nats_url, &dir.join("nats"), &dir.join("logs")).await?;
+        let anvil = start_anvil(&rpc_url, 31337, &dir.join("anvil.log")).await?;
+        let path = dir.join("bench.toml");
+        let toml = crate::bench::config_toml_for(
+            &nats_url,
+            "127.0.0.1:1",
+            port()?,
+            bases,
+            Duration::from_secs(1),
+        );
+        std::fs::write(&path, toml).map_err(err)?;
+        let mut config = Config::load_with_env(&path, Vec::new())
+            .map_err(|e| StackError::Config(e.to_string()))?;
+        config.chain.rpc_url = rpc_url.clone();
+        config.telemetry.log_level = "warn".into();
+        adjust(&mut config);
+        let node = NodeSpec {
+            name: "bench".into(),
+            signer_key: Secret::new(
+                "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+            ),
+            sender_key: Secret::new(
+                "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+            ),
+            metrics_addr: ([127, 0, 0, 1], port()?).into(),
+        };
+        let deploying = Instant::now();
+        let deployment = crate::deploy::deploy(
+            &rpc_url,
+            &with_signers(&config, std::slice::from_ref(&node))?,
+        )
+        .await?;
+        println!(
+            "deployed the hub with {} feeds in {:.1} s",
+            config.feeds.len(),
+            deploying.elapsed().as_secs_f64()
+        );
+        config.chain.hub_address = Some(deployment.hub);
+        Ok(Self {
+            dir,
+            nats_url,
+            config,
+            node,
+            _nats: nats,
+            _anvil: anvil,
+        })
+    }
+}
+
+impl Drop for OneNode {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// `oracle-devstack bench-consumption`.
 pub async fn bench_consumption(count: usize, rounds: usize) -> Result<(), StackError> {
-    let dir = std::env::temp_dir().join(format!("oracle-bench-consumption-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let port = || tools::free_port().map_err(err);
-    let nats_url = format!("nats://127.0.0.1:{}", port()?);
-    let rpc_url = format!("http://127.0.0.1:{}", port()?);
-    let _nats = start_nats(&nats_url, &dir.join("nats"), &dir.join("logs")).await?;
-    let _anvil = start_anvil(&rpc_url, 31337, &dir.join("anvil.log")).await?;
     // 20 feeds x 12 sources (the fetchers' benchmark config), a window long
     // enough to hold the whole published set.
-    let path = dir.join("bench.toml");
-    std::fs::write(
-        &path,
-        crate::bench::config_toml(&nats_url, "127.0.0.1:1", port()?),
-    )
-    .map_err(err)?;
-    let mut config =
-        Config::load_with_env(&path, Vec::new()).map_err(|e| StackError::Config(e.to_string()))?;
-    for feed in config.feeds.iter_mut() {
-        feed.max_age = Duration::from_secs(120);
-    }
-    config.chain.rpc_url = rpc_url.clone();
-    config.telemetry.log_level = "warn".into();
-    let node = NodeSpec {
-        name: "bench".into(),
-        signer_key: Secret::new(
-            "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-        ),
-        sender_key: Secret::new(
-            "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
-        ),
-        metrics_addr: ([127, 0, 0, 1], port()?).into(),
-    };
-    let deployment = crate::deploy::deploy(
-        &rpc_url,
-        &with_signers(&config, std::slice::from_ref(&node))?,
+    let bench = OneNode::start(
+        "bench-consumption",
+        &crate::bench::bases(crate::bench::BASES.len()),
+        |config| {
+            for feed in config.feeds.iter_mut() {
+                feed.max_age = Duration::from_secs(120);
+            }
+        },
     )
     .await?;
-    config.chain.hub_address = Some(deployment.hub);
-
-    let client = async_nats::connect(&nats_url).await.map_err(err)?;
+    let (config, node, nats_url) = (&bench.config, &bench.node, &bench.nats_url);
+    let client = async_nats::connect(nats_url).await.map_err(err)?;
     let js = jetstream::new(client);
     let stream = oracle_common::streams::ensure_obs_stream(&js, &config.nats)
         .await
@@ -189,7 +243,7 @@ pub async fn bench_consumption(count: usize, rounds: usize) -> Result<(), StackE
 
         // The node's real service loop, as `oracle-aggregator` runs it.
         let name = format!("node-{round}");
-        let mut node_config = node.config(&config);
+        let mut node_config = node.config(config);
         node_config.aggregator.consumer = name.clone();
         let registry = prometheus::Registry::new();
         let stop = CancellationToken::new();
@@ -226,7 +280,6 @@ pub async fn bench_consumption(count: usize, rounds: usize) -> Result<(), StackE
         "ratio: {:.0}% of the bare consumer (target >= 80%)",
         agg / bare * 100.0
     );
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
@@ -424,61 +477,29 @@ fn bucket_quantile(before: &[(f64, u64)], after: &[(f64, u64)], q: f64) -> (Opti
 /// due to anvil as it would in production.
 pub async fn bench_evaluation(feeds: usize, duration: Duration) -> Result<(), StackError> {
     use oracle_fetchers::sources::Venue;
-    let dir = std::env::temp_dir().join(format!("oracle-bench-evaluation-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let port = || tools::free_port().map_err(err);
-    let nats_url = format!("nats://127.0.0.1:{}", port()?);
-    let rpc_url = format!("http://127.0.0.1:{}", port()?);
-    let _nats = start_nats(&nats_url, &dir.join("nats"), &dir.join("logs")).await?;
-    let _anvil = start_anvil(&rpc_url, 31337, &dir.join("anvil.log")).await?;
-    let path = dir.join("bench.toml");
-    std::fs::write(
-        &path,
-        crate::bench::config_toml_for(
-            &nats_url,
-            "127.0.0.1:1",
-            port()?,
-            &crate::bench::bases(feeds),
-            Duration::from_secs(1),
-        ),
-    )
-    .map_err(err)?;
-    let mut config =
-        Config::load_with_env(&path, Vec::new()).map_err(|e| StackError::Config(e.to_string()))?;
-    config.chain.rpc_url = rpc_url.clone();
-    config.telemetry.log_level = "warn".into();
-    let node = NodeSpec {
-        name: "bench".into(),
-        signer_key: Secret::new(
-            "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-        ),
-        sender_key: Secret::new(
-            "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
-        ),
-        metrics_addr: ([127, 0, 0, 1], port()?).into(),
-    };
-    let deploying = Instant::now();
-    let deployment = crate::deploy::deploy(
-        &rpc_url,
-        &with_signers(&config, std::slice::from_ref(&node))?,
-    )
-    .await?;
-    println!(
-        "deployed the hub with {feeds} feeds in {:.1} s",
-        deploying.elapsed().as_secs_f64()
-    );
-    config.chain.hub_address = Some(deployment.hub);
-
+    let bench = OneNode::start("bench-evaluation", &crate::bench::bases(feeds), |_| {}).await?;
+    // The node's warnings (RUST_LOG for more) go to stderr.
+    oracle_common::telemetry::init_tracing(&bench.config.telemetry);
+    let (config, node) = (&bench.config, &bench.node);
     let registry = prometheus::Registry::new();
     let stop = CancellationToken::new();
     let node_task = tokio::spawn({
-        let (r, s, c) = (registry.clone(), stop.clone(), node.config(&config));
+        let (r, s, c) = (registry.clone(), stop.clone(), node.config(config));
         async move { oracle_aggregator::run(c, &r, s).await }
     });
 
+    // The node is ready (its streams exist) before anything is published.
+    eventually(Duration::from_secs(120), "the node ready", || async {
+        oracle_common::telemetry::readiness_checks(&registry)
+            .filter(|checks| checks.iter().all(|(_, ok)| *ok))
+            .map(|_| ())
+    })
+    .await?;
+
     // The sources: every venue, every feed, every second, each price a small
-    // random step from the last (some steps cross the deviation threshold).
-    let client = async_nats::connect(&nats_url).await.map_err(err)?;
+    // random step from the last (some steps cross the deviation threshold),
+    // published with up to 512 PubAcks awaited at once, as the fetchers do.
+    let client = async_nats::connect(&bench.nats_url).await.map_err(err)?;
     let js = jetstream::new(client);
     let publisher = tokio::spawn({
         let (js, stop, feeds) = (js.clone(), stop.clone(), config.feeds.clone());
@@ -493,18 +514,18 @@ pub async fn bench_evaluation(feeds: usize, duration: Duration) -> Result<(), St
             while !stop.is_cancelled() {
                 tick.tick().await;
                 let slot = oracle_common::now_ms() / 1000 * 1000;
-                let mut acks = Vec::with_capacity(feeds.len() * Venue::ALL.len());
+                let mut batch = Vec::with_capacity(feeds.len() * Venue::ALL.len());
                 for (feed, price) in feeds.iter().zip(prices.iter_mut()) {
                     let step: i64 = rand::rng().random_range(-8..=8);
                     *price += *price * rust_decimal::Decimal::new(step, 4);
                     for venue in Venue::ALL {
-                        let obs = Observation {
+                        let Ok(source) = venue.name().parse() else {
+                            continue;
+                        };
+                        batch.push(Observation {
                             v: SCHEMA_VERSION,
                             pair: feed.pair.clone(),
-                            source: venue
-                                .name()
-                                .parse()
-                                .unwrap_or_else(|_| feed.sources[0].clone()),
+                            source,
                             price: price.round_dp(8),
                             bid: None,
                             ask: None,
@@ -514,22 +535,18 @@ pub async fn bench_evaluation(feeds: usize, duration: Duration) -> Result<(), St
                             fallback_rank: 0,
                             trigger: None,
                             market_quote: None,
-                        };
-                        let mut headers = async_nats::HeaderMap::new();
-                        headers.insert(MSG_ID_HEADER, obs.msg_id().as_str());
-                        if let Ok(ack) = js
-                            .publish_with_headers(obs.subject(), headers, obs.encode().into())
-                            .await
-                        {
-                            acks.push(ack);
-                        }
+                        });
                     }
                 }
-                for ack in acks {
-                    if ack.await.is_ok() {
-                        published += 1;
-                    }
-                }
+                published += futures::stream::iter(batch)
+                    .map(|obs| {
+                        let js = js.clone();
+                        async move { publish(&js, &obs).await.is_ok() }
+                    })
+                    .buffer_unordered(512)
+                    .filter(|ok| std::future::ready(*ok))
+                    .count()
+                    .await as u64;
             }
             published
         }
@@ -598,6 +615,5 @@ pub async fn bench_evaluation(feeds: usize, duration: Duration) -> Result<(), St
             ms(max)
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

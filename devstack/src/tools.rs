@@ -59,9 +59,28 @@ pub fn find(tool: &str) -> Result<PathBuf, MissingTool> {
     })
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; used at once).
+/// A free TCP port on 127.0.0.1 (bound and released; used at once). Taken
+/// below Linux's ephemeral range (32768 and up), where outgoing connections
+/// get their local ports, and never handed out twice in this process, so
+/// tests running side by side cannot be given the same port.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+    use rand::Rng;
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..200 {
+        let port = rand::rng().random_range(20_000..32_000);
+        if handed.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed.push(port);
+            return Ok(port);
+        }
+    }
+    // Crowded: let the kernel choose.
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))?
         .local_addr()?
-        .port())
+        .port();
+    handed.push(port);
+    Ok(port)
 }

@@ -107,6 +107,7 @@ pub async fn publish(js: &jetstream::Context, obs: &Observation) -> Result<Acked
 /// is worth publishing; records the outcome.
 async fn publish_until_acked(js: &jetstream::Context, obs: Observation, metrics: &Metrics) {
     let started = std::time::Instant::now();
+    let failures = std::sync::atomic::AtomicU32::new(0);
     let attempt = || publish(js, &obs);
     let result = attempt
         .retry(
@@ -123,7 +124,14 @@ async fn publish_until_acked(js: &jetstream::Context, obs: Observation, metrics:
             }
             PublishFailure::Failed(e) => {
                 metrics.publish_failures.inc();
-                warn!(error = %e, pair = %obs.pair, source = %obs.source, "publish failed, retrying");
+                let n = failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                // Once per observation at warn: a leader election fails every
+                // publish for seconds, and each retries several times.
+                if n == 1 {
+                    warn!(error = %e, pair = %obs.pair, source = %obs.source, "publish failed, retrying");
+                } else {
+                    debug!(error = %e, pair = %obs.pair, source = %obs.source, attempt = n + 1, "publish failed again, retrying");
+                }
             }
         })
         .await;

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{Market, Quote, Response, decimal, json, pick};
+use super::{Market, Quote, Response, decimal, json, pick, price_only};
 use crate::error::{FetchError, excerpt};
 
 #[derive(Deserialize)]
@@ -96,14 +96,7 @@ pub fn parse_batch(
         markets,
         &by_symbol,
         |m| m.symbol.to_owned(),
-        |_, price| {
-            Ok(Quote {
-                price: decimal("price", price)?,
-                bid: None,
-                ask: None,
-                observed_at_ms: None,
-            })
-        },
+        |_, price| price_only(price),
     ))
 }
 

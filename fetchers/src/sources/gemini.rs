@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{Market, Quote, Response, decimal, json, pick, status_error};
+use super::{Market, Quote, Response, decimal, json, pick, price_only, status_error};
 use crate::error::FetchError;
 
 #[derive(Deserialize)]
@@ -74,14 +74,7 @@ pub fn parse_batch(
         markets,
         &by_pair,
         |m| m.symbol.to_ascii_uppercase(),
-        |_, price| {
-            Ok(Quote {
-                price: decimal("price", price)?,
-                bid: None,
-                ask: None,
-                observed_at_ms: None,
-            })
-        },
+        |_, price| price_only(price),
     ))
 }
 

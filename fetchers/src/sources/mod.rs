@@ -469,6 +469,16 @@ where
         .collect()
 }
 
+/// A quote that is only a price (no book, no data time), from its text.
+pub(crate) fn price_only(price: &str) -> Result<Quote, FetchError> {
+    Ok(Quote {
+        price: decimal("price", price)?,
+        bid: None,
+        ask: None,
+        observed_at_ms: None,
+    })
+}
+
 /// A market a many-markets answer does not hold.
 pub(crate) fn missing(symbol: &str) -> FetchError {
     FetchError::UnknownSymbol {
