@@ -5,6 +5,12 @@
 #   .tools/bin/solc         contracts/bin/solc, a solc-js wrapper (npm solc, pinned)
 #   prometheus, promtool    Debian's `prometheus` package (apt-get; needs root or sudo),
 #                           skipped when both are already on PATH
+#   .tools/bin/schemathesis the API fuzzer, from PyPI into the venv .tools/fuzz-venv
+#                           (pinned in scripts/fuzz-api-requirements.txt)
+#   chromium                Debian's `chromium` package (apt-get; needs root or sudo), linked
+#                           as .tools/bin/chromium; skipped when /usr/bin/chromium exists
+#   tests/browser           playwright-core from npm (pinned in tests/browser/package.json + lock),
+#                           for the browser test of the live page (devstack/tests/browser.rs)
 # Idempotent: each step is skipped when its pinned version is already installed.
 # Used by scripts/dev.sh and scripts/test.sh; safe to run by hand.
 set -euo pipefail
@@ -84,6 +90,57 @@ for tool in prometheus promtool; do
   ln -sf "$(readlink -f "$(command -v "$tool")")" "$tools/bin/$tool"
 done
 
+# ---- schemathesis (PyPI, a venv) ------------------------------------------
+# The API fuzzer of devstack/tests/api_fuzz.rs; reinstalled when the pinned
+# requirements change.
+fuzz_venv="$tools/fuzz-venv"
+fuzz_requirements="$root/scripts/fuzz-api-requirements.txt"
+fuzz_stamp="$fuzz_venv/.installed-$(sha256sum "$fuzz_requirements" | cut -c1-16)"
+if [[ ! -f "$fuzz_stamp" || ! -x "$fuzz_venv/bin/schemathesis" ]]; then
+  need python3 "install Python 3 with pip (the machine's Python is expected)"
+  say "installing schemathesis from PyPI into .tools/fuzz-venv (scripts/fuzz-api-requirements.txt)"
+  rm -rf "$fuzz_venv"
+  python3 -m venv "$fuzz_venv" \
+    || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+  "$fuzz_venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+    --requirement "$fuzz_requirements" \
+    || die "pip could not install scripts/fuzz-api-requirements.txt (is PyPI reachable?)"
+  [[ -x "$fuzz_venv/bin/schemathesis" ]] || die "schemathesis installed but $fuzz_venv/bin/schemathesis is missing"
+  touch "$fuzz_stamp"
+fi
+ln -sf "$fuzz_venv/bin/schemathesis" "$tools/bin/schemathesis"
+
+# ---- chromium (Debian) ------------------------------------------------------
+# The real browser of devstack/tests/browser.rs (driven by playwright-core).
+if [[ ! -x /usr/bin/chromium ]]; then
+  need apt-get "install Chromium (Debian's chromium package) with your package manager"
+  sudo=""
+  if [[ "$(id -u)" != 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "installing chromium needs root: run 'apt-get install chromium' as root"
+    sudo="sudo"
+  fi
+  say "installing chromium from Debian (apt-get install chromium)"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+    || die "apt-get could not install chromium (is the Debian mirror reachable?)"
+fi
+ln -sf /usr/bin/chromium "$tools/bin/chromium"
+
+# ---- playwright-core (npm, tests/browser) -------------------------------------
+# Drives the browser; no browser download (it uses Debian's chromium).
+browser="$root/tests/browser"
+browser_lock_hash="$(sha256sum "$browser/package-lock.json" | cut -c1-16)"
+browser_stamp="$browser/node_modules/.installed-$browser_lock_hash"
+if [[ ! -f "$browser_stamp" ]]; then
+  need npm "install Node.js 20+ with npm"
+  say "installing playwright-core from npm (tests/browser/package-lock.json)"
+  (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-save --no-audit --no-fund --loglevel=error) \
+    || die "npm install failed in tests/browser/ (is the npm registry reachable?)"
+  [[ -f "$browser/node_modules/playwright-core/package.json" ]] || die "npm install in tests/browser/ did not install playwright-core"
+  touch "$browser_stamp"
+fi
+
 # ---- sanity ----------------------------------------------------------------
 "$tools/bin/nats-server" --version >/dev/null || die "nats-server does not run"
 "$tools/bin/anvil" --version >/dev/null || die "anvil does not run"
@@ -91,4 +148,6 @@ done
 "$tools/bin/solc" --version >/dev/null || die "solc (solc-js wrapper) does not run"
 "$tools/bin/prometheus" --version >/dev/null 2>&1 || die "prometheus does not run"
 "$tools/bin/promtool" --version >/dev/null 2>&1 || die "promtool does not run"
+"$tools/bin/schemathesis" --version >/dev/null || die "schemathesis does not run"
+"$tools/bin/chromium" --version >/dev/null 2>&1 || die "chromium does not run"
 say "tools ready in $tools/bin"

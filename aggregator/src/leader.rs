@@ -22,9 +22,9 @@ use tracing::{info, warn};
 use crate::metrics::Metrics;
 
 /// The KV bucket of the lease.
-pub const BUCKET: &str = "oracle_leader";
+pub const BUCKET: &str = oracle_common::wire::LEASE_BUCKET;
 /// The key holding the leader's id.
-pub const KEY: &str = "aggregator";
+pub const KEY: &str = oracle_common::wire::LEASE_KEY;
 
 /// What a node knows about the lease.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -24,12 +24,27 @@ const BROADCAST_CAPACITY: usize = 4096;
 const MAX_CATCH_UP: u64 = 5_000;
 
 /// A new on-chain round of one feed, at the block that stored it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Update {
     /// The feed.
     pub pair: Pair,
     /// Its value; `block_*` is the block of the event (or of the reload).
     pub read: FeedRead,
+    /// When this service saw it, Unix ms.
+    pub seen_at_ms: u64,
+    /// Its stream event, encoded once and shared by every client.
+    pub body: Arc<std::sync::OnceLock<axum::body::Bytes>>,
+}
+
+impl Update {
+    fn new(pair: Pair, read: FeedRead) -> Self {
+        Self {
+            pair,
+            read,
+            seen_at_ms: oracle_common::now_ms(),
+            body: Arc::default(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -40,15 +55,39 @@ struct Snapshot {
     synced_at: Option<Instant>,
 }
 
+/// What the cache knows of a feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum View {
+    /// In step with the node: the value at the head (`None`: no value yet).
+    InStep(Option<FeedRead>),
+    /// The node stopped answering `since` ago: the last value verified, at
+    /// the last head verified.
+    Behind {
+        /// The value.
+        value: Option<FeedRead>,
+        /// How long since the last successful poll.
+        since: Duration,
+    },
+    /// Never in step since the start.
+    Never,
+}
+
+/// Longest a poll of the follower may take before it counts as failed.
+const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The cache shared by the handlers.
 #[derive(Debug, Clone)]
 pub struct PriceCache {
     inner: Arc<RwLock<Snapshot>>,
-    updates: broadcast::Sender<Update>,
+    /// Shared, so that thousands of stream clients receive a pointer each.
+    updates: broadcast::Sender<Arc<Update>>,
     /// How long since the last successful poll the cache still counts as in step.
     fresh_for: Duration,
     /// Cancelled when the service stops (ends the streams).
     pub shutdown: CancellationToken,
+    /// Reorgs seen so far: whatever was cached from logs before a reorg is
+    /// stale once it changes.
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl PriceCache {
@@ -59,11 +98,12 @@ impl PriceCache {
             updates: broadcast::channel(BROADCAST_CAPACITY).0,
             fresh_for: poll * 4 + Duration::from_secs(1),
             shutdown,
+            generation: Arc::default(),
         }
     }
 
     /// Subscribes to new rounds.
-    pub fn subscribe(&self) -> broadcast::Receiver<Update> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Update>> {
         self.updates.subscribe()
     }
 
@@ -82,18 +122,59 @@ impl PriceCache {
         }))
     }
 
+    /// How the cache stands for `pair`: in step, or behind a node that stopped
+    /// answering (with the last value it verified).
+    pub fn view(&self, pair: &Pair) -> View {
+        let Ok(s) = self.inner.read() else {
+            return View::Never;
+        };
+        let (Some(head), Some(synced)) = (s.head, s.synced_at) else {
+            return View::Never;
+        };
+        let value = s.values.get(pair).map(|v| FeedRead {
+            block_number: head.number,
+            block_hash: head.hash,
+            ..v.clone()
+        });
+        if synced.elapsed() > self.fresh_for {
+            View::Behind {
+                value,
+                since: synced.elapsed(),
+            }
+        } else {
+            View::InStep(value)
+        }
+    }
+
+    /// How long the follower has been out of step with the node, when it is
+    /// (`None`: in step, or not started yet).
+    pub fn behind_for(&self) -> Option<Duration> {
+        let s = self.inner.read().ok()?;
+        let elapsed = s.synced_at?.elapsed();
+        (elapsed > self.fresh_for).then_some(elapsed)
+    }
+
+    /// Reorgs seen so far (changes whenever logs read before may be stale).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The head the cache last verified.
+    pub fn head(&self) -> Option<PinnedBlock> {
+        self.inner.read().ok()?.head
+    }
+
     /// The last value of each of `pairs` as stored (block of its event).
-    pub fn current(&self, pairs: &[Pair]) -> Vec<Update> {
+    pub fn current(&self, pairs: &[Pair]) -> Vec<Arc<Update>> {
         let Ok(s) = self.inner.read() else {
             return vec![];
         };
         pairs
             .iter()
             .filter_map(|p| {
-                s.values.get(p).map(|r| Update {
-                    pair: p.clone(),
-                    read: r.clone(),
-                })
+                s.values
+                    .get(p)
+                    .map(|r| Arc::new(Update::new(p.clone(), r.clone())))
             })
             .collect()
     }
@@ -115,10 +196,9 @@ impl PriceCache {
                 .get(pair)
                 .is_none_or(|old| (old.round, old.price) != (v.round, v.price));
             if changed && s.head.is_some() {
-                let _ = self.updates.send(Update {
-                    pair: pair.clone(),
-                    read: v.clone(),
-                });
+                let _ = self
+                    .updates
+                    .send(Arc::new(Update::new(pair.clone(), v.clone())));
             }
         }
         s.values = values;
@@ -143,7 +223,12 @@ impl PriceCache {
                 _ = self.shutdown.cancelled() => return,
                 _ = interval.tick() => {}
             }
-            match self.step(&reader, &feeds, &reorgs).await {
+            let step = tokio::time::timeout(STEP_TIMEOUT, self.step(&reader, &feeds, &reorgs))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ReadError::Rpc(format!("no answer within {STEP_TIMEOUT:?}")))
+                });
+            match step {
                 Ok(()) => {
                     if failing {
                         info!("price cache back in step with the chain");
@@ -187,6 +272,8 @@ impl PriceCache {
         let still = reader.pin(Some(last.number)).await;
         if !matches!(still, Ok(b) if b.hash == last.hash) || head.number < last.number {
             reorgs.inc();
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             warn!(
                 at = last.number,
                 "reorg: re-reading every feed at the new head"
@@ -226,10 +313,7 @@ impl PriceCache {
                 block_hash: e.block_hash,
             };
             s.values.insert(pair.clone(), read.clone());
-            let _ = self.updates.send(Update {
-                pair: pair.clone(),
-                read,
-            });
+            let _ = self.updates.send(Arc::new(Update::new(pair.clone(), read)));
         }
         s.head = Some(head);
         s.synced_at = Some(Instant::now());

@@ -15,9 +15,26 @@ pub enum ApiError {
     /// The pair is well formed but not served.
     #[error("pair {0} is not served by this oracle")]
     UnknownPair(String),
-    /// The feed exists but has no on-chain value yet.
+    /// The feed exists but has no on-chain value (yet, or at that block).
     #[error("feed {0} has no on-chain value yet")]
     NoData(String),
+    /// The feed had no on-chain value at the block asked for.
+    #[error("feed {pair} had no on-chain value yet at block {block}")]
+    NoDataAt {
+        /// The feed.
+        pair: String,
+        /// The block.
+        block: u64,
+    },
+    /// No signed report of the feed is known to this service.
+    #[error("no signed report of {0} is known yet")]
+    NoReport(String),
+    /// This client holds as many streams as it may.
+    #[error("at most {0} concurrent streams per client; close one or retry later")]
+    TooManyStreams(usize),
+    /// The service holds as many streams as it may.
+    #[error("the server holds its maximum of {0} streams; retry later")]
+    StreamsFull(usize),
     /// A query parameter is unknown, repeated or malformed.
     #[error("{0}")]
     InvalidParameter(String),
@@ -101,7 +118,10 @@ impl ApiError {
         match self {
             ApiError::InvalidPair(_) => "invalid_pair",
             ApiError::UnknownPair(_) => "unknown_pair",
-            ApiError::NoData(_) => "no_data",
+            ApiError::NoData(_) | ApiError::NoDataAt { .. } => "no_data",
+            ApiError::NoReport(_) => "no_report",
+            ApiError::TooManyStreams(_) => "too_many_streams",
+            ApiError::StreamsFull(_) => "streams_full",
             ApiError::InvalidParameter(_) => "invalid_parameter",
             ApiError::NoSuchBlock(_) => "no_such_block",
             ApiError::NotDeployed(_) => "not_deployed",
@@ -136,8 +156,11 @@ impl ApiError {
             | ApiError::NotFound
             | ApiError::NoSuchBlock(_)
             | ApiError::UnknownSubmission(_)
-            | ApiError::NotDeployed(_) => StatusCode::NOT_FOUND,
-            ApiError::NoData(_) | ApiError::NoAggregator | ApiError::Bus(_) => {
+            | ApiError::NotDeployed(_)
+            | ApiError::NoData(_)
+            | ApiError::NoDataAt { .. }
+            | ApiError::NoReport(_) => StatusCode::NOT_FOUND,
+            ApiError::NoAggregator | ApiError::Bus(_) | ApiError::StreamsFull(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Refresh { code, .. }
@@ -146,12 +169,12 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Refresh { .. } => StatusCode::BAD_GATEWAY,
-            ApiError::Chain(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Chain(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,
             ApiError::Unauthorized | ApiError::MissingApiKey | ApiError::InvalidApiKey => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) | ApiError::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -200,6 +223,23 @@ impl From<oracle_common::pair::PairError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// Seconds a client should wait before trying again, sent as
+    /// `Retry-After` with refusals that pass with time.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited(secs) => Some(*secs),
+            ApiError::TooManyStreams(_) | ApiError::StreamsFull(_) => Some(STREAM_RETRY_AFTER_S),
+            ApiError::Chain(_) | ApiError::Timeout => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// `Retry-After` of a refused stream: long enough for a reconnect storm to
+/// spread out.
+pub const STREAM_RETRY_AFTER_S: u64 = 5;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
@@ -207,6 +247,11 @@ impl IntoResponse for ApiError {
             message: self.to_string(),
         };
         let mut response = (self.status(), Json(body)).into_response();
+        if let Some(secs) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         if self == ApiError::Unauthorized {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -28,9 +28,14 @@ pub struct Metrics {
     pub cache_hit: IntCounter,
     /// `oracle_bff_cache_requests_total{result="miss"}`.
     pub cache_miss: IntCounter,
+    /// `oracle_bff_cache_requests_total{result="unreachable"}`: the last
+    /// verified value served while the node does not answer.
+    pub served_unreachable: IntCounter,
+    /// `oracle_bff_sse_refused_total{reason}`: streams refused by the caps.
+    pub sse_refused: IntCounterVec,
     /// `oracle_bff_reorgs_total`.
     pub reorgs: IntCounter,
-    /// The registry these live in (served at `/metrics`).
+    /// The registry these live in (served on `bff.metrics_addr`).
     pub registry: Registry,
 }
 
@@ -40,7 +45,7 @@ impl Metrics {
         let cache = IntCounterVec::new(
             Opts::new(
                 "oracle_bff_cache_requests_total",
-                "Latest-price reads served from the event-fed cache (hit) or the node (miss)",
+                "Latest-price reads served from the event-fed cache (hit), the node (miss), or the last verified value while the node does not answer (unreachable)",
             ),
             &["result"],
         )?;
@@ -78,6 +83,14 @@ impl Metrics {
             )?,
             cache_hit: cache.with_label_values(&["hit"]),
             cache_miss: cache.with_label_values(&["miss"]),
+            served_unreachable: cache.with_label_values(&["unreachable"]),
+            sse_refused: IntCounterVec::new(
+                Opts::new(
+                    "oracle_bff_sse_refused_total",
+                    "Stream requests refused by the stream caps, by reason",
+                ),
+                &["reason"],
+            )?,
             reorgs: IntCounter::new(
                 "oracle_bff_reorgs_total",
                 "Reorgs seen by the price cache (every feed re-read)",
@@ -88,6 +101,7 @@ impl Metrics {
         registry.register(Box::new(m.sse_events.clone()))?;
         registry.register(Box::new(cache))?;
         registry.register(Box::new(m.reorgs.clone()))?;
+        registry.register(Box::new(m.sse_refused.clone()))?;
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.latency.clone()))?;
         registry.register(Box::new(m.chain_read.clone()))?;
@@ -97,22 +111,23 @@ impl Metrics {
 
 /// Records route (the matched pattern, never the raw path), status and latency.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    // `MatchedPath` holds an `Arc<str>`: cloned, not copied into a String.
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let started = Instant::now();
     let response = next.run(request).await;
-    state
-        .metrics
-        .latency
-        .with_label_values(&[&route])
-        .observe(started.elapsed().as_secs_f64());
-    state
-        .metrics
-        .requests
-        .with_label_values(&[&route, response.status().as_str()])
-        .inc();
+    state.metrics.record(route, started, response.status());
     response
+}
+
+impl Metrics {
+    /// Records one request to `route` that started at `started`.
+    pub fn record(&self, route: &str, started: Instant, status: axum::http::StatusCode) {
+        self.latency
+            .with_label_values(&[route])
+            .observe(started.elapsed().as_secs_f64());
+        self.requests
+            .with_label_values(&[route, status.as_str()])
+            .inc();
+    }
 }

@@ -42,11 +42,16 @@ impl Params {
         self.0
             .get(key)
             .map(|v| {
-                v.parse::<u64>().map_err(|_| {
-                    ApiError::InvalidParameter(format!(
-                        "`{key}` must be a non-negative integer, got `{v}`"
-                    ))
-                })
+                // Digits only: Rust's parser would also take a leading `+`.
+                let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+                digits
+                    .then(|| v.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or_else(|| {
+                        ApiError::InvalidParameter(format!(
+                            "`{key}` must be a non-negative integer, got `{v}`"
+                        ))
+                    })
             })
             .transpose()
     }
@@ -71,7 +76,15 @@ mod tests {
             let e = Params::parse(Some(bad), &["block"]).unwrap_err();
             assert_eq!(e.code(), "invalid_parameter", "{bad}");
         }
-        for bad in ["-1", "1.5", "0x10", "", "99999999999999999999999"] {
+        for bad in [
+            "-1",
+            "+1",
+            "1.5",
+            "0x10",
+            "",
+            " 1",
+            "99999999999999999999999",
+        ] {
             let q = format!("block={bad}");
             let p = Params::parse(Some(&q), &["block"]).unwrap();
             assert_eq!(

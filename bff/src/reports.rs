@@ -1,7 +1,8 @@
 //! What the chain does not store about a round: its confidence and the
 //! sources behind it, from the reports on `ORACLE_REPORTS`. Indexed by
 //! (pair, round), at most [`PER_FEED`] rounds per feed; a report is attached
-//! to a served value only when its scaled price is the one on chain.
+//! to a served value only when its scaled price is the one on chain. The
+//! newest report of each feed is kept whole for `/v1/reports/{pair}/latest`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -27,6 +28,8 @@ pub struct Detail {
 #[derive(Debug, Default)]
 struct Inner {
     rounds: HashMap<Pair, BTreeMap<u32, Detail>>,
+    /// The newest report of each feed (highest round), whole.
+    latest: HashMap<Pair, Arc<ReportMessage>>,
     last_seq: u64,
 }
 
@@ -66,6 +69,18 @@ impl Reports {
         while rounds.len() > PER_FEED {
             rounds.pop_first();
         }
+        let newer = inner
+            .latest
+            .get(&r.pair)
+            .is_none_or(|old| old.round <= r.round);
+        if newer {
+            inner.latest.insert(r.pair.clone(), Arc::new(r));
+        }
+    }
+
+    /// The newest report of `pair` signed by the quorum.
+    pub fn latest(&self, pair: &Pair) -> Option<Arc<ReportMessage>> {
+        self.inner.read().ok()?.latest.get(pair).cloned()
     }
 
     /// The last sequence applied.

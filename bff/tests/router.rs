@@ -78,10 +78,17 @@ async fn unknown_route_is_json_404() {
 }
 
 #[tokio::test]
-async fn chain_failure_is_502_not_500() {
-    let (status, body) = get("/v1/prices/BTC-USD", &Registry::new()).await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY);
+async fn chain_failure_is_503_chain_unavailable_with_retry_after() {
+    let (status, headers, body) = send_to(
+        state(&Registry::new()),
+        Request::get("/v1/prices/BTC-USD")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["code"], "chain_unavailable");
+    assert_eq!(headers["retry-after"], "1");
 }
 
 #[tokio::test]
@@ -132,8 +139,11 @@ async fn bad_query_parameters_are_400_before_any_chain_read() {
         "/v1/feeds?x=1",
         "/v1/prices/BTC-USD/history?limit=0",
         "/v1/prices/BTC-USD/history?limit=1001",
-        "/v1/prices/BTC-USD/history?from=9&to=8",
         "/v1/prices/BTC-USD/history?cursor=abc",
+        "/v1/prices/BTC-USD/history?cursor=%2B1-2",
+        "/v1/prices/BTC-USD/history?from=%2B5",
+        "/v1/stream?pairs=",
+        "/v1/stream?pairs=BTC-USD,",
         "/v1/prices/BTC-USD/history?to=x",
     ] {
         let (status, body) = get(path, &Registry::new()).await;
@@ -143,10 +153,10 @@ async fn bad_query_parameters_are_400_before_any_chain_read() {
 }
 
 #[tokio::test]
-async fn price_list_chain_failure_is_502_not_500() {
+async fn price_list_chain_failure_is_503_not_500() {
     for path in ["/v1/prices", "/v1/prices?block=3"] {
         let (status, body) = get(path, &Registry::new()).await;
-        assert_eq!(status, StatusCode::BAD_GATEWAY, "{path}");
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
         assert_eq!(body["code"], "chain_unavailable", "{path}");
     }
 }
@@ -222,7 +232,6 @@ async fn submissions_validate_ids_and_parameters() {
         "limit=501",
         "pair=btc",
         "cursor=x",
-        "from=5&to=4",
         "from=-1",
         "sort=asc",
     ] {
@@ -233,6 +242,10 @@ async fn submissions_validate_ids_and_parameters() {
             "{q}"
         );
     }
+    // `from` after `to` is schema-valid and selects nothing.
+    let (status, body) = get("/v1/submissions?from=5&to=4", &Registry::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["submissions"], serde_json::json!([]));
 }
 
 #[tokio::test]
@@ -341,16 +354,25 @@ async fn api_keys_guard_client_endpoints_only() {
         }
         r.body(Body::empty()).unwrap()
     };
-    let (status, _, body) = send_to(keyed(), req(None, "/v1/feeds")).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("missing_api_key"))
-    );
-    let (status, _, body) = send_to(keyed(), req(Some("other"), "/v1/feeds")).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("invalid_api_key"))
-    );
+    // The latest price runs the guard inline (no layer): the same answers.
+    for path in [
+        "/v1/feeds",
+        "/v1/prices/BTC-USD",
+        "/v1/reports/BTC-USD/latest",
+    ] {
+        let (status, _, body) = send_to(keyed(), req(None, path)).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("missing_api_key")),
+            "{path}"
+        );
+        let (status, _, body) = send_to(keyed(), req(Some("other"), path)).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_api_key")),
+            "{path}"
+        );
+    }
     let (status, _, _) = send_to(keyed(), req(Some("client-key"), "/v1/feeds")).await;
     assert_eq!(status, StatusCode::OK);
     for open in ["/healthz", "/openapi.json"] {
@@ -424,7 +446,7 @@ async fn oversized_bodies_are_413() {
 }
 
 #[tokio::test]
-async fn a_node_that_never_answers_is_a_503_timeout_not_a_hang() {
+async fn a_node_that_never_answers_is_a_prompt_503_chain_unavailable_not_a_hang() {
     // Accepts connections and never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -440,10 +462,12 @@ async fn a_node_that_never_answers_is_a_503_timeout_not_a_hang() {
         Address::ZERO,
         31337,
     );
-    s.request_timeout = std::time::Duration::from_millis(300);
+    // The chain timeout answers, long before the 5 s response deadline.
+    s.chain_timeout = std::time::Duration::from_millis(300);
     for path in [
         "/v1/prices",
         "/v1/prices/BTC-USD",
+        "/v1/prices/BTC-USD?block=3",
         "/v1/prices/BTC-USD/history",
     ] {
         let started = std::time::Instant::now();
@@ -451,7 +475,7 @@ async fn a_node_that_never_answers_is_a_503_timeout_not_a_hang() {
             send_to(s.clone(), Request::get(path).body(Body::empty()).unwrap()).await;
         assert_eq!(
             (status, body["code"].as_str()),
-            (StatusCode::SERVICE_UNAVAILABLE, Some("timeout")),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("chain_unavailable")),
             "{path}"
         );
         assert!(
@@ -459,4 +483,192 @@ async fn a_node_that_never_answers_is_a_503_timeout_not_a_hang() {
             "{path}"
         );
     }
+}
+
+#[tokio::test]
+async fn admin_without_credentials_is_401_even_when_disabled_and_is_rate_limited() {
+    let path = "/v1/admin/submissions/1795295970219-0a1b2c3d/retry";
+    let mut disabled = state(&Registry::new());
+    disabled.admin_token = None;
+    let (status, _, body) = send_to(
+        disabled.clone(),
+        Request::post(path).body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (status, _, body) = send_to(
+        disabled,
+        Request::post(path)
+            .header("authorization", "Bearer x")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("admin_disabled"))
+    );
+    // Guessing the token is slow: the limit applies before the check.
+    let mut s = state(&Registry::new());
+    s.admin_limiter = oracle_bff::guard::Limiter::new(oracle_common::config::RateLimit {
+        requests: 2,
+        per: std::time::Duration::from_secs(60),
+    });
+    for _ in 0..2 {
+        let (status, _, _) = send_to(
+            s.clone(),
+            Request::post(path)
+                .header("authorization", "Bearer guess")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers, body) = send_to(
+        s,
+        Request::post(path)
+            .header("authorization", "Bearer t0ken")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    assert!(headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn without_configured_keys_a_made_up_key_gets_no_fresh_bucket() {
+    let mut s = state(&Registry::new());
+    s.limiter = Some(oracle_bff::guard::Limiter::new(
+        oracle_common::config::RateLimit {
+            requests: 1,
+            per: std::time::Duration::from_secs(60),
+        },
+    ));
+    let with_key = |k: &str| {
+        Request::get("/v1/feeds")
+            .header("x-api-key", k)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, _) = send_to(s.clone(), with_key("first")).await;
+    assert_eq!(status, StatusCode::OK);
+    // Same client address, another invented key: the same bucket.
+    let (status, _, body) = send_to(s.clone(), with_key("second")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+}
+
+#[tokio::test]
+async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+    let limited = |trusted: &[&str]| {
+        let mut s = state(&Registry::new());
+        s.limiter = Some(oracle_bff::guard::Limiter::new(
+            oracle_common::config::RateLimit {
+                requests: 1,
+                per: std::time::Duration::from_secs(60),
+            },
+        ));
+        s.trusted_proxies = oracle_bff::guard::TrustedProxies::new(trusted.iter().copied());
+        s
+    };
+    let from = |client: &str| {
+        let mut r = Request::get("/v1/feeds")
+            .header("x-forwarded-for", client)
+            .body(Body::empty())
+            .unwrap();
+        // The peer: 10.0.0.1, a proxy when trusted.
+        r.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [10, 0, 0, 1],
+                40000,
+            ))));
+        r
+    };
+    // Untrusted peer: invented forwarded addresses change nothing.
+    let s = limited(&[]);
+    assert_eq!(send_to(s.clone(), from("1.1.1.1")).await.0, StatusCode::OK);
+    assert_eq!(
+        send_to(s, from("2.2.2.2")).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Behind a trusted proxy, each client has its own bucket.
+    let s = limited(&["10.0.0.0/8"]);
+    assert_eq!(send_to(s.clone(), from("1.1.1.1")).await.0, StatusCode::OK);
+    assert_eq!(send_to(s.clone(), from("2.2.2.2")).await.0, StatusCode::OK);
+    assert_eq!(
+        send_to(s, from("1.1.1.1")).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn streams_are_capped_per_client_and_in_all_with_retry_after() {
+    let mut s = state(&Registry::new());
+    s.streams = oracle_bff::guard::StreamSlots::new(2, 1);
+    let open = |s: AppState, who: [u8; 4]| async move {
+        let mut r = Request::get("/v1/stream").body(Body::empty()).unwrap();
+        r.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                who, 1,
+            ))));
+        router(s).oneshot(r).await.unwrap()
+    };
+    let first = open(s.clone(), [1, 1, 1, 1]).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let again = open(s.clone(), [1, 1, 1, 1]).await;
+    assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(again.headers().contains_key("retry-after"));
+    let second = open(s.clone(), [2, 2, 2, 2]).await;
+    assert_eq!(second.status(), StatusCode::OK);
+    let third = open(s.clone(), [3, 3, 3, 3]).await;
+    assert_eq!(third.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(third.headers().contains_key("retry-after"));
+    // A closed stream gives its slot back (its task sees the client go).
+    drop(first);
+    let mut reopened = None;
+    for _ in 0..100 {
+        let r = open(s.clone(), [3, 3, 3, 3]).await;
+        if r.status() == StatusCode::OK {
+            reopened = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(reopened.is_some(), "the slot was not given back");
+    drop(second);
+}
+
+#[tokio::test]
+async fn metrics_are_not_on_the_public_listener_and_the_page_is() {
+    let (status, _) = get("/metrics", &Registry::new()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/style.css", "text/css"),
+    ] {
+        let (status, headers, _) = send_to(
+            state(&Registry::new()),
+            Request::get(path).body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(
+            headers["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert!(headers.contains_key("content-security-policy"), "{path}");
+    }
+    let (status, _) = get("/assets/../Cargo.toml", &Registry::new()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -160,6 +160,29 @@ interface IOracleHub {
     ///                   ascending signer address; v is 27 or 28 and s in the lower half order.
     function submit(bytes calldata reports, bytes calldata signatures) external;
 
+    /// @notice Pull: verify and apply a signed batch exactly as `submit` does, then return one feed's
+    ///         value as it stands after the batch, in the same call. For consumers that bring the
+    ///         oracle's latest signed batch in their own transaction (paying its gas) to read a value
+    ///         fresher than the last push. The signature set is checked as in `submit` (any fault
+    ///         reverts, so does a paused hub), and each report is applied or skipped with
+    ///         `ReportRejected` under the same rules: a report the aggregator has already pushed (its
+    ///         round is no longer latest + 1) is skipped, and the stored value is returned.
+    /// @dev The returned value is the feed's latest, whether this batch moved it or not, and is all zero
+    ///      when the feed has no value yet: check `roundId`, and check the age yourself (`observedAt` is
+    ///      when the price was observed; `updatedAt` is the current block for a value this call
+    ///      stored). The `OraclePull` library does both.
+    /// @param reports    The packed reports, 26 bytes each (see the wire format above).
+    /// @param signatures As for `submit`.
+    /// @param feedId     The feed to read (it need not be in the batch). Reverts with UnknownFeed.
+    /// @return price      Scaled by 10^decimals.
+    /// @return decimals   The feed's decimals.
+    /// @return roundId    The latest round; 0 when the feed has no value.
+    /// @return observedAt Unix seconds of the observations behind the value.
+    /// @return updatedAt  Unix seconds of the block that stored it.
+    function updateAndRead(bytes calldata reports, bytes calldata signatures, bytes32 feedId)
+        external
+        returns (int128 price, uint8 decimals, uint32 roundId, uint32 observedAt, uint32 updatedAt);
+
     /// @notice Register a feed. Owner only. Pre-writes its 64-round history so that every update
     ///         costs the same.
     /// @param feedId      keccak256 of the pair name.

@@ -105,13 +105,48 @@ contract OracleHub is IOracleHub {
 
     /// @inheritdoc IOracleHub
     function submit(bytes calldata reports, bytes calldata signatures) external {
+        _verifyAndApply(reports, signatures);
+    }
+
+    /// @inheritdoc IOracleHub
+    function updateAndRead(bytes calldata reports, bytes calldata signatures, bytes32 feedId)
+        external
+        returns (int128 price, uint8 decimals, uint32 roundId, uint32 observedAt, uint32 updatedAt)
+    {
+        uint256 index = _index(feedId);
+        _verifyAndApply(reports, signatures);
+        decimals = uint8((_configOf(index) >> DECIMALS_SHIFT) & 0x3F);
+        (roundId, price, observedAt, updatedAt) = _latest(index);
+    }
+
+    /// @dev What `submit` does, and `updateAndRead` first: checks the batch's shape and its signature
+    ///      set (any fault reverts), then applies each report or skips it with its reason. The signer
+    ///      list, threshold, signer count and pause flag share one slot, read here once.
+    function _verifyAndApply(bytes calldata reports, bytes calldata signatures) private {
         uint256 count = reports.length / REPORT_SIZE;
         if (count * REPORT_SIZE != reports.length || signatures.length % SIGNATURE_SIZE != 0) {
             revert MalformedBatch(reports.length, signatures.length);
         }
         if (count == 0) revert EmptyBatch();
-        if (paused) revert HubPaused();
-        _verifySignatures(_batchDigest(reports), signatures, threshold, _signerList, signerCount);
+        address list;
+        uint256 needed;
+        uint256 listed;
+        uint256 isPaused;
+        assembly ("memory-safe") {
+            // The four share one slot; should a change of the storage layout split them, every batch
+            // fails here (a constant condition: it costs nothing otherwise).
+            if or(
+                or(xor(threshold.slot, _signerList.slot), xor(signerCount.slot, _signerList.slot)),
+                xor(paused.slot, _signerList.slot)
+            ) { invalid() }
+            let word := sload(_signerList.slot)
+            list := and(shr(shl(3, _signerList.offset), word), 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF)
+            needed := and(shr(shl(3, threshold.offset), word), 0xFF)
+            listed := and(shr(shl(3, signerCount.offset), word), 0xFF)
+            isPaused := and(shr(shl(3, paused.offset), word), 0xFF)
+        }
+        if (isPaused != 0) revert HubPaused();
+        _verifySignatures(_batchDigest(reports), signatures, needed, list, listed);
         _apply(reports);
     }
 

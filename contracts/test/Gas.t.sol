@@ -8,12 +8,12 @@ import {FeedAdapter} from "../src/FeedAdapter.sol";
 import {AggregatorV3Interface} from "../src/interfaces/AggregatorV3Interface.sol";
 import {Sig, Packing} from "./utils/Packing.sol";
 
-/// @notice Gas targets (issues 3 and 11), measured as whole transactions: 21,000 base + calldata
+/// @notice Gas targets (issues 3 and 11; the pull path, issue 13), measured as whole transactions: 21,000 base + calldata
 ///         (16 gas per non-zero byte, 4 per zero byte, or the EIP-7623 floor if higher) + the execution
 ///         gas of the call, measured with gasleft() from a cold start (each test is one transaction,
 ///         so nothing is warm). The hub has 4 signers and a threshold of 3, as a deployment of 4
-///         independent nodes; 3 of them sign. The Rust test `contract_on_anvil` checks the same batches
-///         against real receipts on anvil.
+///         independent nodes; 3 of them sign. The Rust test `contract_on_anvil` checks the same push
+///         batches against real receipts on anvil.
 abstract contract GasFixture is Test {
     using Packing for IOracleHub.Report[];
     using Packing for Sig[];
@@ -22,6 +22,10 @@ abstract contract GasFixture is Test {
     uint256 internal constant BATCH_TARGET_PER_FEED = 11_000;
     uint256 internal constant SINGLE_TARGET = 62_000;
     uint256 internal constant ADAPTER_READ_TARGET = 10_000;
+    /// @dev Pull targets: a single-feed pull (also the bound for a pull of a batch pushed already) and a
+    ///      pull of a whole 32-feed batch (the consumer stores all 32).
+    uint256 internal constant PULL_SINGLE_TARGET = 65_000;
+    uint256 internal constant PULL_BATCH_TARGET = 360_000;
 
     OracleHub internal hub;
     uint256[] internal keys;
@@ -47,7 +51,7 @@ abstract contract GasFixture is Test {
         for (uint256 i = 0; i < FEEDS; ++i) {
             hub.addFeed(keccak256(abi.encodePacked("FEED", i)), 8, 0, 1e30, 3600, 120, "feed");
         }
-        adapter = new FeedAdapter(hub, keccak256(abi.encodePacked("FEED", uint256(0))));
+        adapter = new FeedAdapter(hub, _feed(0));
     }
 
     function _reports(uint256 n, uint32 round) internal view returns (IOracleHub.Report[] memory reports) {
@@ -87,12 +91,20 @@ abstract contract GasFixture is Test {
     }
 
     function _wholeTx(IOracleHub.Report[] memory reports) internal returns (uint256) {
-        bytes memory data = abi.encodeCall(OracleHub.submit, (reports.pack(), _sign(reports)));
+        return _wholeTxOf(abi.encodeCall(OracleHub.submit, (reports.pack(), _sign(reports))));
+    }
+
+    /// @dev The whole-transaction gas of calling the hub with `data` (which must succeed).
+    function _wholeTxOf(bytes memory data) internal returns (uint256) {
         uint256 before = gasleft();
         (bool ok,) = address(hub).call(data);
         uint256 execution = before - gasleft();
-        vm.assertTrue(ok, "submit failed");
+        vm.assertTrue(ok, "hub call failed");
         return _intrinsic(data, execution);
+    }
+
+    function _feed(uint256 i) internal pure returns (bytes32) {
+        return keccak256(abi.encodePacked("FEED", i));
     }
 }
 
@@ -111,6 +123,53 @@ contract GasTest is GasFixture {
         uint256 total = _wholeTx(_reports(1, 1));
         emit log_named_uint("single feed, 3 of 4 signers: whole tx gas", total);
         vm.assertLe(total, SINGLE_TARGET, "gas of a single-feed update");
+    }
+}
+
+/// @notice The pull path: a consumer's transaction carries a signed batch to `updateAndRead` and reads
+///         one feed back (whole transaction, as above; a consumer contract around it adds its own
+///         cost). Cases: a single-feed batch; one feed read from a 32-feed batch (the consumer pays
+///         for storing all 32); a batch the aggregator has pushed already (every report skipped, the
+///         stored value read).
+contract PullGasTest is GasFixture {
+    function _pull(IOracleHub.Report[] memory reports, bytes32 feedId) internal returns (uint256) {
+        return
+            _wholeTxOf(
+                abi.encodeCall(OracleHub.updateAndRead, (Packing.pack(reports), _sign(reports), feedId))
+            );
+    }
+
+    function test_Gas_PullSingleFeed3Signers() public {
+        uint256 total = _pull(_reports(1, 1), _feed(0));
+        emit log_named_uint("pull, single feed, 3 of 4 signers: whole tx gas", total);
+        vm.assertEq(uint256(adapter.latestRound()), 1);
+        vm.assertLe(total, PULL_SINGLE_TARGET, "gas of a single-feed pull");
+    }
+
+    function test_Gas_PullOneOf32Feeds3Signers() public {
+        uint256 total = _pull(_reports(FEEDS, 1), _feed(FEEDS - 1));
+        emit log_named_uint("pull, one feed read from a 32-feed batch, 3 of 4 signers: whole tx gas", total);
+        vm.assertLe(total, PULL_BATCH_TARGET, "gas of a pull from a 32-feed batch");
+    }
+}
+
+/// @notice A pull whose batch the aggregator pushed first (in setUp, so the test transaction is cold):
+///         only the signatures are checked and the stored value read.
+contract PullPushedGasTest is GasFixture {
+    bytes internal data;
+
+    function setUp() public override {
+        super.setUp();
+        IOracleHub.Report[] memory reports = _reports(1, 1);
+        bytes memory sigs = _sign(reports);
+        hub.submit(Packing.pack(reports), sigs);
+        data = abi.encodeCall(OracleHub.updateAndRead, (Packing.pack(reports), sigs, _feed(0)));
+    }
+
+    function test_Gas_PullAlreadyPushed3Signers() public {
+        uint256 total = _wholeTxOf(data);
+        emit log_named_uint("pull of a batch already pushed, 3 of 4 signers: whole tx gas", total);
+        vm.assertLe(total, PULL_SINGLE_TARGET, "gas of a pull already pushed");
     }
 }
 

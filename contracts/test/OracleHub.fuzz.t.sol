@@ -104,6 +104,7 @@ contract OracleHubFuzzTest is HubFixture {
         return uint32(bound(s >> 16, block.timestamp - 500, block.timestamp + 200));
     }
 
+    /// @dev Each batch is pushed with `submit` or pulled with `updateAndRead`, at random.
     function testFuzz_RandomBatchesFollowTheModel(uint256 seed) public {
         for (uint256 batch = 0; batch < 3; ++batch) {
             seed = uint256(keccak256(abi.encode(seed, batch)));
@@ -136,9 +137,23 @@ contract OracleHubFuzzTest is HubFixture {
                 reasons[j] = _modelApply(reports[j]);
             }
             Sig[] memory sigs = _sign(reports, _quorum());
+            // Pushed (submit) or pulled (updateAndRead, reading a random feed): the same rules apply.
+            bool pulled = (seed >> 40) % 2 == 1;
+            uint256 read = (seed >> 48) % FEEDS;
             vm.recordLogs();
-            _send(reports, sigs);
-            _assertLogs(reports, reasons);
+            if (pulled) {
+                (int128 p,, uint32 r, uint32 o, uint32 u) =
+                    hub.updateAndRead(Packing.pack(reports), Packing.pack(sigs), _feedId(read));
+                _assertLogs(reports, reasons);
+                vm.assertEq(int256(p), int256(modelPrice[read]));
+                vm.assertEq(uint256(r), uint256(modelRound[read]));
+                vm.assertEq(uint256(o), uint256(modelObserved[read]));
+                (,,,, uint32 updatedAt) = hub.latest(_feedId(read));
+                vm.assertEq(uint256(u), uint256(updatedAt));
+            } else {
+                _send(reports, sigs);
+                _assertLogs(reports, reasons);
+            }
             for (uint256 i = 0; i < FEEDS; ++i) {
                 (int128 price,, uint32 round, uint32 observedAt,) = hub.latest(_feedId(i));
                 vm.assertEq(uint256(round), uint256(modelRound[i]));

@@ -2,7 +2,8 @@
 //! `GET /v1/prices/{pair}` on the release `oracle-bff` process, against a
 //! bare axum server (`oracle-devstack bare-http`, a separate process)
 //! returning the same JSON body, with the same load generator in the same
-//! run. The stack is real (nats-server, anvil, the deployed hub); the
+//! run, with API keys and a rate limit switched on in the bff. The stack is
+//! real (nats-server, anvil, the deployed hub); the
 //! fetchers and aggregator are stopped once the feed has a value so they do
 //! not compete for the two cores.
 
@@ -55,7 +56,12 @@ pub async fn load(
                 if t >= end {
                     break;
                 }
-                let ok = match client.get(&*url).send().await {
+                let ok = match client
+                    .get(&*url)
+                    .header("x-api-key", BENCH_API_KEY)
+                    .send()
+                    .await
+                {
                     Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                     Err(_) => false,
                 };
@@ -107,24 +113,47 @@ pub async fn bare_http(addr: std::net::SocketAddr, body: String) -> std::io::Res
     axum::serve(listener, app).await
 }
 
-/// Runs the benchmark and prints its figures.
-pub async fn bench_bff(
+/// The API key the benchmarks configure and send: keys and limits are on,
+/// as a production deployment runs.
+pub const BENCH_API_KEY: &str = "bench-key-0123456789abcdef";
+
+/// Starts the release stack from `config/dev.toml` with API keys and a rate
+/// limit switched on (plus `extra_env`), waits until BTC/USD is served, and
+/// returns it with the served body.
+async fn bench_stack(
     bin_dir: &Path,
-    connections: usize,
-    warmup: Duration,
-    duration: Duration,
-) -> Result<(), StackError> {
+    name: &str,
+    extra_env: &[(&str, &str)],
+) -> Result<(Stack, String, std::path::PathBuf), StackError> {
     let config_path = tools::workspace_root().join("config/dev.toml");
     let config = Config::load(&config_path).map_err(|e| StackError::Config(e.to_string()))?;
-    let data_dir = tools::workspace_root().join("target/bench-bff");
+    let data_dir = tools::workspace_root().join("target").join(name);
     let _ = std::fs::remove_dir_all(&data_dir);
-    let mut stack = Stack::start(Options {
+    let mut env: Vec<(String, String)> = vec![
+        (
+            "ORACLE__BFF__API_KEYS".into(),
+            format!("[\"{BENCH_API_KEY}\"]"),
+        ),
+        // A limit every request is checked against, high enough that the
+        // load generator is never refused.
+        (
+            "ORACLE__BFF__RATE_LIMIT__REQUESTS".into(),
+            "1000000000".into(),
+        ),
+        ("ORACLE__BFF__RATE_LIMIT__PER".into(), "1s".into()),
+    ];
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let stack = Stack::start(Options {
         config,
         mode: Mode::Processes {
             bin_dir: bin_dir.to_path_buf(),
             config_path,
             log_files: true,
-            env: Vec::new(),
+            env,
         },
         ephemeral_ports: true,
         data_dir: data_dir.clone(),
@@ -139,11 +168,29 @@ pub async fn bench_bff(
     let url = format!("{}/v1/prices/BTC-USD", stack.bff_url);
     let client = reqwest::Client::new();
     let body = eventually(Duration::from_secs(60), "BTC/USD served", || async {
-        let r = client.get(&url).send().await.ok()?;
+        let r = client
+            .get(&url)
+            .header("x-api-key", BENCH_API_KEY)
+            .send()
+            .await
+            .ok()?;
         r.status().is_success().then_some(())?;
         r.text().await.ok()
     })
     .await?;
+    Ok((stack, body, data_dir))
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn bench_bff(
+    bin_dir: &Path,
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<(), StackError> {
+    let (mut stack, body, data_dir) = bench_stack(bin_dir, "bench-bff", &[]).await?;
+    let url = format!("{}/v1/prices/BTC-USD", stack.bff_url);
+    let client = reqwest::Client::new();
     stack.kill_service("fetchers").await;
     stack.kill_service("aggregator").await;
 
@@ -170,7 +217,7 @@ pub async fn bench_bff(
     .await?;
 
     println!(
-        "GET /v1/prices/BTC-USD, {connections} connections, {warmup:?} warm-up, {duration:?} measured, load generator on the same 2 cores"
+        "GET /v1/prices/BTC-USD with X-API-Key (bff: API keys and a rate limit on), {connections} connections, {warmup:?} warm-up, {duration:?} measured, load generator on the same 2 cores"
     );
     println!("response body: {} bytes", body.len());
     // Bare, bff, bare again: the ratio is taken against the better bare
@@ -216,6 +263,215 @@ pub async fn bench_bff(
         }
     }
     bare.stop(Duration::from_secs(2)).await;
+    stack.stop().await;
+    Ok(())
+}
+
+/// Raises this process's open-file limit to its hard limit (children inherit
+/// it), so that thousands of connections fit.
+#[allow(unsafe_code)]
+fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    limit.rlim_cur
+}
+
+/// Resident memory of process `pid`, bytes (Linux `/proc`).
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// One stream client on a raw TCP connection: sends the request, then for
+/// every `price` event records (round id, ms from the bff seeing the block
+/// to this client reading the event's data). Chunked-encoding size lines are
+/// ignored along with everything that is not the comment or the id.
+async fn sse_client(
+    addr: std::net::SocketAddr,
+    path: Arc<str>,
+    connected: Arc<tokio::sync::Barrier>,
+    until: tokio_util::sync::CancellationToken,
+) -> Vec<(String, u64)> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut out = Vec::new();
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        connected.wait().await;
+        return out;
+    };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nX-API-Key: {BENCH_API_KEY}\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        connected.wait().await;
+        return out;
+    }
+    let mut reader = BufReader::with_capacity(4096, stream);
+    let mut line = Vec::with_capacity(1024);
+    let mut waited = false;
+    let mut seen_at: Option<u64> = None;
+    let mut id: Option<String> = None;
+    let mut first = true;
+    loop {
+        line.clear();
+        let read = tokio::select! {
+            _ = until.cancelled() => break,
+            read = reader.read_until(b'\n', &mut line) => read,
+        };
+        if !matches!(read, Ok(n) if n > 0) {
+            break;
+        }
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if !waited && text.is_empty() {
+            // End of the response head: connected.
+            waited = true;
+            connected.wait().await;
+            continue;
+        }
+        // Fields come in the order the bff writes them (event, id, comment,
+        // data); an event ends with its `data:` line.
+        if let Some(v) = text.strip_prefix(b": seen_at_ms=") {
+            seen_at = std::str::from_utf8(v).ok().and_then(|v| v.parse().ok());
+        } else if let Some(v) = text.strip_prefix(b"id: ") {
+            id = Some(String::from_utf8_lossy(v).into_owned());
+        } else if text.starts_with(b"data:")
+            && let (Some(seen), Some(id)) = (seen_at.take(), id.take())
+        {
+            let now = oracle_common::now_ms();
+            if first {
+                // The current value, sent on connecting: not a new round.
+                first = false;
+            } else {
+                out.push((id, now.saturating_sub(seen)));
+            }
+        }
+    }
+    if !waited {
+        connected.wait().await;
+    }
+    out
+}
+
+/// Opens `clients` concurrent `/v1/stream` clients on the release bff (keys
+/// and limits on; the per-client stream cap raised, since every client comes
+/// from 127.0.0.1), lets the real pipeline produce rounds for `duration`,
+/// and prints for each new round how long after the bff saw its block the
+/// clients read it (p50, p99, max over clients), and the bff's resident
+/// memory per connected client.
+pub async fn bench_sse(
+    bin_dir: &Path,
+    clients: usize,
+    duration: Duration,
+) -> Result<(), StackError> {
+    let fd_limit = raise_fd_limit();
+    if fd_limit < clients as u64 + 1024 {
+        return Err(StackError::Io(format!(
+            "open-file limit {fd_limit} is too low for {clients} clients (raise the hard limit)"
+        )));
+    }
+    let cap = (clients + 100).to_string();
+    let (mut stack, _, _) = bench_stack(
+        bin_dir,
+        "bench-sse",
+        &[
+            ("ORACLE__BFF__MAX_STREAMS", cap.as_str()),
+            ("ORACLE__BFF__MAX_STREAMS_PER_CLIENT", cap.as_str()),
+        ],
+    )
+    .await?;
+    let pid = stack
+        .pid("bff")
+        .ok_or_else(|| StackError::Io("no bff process".into()))?;
+    let addr: std::net::SocketAddr = stack
+        .bff_url
+        .trim_start_matches("http://")
+        .parse()
+        .map_err(|e| StackError::Io(format!("bff url {}: {e}", stack.bff_url)))?;
+    let rss_before = rss_bytes(pid).unwrap_or(0);
+    let path: Arc<str> = "/v1/stream?pairs=BTC-USD&throttle_ms=0".into();
+    let connected = Arc::new(tokio::sync::Barrier::new(clients + 1));
+    let until = tokio_util::sync::CancellationToken::new();
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        tasks.push(tokio::spawn(sse_client(
+            addr,
+            path.clone(),
+            connected.clone(),
+            until.clone(),
+        )));
+    }
+    connected.wait().await;
+    let connect_time = started.elapsed();
+    // Let the connections settle, then measure memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_connected = rss_bytes(pid).unwrap_or(0);
+    println!(
+        "{clients} SSE clients connected in {:.1} s (bff: API keys and a rate limit on; client and bff share the 2 cores)",
+        connect_time.as_secs_f64()
+    );
+    println!(
+        "bff RSS: {:.1} MiB before, {:.1} MiB with the clients: {:.1} KiB per client",
+        rss_before as f64 / 1048576.0,
+        rss_connected as f64 / 1048576.0,
+        (rss_connected.saturating_sub(rss_before)) as f64 / 1024.0 / clients as f64
+    );
+    tokio::time::sleep(duration).await;
+    until.cancel();
+    let mut by_round: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    let mut closed_early = 0usize;
+    for t in tasks {
+        match t.await {
+            Ok(events) if !events.is_empty() => {
+                for (id, ms) in events {
+                    by_round.entry(id).or_default().push(ms);
+                }
+            }
+            _ => closed_early += 1,
+        }
+    }
+    let mut all = Vec::new();
+    println!("round            clients   p50 ms   p99 ms   max ms");
+    for (id, mut ms) in by_round {
+        if ms.len() < clients / 2 {
+            continue; // a round only some clients saw as news (at the edges)
+        }
+        ms.sort_unstable();
+        let pct = |p: f64| ms[((ms.len() as f64 * p) as usize).min(ms.len() - 1)];
+        let (p50, p99, max) = (pct(0.5), pct(0.99), ms[ms.len() - 1]);
+        println!("{id:<16} {:>7} {p50:>8} {p99:>8} {max:>8}", ms.len());
+        all.extend(ms);
+    }
+    all.sort_unstable();
+    if all.is_empty() {
+        println!("no round was delivered to the clients during {duration:?}");
+    } else {
+        let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+        println!(
+            "all rounds: {} deliveries, p50 {} ms, p99 {} ms, max {} ms; clients without events: {closed_early}",
+            all.len(),
+            pct(0.5),
+            pct(0.99),
+            all[all.len() - 1]
+        );
+    }
+    stack.kill_service("fetchers").await;
     stack.stop().await;
     Ok(())
 }

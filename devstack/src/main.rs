@@ -95,6 +95,17 @@ enum Command {
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         duration: Duration,
     },
+    /// Thousands of concurrent `/v1/stream` clients on the release bff: how
+    /// long after the bff saw a round's block the clients read it, and the
+    /// bff's memory per client (see scripts/bench-bff.sh).
+    BenchSse {
+        /// Concurrent stream clients.
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        /// How long rounds are measured after every client connected.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+    },
     /// A bare axum server answering every path with `body` (the baseline of
     /// bench-bff).
     #[command(hide = true)]
@@ -175,6 +186,10 @@ async fn main() -> anyhow::Result<()> {
                 oracle_devstack::bench_bff::bench_bff(&bin_dir, connections, warmup, duration)
                     .await?,
             )
+        }
+        Command::BenchSse { clients, duration } => {
+            let bin_dir = bin_dir()?;
+            Ok(oracle_devstack::bench_bff::bench_sse(&bin_dir, clients, duration).await?)
         }
         Command::BareHttp { addr, body } => {
             Ok(oracle_devstack::bench_bff::bare_http(addr, body).await?)

@@ -766,6 +766,17 @@ impl Stack {
         self.anvil.stop(Duration::from_secs(5)).await;
     }
 
+    /// Freezes anvil (SIGSTOP): connections are accepted by the kernel and
+    /// never answered, as a stalled node behaves.
+    pub fn pause_anvil(&self) {
+        self.anvil.pause();
+    }
+
+    /// Thaws anvil (SIGCONT).
+    pub fn resume_anvil(&self) {
+        self.anvil.resume();
+    }
+
     /// Stops the services, then the simulator, anvil and nats-server.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

@@ -1,4 +1,5 @@
-//! Finding the external tools (`nats-server`, `anvil`) that
+//! Finding the external tools (`nats-server`, `anvil`, `prometheus`, and
+//! `schemathesis`, the API fuzzer of `tests/api_fuzz.rs`) that
 //! `scripts/bootstrap.sh` installs into `.tools/bin`.
 
 use std::path::{Path, PathBuf};

@@ -529,3 +529,179 @@ async fn a_reorg_invalidates_the_cached_value() {
     );
     stack.stop().await;
 }
+
+/// What a new user found by trying the API (issue 13), on the real stack:
+/// a block before the feed's first round is a 404 `no_data`; a history range
+/// above the head is an empty page (the handler used to underflow and drop
+/// the connection); paging re-reads no chunk of logs; the latest signed
+/// report carries calldata the hub accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_new_user_tries_is_answered_as_documented() {
+    let stack = start("new-user", |_, _| {}).await;
+    let pair: Pair = "BTC/USD".parse().unwrap();
+    stack
+        .wait_round(&pair, 2, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = &stack.bff_url;
+    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let head = provider.get_block_number().await.unwrap();
+
+    let (status, body) = call(client.get(format!("{base}/v1/prices/BTC-USD?block=1"))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("no_data")),
+        "{body}"
+    );
+
+    let above = head + 1_000;
+    let (status, body) =
+        call(client.get(format!("{base}/v1/prices/BTC-USD/history?from={above}"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rounds"].as_array().unwrap().len(), 0, "{body}");
+    let (status, body) =
+        call(client.get(format!("{base}/v1/prices/BTC-USD/history?from=10&to=5"))).await;
+    assert_eq!(
+        (status, body["rounds"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{body}"
+    );
+
+    // Two pages of one round each: the second reuses the chunk the first read.
+    let misses = || async {
+        oracle_devstack::metric_value(
+            &stack.registries.bff,
+            "oracle_bff_history_chunks_total",
+            Some("miss"),
+        )
+    };
+    let (status, first) = call(client.get(format!(
+        "{base}/v1/prices/BTC-USD/history?limit=1&to={head}"
+    )))
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let after_first = misses().await;
+    assert!(after_first >= 1.0, "the first page read the chain");
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("more than one round")
+        .to_owned();
+    let (status, second) = call(client.get(format!(
+        "{base}/v1/prices/BTC-USD/history?limit=1&to={head}&cursor={cursor}"
+    )))
+    .await;
+    assert_eq!(status, 200, "{second}");
+    assert!(
+        second["rounds"][0]["round"].as_u64() < first["rounds"][0]["round"].as_u64(),
+        "{first} then {second}"
+    );
+    assert_eq!(misses().await, after_first, "page 2 re-read the chain");
+
+    // The latest report: its calldata, sent as a call to the hub, is accepted.
+    let report = eventually(
+        Duration::from_secs(30),
+        "a signed report with calldata",
+        || async {
+            let (status, b) = call(client.get(format!("{base}/v1/reports/BTC-USD/latest"))).await;
+            (status == 200 && b["calldata"]["submit"].is_string()).then_some(b)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report["pair"], "BTC/USD");
+    assert!(
+        !report["sources"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    let data: alloy::primitives::Bytes = report["calldata"]["update_and_read"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let call_request = alloy::rpc::types::TransactionRequest::default()
+        .to(stack.deployment.hub)
+        .input(data.into());
+    let answer = provider.call(call_request).await.unwrap();
+    use alloy::sol_types::SolCall;
+    let value = OracleHub::updateAndReadCall::abi_decode_returns(&answer).unwrap();
+    // The report is the newest signed one: the hub holds it or stores it now.
+    assert!(
+        u64::from(value.roundId) >= report["round"].as_u64().unwrap(),
+        "{value:?} for {report}"
+    );
+    if u64::from(value.roundId) == report["round"].as_u64().unwrap() {
+        assert_eq!(
+            value.price.to_string(),
+            report["price_scaled"].as_str().unwrap()
+        );
+    }
+    stack.stop().await;
+}
+
+/// A stalled chain node (anvil frozen with SIGSTOP): the latest price is
+/// answered within a second from the last verified value, marked
+/// `node_reachable: false`; a past block is a prompt 503
+/// `chain_unavailable`; `/readyz` is unready; all recover when it thaws.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_chain_node_is_answered_within_a_second() {
+    let stack = start("stalled-chain", |_, _| {}).await;
+    let pair: Pair = "BTC/USD".parse().unwrap();
+    stack
+        .wait_round(&pair, 1, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let base = stack.bff_url.clone();
+    let before = eventually(Duration::from_secs(10), "the round served", || async {
+        let (status, b) = call(client.get(format!("{base}/v1/prices/BTC-USD"))).await;
+        (status == 200).then_some(b)
+    })
+    .await
+    .unwrap();
+    assert_eq!(before["node_reachable"], true);
+
+    stack.pause_anvil();
+    let marked = eventually(
+        Duration::from_secs(20),
+        "served marked unreachable",
+        || async {
+            let started = std::time::Instant::now();
+            let (status, b) = call(client.get(format!("{base}/v1/prices/BTC-USD"))).await;
+            let took = started.elapsed();
+            assert!(took < Duration::from_secs(2), "answered in {took:?}: {b}");
+            (status == 200 && b["node_reachable"] == false).then_some((b, took))
+        },
+    )
+    .await
+    .unwrap();
+    println!("stalled node: answered in {:?}: {}", marked.1, marked.0);
+    assert!(marked.0["round"].as_u64() >= before["round"].as_u64());
+    let started = std::time::Instant::now();
+    let (status, body) = call(client.get(format!("{base}/v1/prices/BTC-USD?block=2"))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("chain_unavailable")),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let (status, body) = call(client.get(format!("{base}/readyz"))).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["chain"]["ok"], false, "{body}");
+
+    stack.resume_anvil();
+    eventually(Duration::from_secs(20), "verified again", || async {
+        let (status, b) = call(client.get(format!("{base}/v1/prices/BTC-USD"))).await;
+        (status == 200 && b["node_reachable"] == true).then_some(())
+    })
+    .await
+    .unwrap();
+    stack.stop().await;
+}

@@ -232,7 +232,15 @@ async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
     );
     let first = first_report_block(&provider, stack.deployment.hub).await - 1;
     let (status, early) = get(format!("/v1/prices/BTC-USD?block={first}")).await;
-    assert_eq!((status, early["code"].as_str()), (503, Some("no_data")));
+    // Before the feed's first round: 404 `no_data` naming the block (issue 13).
+    assert_eq!((status, early["code"].as_str()), (404, Some("no_data")));
+    assert!(
+        early["message"]
+            .as_str()
+            .unwrap()
+            .contains(&first.to_string()),
+        "{early}"
+    );
     let (status, early_all) = get(format!("/v1/prices?block={first}")).await;
     assert_eq!(status, 200);
     assert!(early_all["prices"].as_array().unwrap().is_empty());

@@ -1,8 +1,7 @@
 //! `GET /healthz` (the process is alive), `GET /readyz` (NATS answers probes,
 //! chain reachable, and the freshest feed inside its heartbeat: the service
-//! can answer with a value worth serving) and `GET /metrics`.
-
-use std::time::Duration;
+//! can answer with a value worth serving). `/metrics` is served on
+//! `bff.metrics_addr` only.
 
 use axum::Json;
 use axum::extract::State;
@@ -14,20 +13,6 @@ use serde_json::{Value, json};
 
 use super::prices::read;
 use crate::AppState;
-
-/// How long the chain may take to answer a readiness probe.
-const CHAIN_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// `GET /metrics`: the Prometheus text format (also on `bff.metrics_addr`).
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        oracle_common::telemetry::render(&state.metrics.registry),
-    )
-}
 
 /// Liveness: always 200 while the server runs.
 pub async fn healthz() -> Json<Value> {
@@ -72,13 +57,27 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             }
         }
     };
-    let (chain, feeds) = match tokio::time::timeout(CHAIN_PROBE_TIMEOUT, chain_checks(&state)).await
-    {
-        Ok(checks) => checks,
-        Err(_) => (
-            Check::new(false, format!("no answer within {CHAIN_PROBE_TIMEOUT:?}")),
+    // A node that stopped answering is known from the cache's follower at
+    // once; otherwise the probe reads the chain, bounded like client reads.
+    let (chain, feeds) = if let Some(behind) = state.cache.behind_for() {
+        (
+            Check::new(
+                false,
+                format!(
+                    "the chain node has not answered for {:.1}s",
+                    behind.as_secs_f64()
+                ),
+            ),
             Check::new(false, "chain not read"),
-        ),
+        )
+    } else {
+        match tokio::time::timeout(state.chain_timeout, chain_checks(&state)).await {
+            Ok(checks) => checks,
+            Err(_) => (
+                Check::new(false, format!("no answer within {:?}", state.chain_timeout)),
+                Check::new(false, "chain not read"),
+            ),
+        }
     };
     let checks = json!({ "nats": nats, "chain": chain, "feeds": feeds });
     let failed: Vec<String> = [("nats", &nats), ("chain", &chain), ("feeds", &feeds)]

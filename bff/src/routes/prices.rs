@@ -17,6 +17,7 @@ use oracle_common::{Pair, now_ms, price};
 use serde::Serialize;
 
 use crate::AppState;
+use crate::cache::View;
 use crate::chain::{FeedRead, PinnedBlock, ReadError};
 use crate::error::ApiError;
 use crate::params::Params;
@@ -56,6 +57,9 @@ pub struct PriceResponse {
     pub updated_at: u64,
     /// True when older than the feed's heartbeat.
     pub stale: bool,
+    /// False when the chain node stopped answering: the value is the last
+    /// one verified, at the block in `chain` (see `stale` for its age).
+    pub node_reachable: bool,
     /// Half-width of the interval around the median, as a decimal string,
     /// from the round's report (`null` when the report is not known here).
     pub confidence: Option<String>,
@@ -88,6 +92,7 @@ pub(crate) fn to_response(
         observed_at: read.observed_at,
         updated_at: read.updated_at,
         stale: now_s.saturating_sub(read.updated_at) > heartbeat_s,
+        node_reachable: true,
         chain: chain_ref(state, read.block_number, read.block_hash),
     }
 }
@@ -129,15 +134,34 @@ async fn pin(state: &AppState, raw_query: Option<&str>) -> Result<PinnedBlock, A
     pin_at(state, params.u64("block")?).await
 }
 
+/// Waits at most `bff.chain_timeout` for a chain read: a node that does not
+/// answer is `chain_unavailable`, not a hanging request.
+pub(crate) async fn bounded<T>(
+    state: &AppState,
+    read: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    tokio::time::timeout(state.chain_timeout, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::Chain(format!(
+                "the chain node did not answer within {} ms",
+                state.chain_timeout.as_millis()
+            )))
+        })
+}
+
 /// Pins block `at` (the latest when `None`), timing the read.
 pub(crate) async fn pin_at(state: &AppState, at: Option<u64>) -> Result<PinnedBlock, ApiError> {
     let started = Instant::now();
-    let pinned = state.reader.pin(at).await;
+    let pinned = bounded(state, async {
+        state.reader.pin(at).await.map_err(chain_error)
+    })
+    .await;
     state
         .metrics
         .chain_read
         .observe(started.elapsed().as_secs_f64());
-    pinned.map_err(chain_error)
+    pinned
 }
 
 /// One feed at a pinned block: `None` when it has no value there yet.
@@ -147,17 +171,46 @@ pub(crate) async fn read(
     block: PinnedBlock,
 ) -> Result<Option<FeedRead>, ApiError> {
     let started = Instant::now();
-    let read = state.reader.read_at(pair, block).await;
+    let read = bounded(state, async {
+        match state.reader.read_at(pair, block).await {
+            Ok(r) if r.round == 0 => Ok(None),
+            Ok(r) => Ok(Some(r)),
+            Err(ReadError::UnknownFeed) => Ok(None),
+            Err(e) => Err(chain_error(e)),
+        }
+    })
+    .await;
     state
         .metrics
         .chain_read
         .observe(started.elapsed().as_secs_f64());
-    match read {
-        Ok(r) if r.round == 0 => Ok(None),
-        Ok(r) => Ok(Some(r)),
-        Err(ReadError::UnknownFeed) => Ok(None),
-        Err(e) => Err(chain_error(e)),
-    }
+    read
+}
+
+/// The route of [`get_price`].
+pub const PRICE_ROUTE: &str = "/v1/prices/{pair}";
+
+/// `GET /v1/prices/{pair}`, the hottest route: served without middleware
+/// layers (each `from_fn` layer clones and boxes the inner service per
+/// request); the client guard and the request metrics run inline, exactly as
+/// the layers do for the other routes.
+pub async fn get_price_guarded(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    RawQuery(query): RawQuery,
+    request: axum::extract::Request,
+) -> Response {
+    let started = Instant::now();
+    let response = match crate::guard::admit(&state, &request) {
+        Ok(_) => get_price(State(state.clone()), Path(raw), RawQuery(query))
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        Err(refused) => refused,
+    };
+    state
+        .metrics
+        .record(PRICE_ROUTE, started, response.status());
+    response
 }
 
 /// `GET /v1/prices/{pair}` with `pair` as `BTC-USD`; optional `?block=N`.
@@ -173,33 +226,44 @@ pub async fn get_price(
         .ok_or_else(|| ApiError::UnknownPair(pair.to_string()))?;
     let params = Params::parse(query.as_deref(), PRICE_PARAMS)?;
     let at = params.u64("block")?;
-    // The latest value: from the event-fed cache while it is in step.
-    let cached = if at.is_none() {
-        state.cache.latest(&pair)
-    } else {
-        None
-    };
-    if cached.is_some() {
-        state.metrics.cache_hit.inc();
-    } else {
-        state.metrics.cache_miss.inc();
-    }
-    let from_cache = cached.is_some();
-    let read = match cached {
-        Some(value) => value,
-        None => {
-            // Not under the router's deadline (see `router`): bound the chain read here.
-            let chain_read = async { read(&state, &pair, pin_at(&state, at).await?).await };
-            tokio::time::timeout(state.request_timeout, chain_read)
-                .await
-                .map_err(|_| ApiError::Timeout)??
-        }
-    }
-    .ok_or_else(|| ApiError::NoData(pair.to_string()))?;
     let heartbeat = feed.heartbeat.as_secs();
-    if !from_cache {
+    if let Some(block) = at {
+        state.metrics.cache_miss.inc();
+        let read = read(&state, &pair, pin_at(&state, Some(block)).await?)
+            .await?
+            .ok_or_else(|| ApiError::NoDataAt {
+                pair: pair.to_string(),
+                block,
+            })?;
         return Ok(Json(to_response(&pair, &read, heartbeat, &state)).into_response());
     }
+    // The latest value: from the event-fed cache while it is in step; the
+    // last verified value, marked, while the node does not answer; the node
+    // itself (bounded) before the cache ever was in step.
+    let read = match state.cache.view(&pair) {
+        View::InStep(value) => {
+            state.metrics.cache_hit.inc();
+            value.ok_or_else(|| ApiError::NoData(pair.to_string()))?
+        }
+        View::Behind { value, since } => {
+            state.metrics.served_unreachable.inc();
+            let value = value.ok_or_else(|| {
+                ApiError::Chain(format!(
+                    "the chain node has not answered for {} s and no value of {pair} was verified before",
+                    since.as_secs()
+                ))
+            })?;
+            let mut body = to_response(&pair, &value, heartbeat, &state);
+            body.node_reachable = false;
+            return Ok(Json(body).into_response());
+        }
+        View::Never => {
+            state.metrics.cache_miss.inc();
+            read(&state, &pair, pin_at(&state, None).await?)
+                .await?
+                .ok_or_else(|| ApiError::NoData(pair.to_string()))?
+        }
+    };
     // The same head, round, report index and staleness give the same body:
     // serialize it once per change, not once per request.
     let stale = (now_ms() / 1000).saturating_sub(read.updated_at) > heartbeat;

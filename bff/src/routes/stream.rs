@@ -5,48 +5,68 @@
 //! event (then the current values) when the client fell behind, and an
 //! `error` event before the server closes the stream.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::Stream;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use oracle_common::Pair;
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::prices::to_response;
 use crate::AppState;
 use crate::cache::Update;
 use crate::error::ApiError;
+use crate::guard::{ClientId, StreamSlot};
 use crate::params::Params;
 
 /// Default and largest throttle.
 const DEFAULT_THROTTLE_MS: u64 = 500;
 const MAX_THROTTLE_MS: u64 = 60_000;
-/// Events buffered per client before it counts as slow.
-const CLIENT_BUFFER: usize = 64;
 
-fn price_event(state: &AppState, u: &Update) -> Event {
-    let heartbeat = state
-        .feeds
-        .get(&u.pair)
-        .map_or(0, |f| f.heartbeat.as_secs());
-    let body = to_response(&u.pair, &u.read, heartbeat, state);
-    Event::default()
-        .event("price")
-        .id(format!("{}:{}", u.pair, u.read.round))
-        .json_data(body)
-        .unwrap_or_else(|_| Event::default().event("price"))
+/// The `price` event of an update, as the bytes sent: built once per update
+/// and shared by every client (thousands of streams, one serialization, no
+/// copy per client). A comment line says when this service saw the block,
+/// Unix ms, so a client can measure delivery; clients ignore comments.
+fn price_frame(state: &AppState, u: &Update) -> Bytes {
+    u.body
+        .get_or_init(|| {
+            let heartbeat = state
+                .feeds
+                .get(&u.pair)
+                .map_or(0, |f| f.heartbeat.as_secs());
+            let data = serde_json::to_string(&to_response(&u.pair, &u.read, heartbeat, state))
+                .unwrap_or_default();
+            Bytes::from(format!(
+                "event: price\nid: {}:{}\n: seen_at_ms={}\ndata: {data}\n\n",
+                u.pair, u.read.round, u.seen_at_ms
+            ))
+        })
+        .clone()
 }
+
+/// A named event with a JSON body.
+fn frame(event: &str, data: &serde_json::Value) -> Bytes {
+    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
+}
+
+/// Sent when nothing else was for [`KEEP_ALIVE`].
+const KEEP_ALIVE_FRAME: &[u8] = b": keep-alive\n\n";
+/// Idle time before a keep-alive comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// `GET /v1/stream`.
 pub async fn stream(
     State(state): State<AppState>,
+    who: Option<axum::Extension<ClientId>>,
     RawQuery(query): RawQuery,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let p = Params::parse(query.as_deref(), &["pairs", "throttle_ms"])?;
     let throttle_ms = p.u64("throttle_ms")?.unwrap_or(DEFAULT_THROTTLE_MS);
     if throttle_ms > MAX_THROTTLE_MS {
@@ -59,7 +79,9 @@ pub async fn stream(
         Some(list) => {
             let mut out = Vec::new();
             for raw in list.split(',') {
-                let pair: Pair = raw.parse()?;
+                let pair: Pair = raw.parse().map_err(|e: oracle_common::pair::PairError| {
+                    ApiError::InvalidParameter(format!("`pairs`: {e}"))
+                })?;
                 if !state.feeds.contains_key(&pair) {
                     return Err(ApiError::UnknownPair(pair.to_string()));
                 }
@@ -70,17 +92,49 @@ pub async fn stream(
             out
         }
     };
-    let (tx, mut rx) = mpsc::channel::<Event>(CLIENT_BUFFER);
-    let updates = state.cache.subscribe();
-    tokio::spawn(feed_client(
-        state.clone(),
+    let who = who.map_or_else(|| ClientId("ip:unknown".into()), |axum::Extension(w)| w);
+    let slot = state.streams.acquire(&who).inspect_err(|e| {
+        state
+            .metrics
+            .sse_refused
+            .with_label_values(&[e.code()])
+            .inc();
+    })?;
+    let mut pending: Vec<Option<Arc<Update>>> = vec![None; pairs.len()];
+    for u in state.cache.current(&pairs) {
+        if let Some(i) = pairs.iter().position(|p| *p == u.pair) {
+            pending[i] = Some(u);
+        }
+    }
+    let feed = Feed {
+        updates: state.cache.subscribe(),
+        shutdown: Box::pin(state.cache.shutdown.clone().cancelled_owned()),
+        _gauge: ClientGauge::new(state.metrics.sse_clients.clone()),
+        _slot: slot,
+        state,
         pairs,
-        Duration::from_millis(throttle_ms),
-        updates,
-        tx,
-    ));
-    let events = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|e| e.map(Ok)));
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+        throttle: Duration::from_millis(throttle_ms),
+        pending,
+        ready: VecDeque::new(),
+        next_send: Instant::now(),
+        last_sent: Instant::now(),
+        keep_alive: Box::pin(tokio::time::sleep(KEEP_ALIVE)),
+        done: false,
+    };
+    // The stream is polled by the connection's own task: no task or channel
+    // per client between the broadcast and the socket.
+    let frames = futures::stream::unfold(feed, |mut feed| async move {
+        let frame = feed.next().await?;
+        Some((Ok::<_, Infallible>(frame), feed))
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(frames),
+    )
+        .into_response())
 }
 
 /// Counts a connected stream client for as long as it lives.
@@ -99,61 +153,89 @@ impl Drop for ClientGauge {
     }
 }
 
-async fn feed_client(
+/// One client's stream: what it asked for, what is waiting to be sent, and
+/// the slot and gauge it holds until it is dropped (the client went away).
+struct Feed {
     state: AppState,
+    _slot: StreamSlot,
+    _gauge: ClientGauge,
     pairs: Vec<Pair>,
     throttle: Duration,
-    mut updates: broadcast::Receiver<Update>,
-    tx: mpsc::Sender<Event>,
-) {
-    let _gauge = ClientGauge::new(state.metrics.sse_clients.clone());
-    let shutdown = state.cache.shutdown.clone();
-    let mut pending: BTreeMap<Pair, Update> = state
-        .cache
-        .current(&pairs)
-        .into_iter()
-        .map(|u| (u.pair.clone(), u))
-        .collect();
-    let mut next_send = Instant::now();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => {
-                let event = Event::default()
-                    .event("error")
-                    .json_data(json!({"code": "shutting_down", "message": "the server is stopping; reconnect"}))
-                    .unwrap_or_default();
-                let _ = tx.send(event).await;
-                return;
+    updates: broadcast::Receiver<Arc<Update>>,
+    /// Registered once with the token (not once per wake-up, which takes
+    /// the token's lock shared by every client).
+    shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    /// The newest update per pair (by position in `pairs`) not sent yet,
+    /// coalesced by the throttle.
+    pending: Vec<Option<Arc<Update>>>,
+    /// Frames ready to go.
+    ready: VecDeque<Bytes>,
+    next_send: Instant,
+    last_sent: Instant,
+    keep_alive: std::pin::Pin<Box<tokio::time::Sleep>>,
+    done: bool,
+}
+
+impl Feed {
+    /// The next frame to send; `None` ends the stream.
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(frame) = self.ready.pop_front() {
+                // Not a timer reset per frame (thousands of clients share the
+                // timer wheel): the keep-alive checks this when it fires.
+                self.last_sent = Instant::now();
+                return Some(frame);
             }
-            _ = tx.closed() => return,
-            received = updates.recv() => match received {
-                Ok(u) => {
-                    if pairs.contains(&u.pair) {
-                        pending.insert(u.pair.clone(), u);
+            if self.done {
+                return None;
+            }
+            let has_pending = self.pending.iter().any(Option::is_some);
+            if has_pending && Instant::now() >= self.next_send {
+                for u in self.pending.iter_mut().filter_map(Option::take) {
+                    self.state.metrics.sse_events.inc();
+                    self.ready.push_back(price_frame(&self.state, &u));
+                }
+                self.next_send = Instant::now() + self.throttle;
+                continue;
+            }
+            let wait = self.next_send;
+            tokio::select! {
+                _ = self.shutdown.as_mut() => {
+                    self.done = true;
+                    self.ready.push_back(frame(
+                        "error",
+                        &json!({"code": "shutting_down", "message": "the server is stopping; reconnect"}),
+                    ));
+                }
+                received = self.updates.recv() => match received {
+                    Ok(u) => {
+                        if let Some(i) = self.pairs.iter().position(|p| *p == u.pair) {
+                            self.pending[i] = Some(u);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                        self.ready.push_back(frame(
+                            "lag",
+                            &json!({"skipped": skipped, "message": "updates were dropped; current values follow"}),
+                        ));
+                        for u in self.state.cache.current(&self.pairs) {
+                            if let Some(i) = self.pairs.iter().position(|p| *p == u.pair) {
+                                self.pending[i] = Some(u);
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => self.done = true,
+                },
+                _ = tokio::time::sleep_until(wait), if has_pending => {}
+                _ = self.keep_alive.as_mut() => {
+                    let idle_until = self.last_sent + KEEP_ALIVE;
+                    if Instant::now() >= idle_until {
+                        self.ready.push_back(Bytes::from_static(KEEP_ALIVE_FRAME));
+                        self.keep_alive.as_mut().reset(Instant::now() + KEEP_ALIVE);
+                    } else {
+                        self.keep_alive.as_mut().reset(idle_until);
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                    let event = Event::default()
-                        .event("lag")
-                        .json_data(json!({"skipped": skipped, "message": "updates were dropped; current values follow"}))
-                        .unwrap_or_default();
-                    if tx.send(event).await.is_err() {
-                        return;
-                    }
-                    for u in state.cache.current(&pairs) {
-                        pending.insert(u.pair.clone(), u);
-                    }
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            _ = tokio::time::sleep_until(next_send), if !pending.is_empty() => {
-                for (_, u) in std::mem::take(&mut pending) {
-                    state.metrics.sse_events.inc();
-                    if tx.send(price_event(&state, &u)).await.is_err() {
-                        return;
-                    }
-                }
-                next_send = Instant::now() + throttle;
             }
         }
     }

@@ -29,7 +29,7 @@ pub fn state(registry: &Registry) -> AppState {
     };
     // Port 9 (discard) on loopback: nothing answers JSON-RPC there.
     let dead_rpc = "http://127.0.0.1:9".parse().unwrap();
-    AppState {
+    AppState::new(oracle_bff::Shared {
         reader: ChainReader::new(dead_rpc, Address::ZERO, 31337),
         feeds: Arc::new(BTreeMap::from([(feed.pair.clone(), feed)])),
         metrics: Metrics::register(registry).unwrap(),
@@ -46,8 +46,17 @@ pub fn state(registry: &Registry) -> AppState {
         bodies: oracle_bff::routes::prices::Bodies::default(),
         api_keys: oracle_bff::guard::ApiKeys::default(),
         limiter: None,
+        admin_limiter: oracle_bff::guard::Limiter::new(oracle_common::config::RateLimit {
+            requests: 1000,
+            per: std::time::Duration::from_secs(1),
+        }),
+        trusted_proxies: oracle_bff::guard::TrustedProxies::default(),
+        streams: oracle_bff::guard::StreamSlots::new(100, 10),
+        chain_timeout: std::time::Duration::from_millis(800),
+        history: oracle_bff::routes::history::HistoryCache::default(),
+        status: oracle_bff::routes::status::StatusCache::default(),
         cors_origins: Arc::new(vec![]),
         max_body_bytes: 1024,
         request_timeout: std::time::Duration::from_secs(5),
-    }
+    })
 }

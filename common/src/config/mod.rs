@@ -9,7 +9,7 @@
 //! is about, e.g. `config key feeds[0].heartbeat: invalid value: …`.
 
 mod aggregator;
-mod bff;
+pub mod bff;
 mod chain;
 mod deploy;
 pub mod env;

@@ -49,6 +49,10 @@ pub const REFUSALS_SUBJECTS: &str = "oracle.refusal.>";
 pub const SUBMISSIONS_STREAM: &str = "ORACLE_SUBMISSIONS";
 /// Subjects captured by [`SUBMISSIONS_STREAM`].
 pub const SUBMISSIONS_SUBJECTS: &str = "oracle.submission.>";
+/// The KV bucket holding the aggregator nodes' leader lease.
+pub const LEASE_BUCKET: &str = "oracle_leader";
+/// The key of the lease in [`LEASE_BUCKET`]; its value is the holder's id.
+pub const LEASE_KEY: &str = "aggregator";
 /// Header NATS JetStream deduplicates on.
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
 

@@ -16,6 +16,7 @@ interface Vm {
     function stopPrank() external;
     function store(address target, bytes32 slot, bytes32 value) external;
     function load(address target, bytes32 slot) external view returns (bytes32 data);
+    function expectRevert() external;
     function expectRevert(bytes calldata revertData) external;
     function expectRevert(bytes4 revertData) external;
     function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData) external;
@@ -45,6 +46,7 @@ interface Vm {
 abstract contract Test {
     /// @dev forge prints these (ds-test's convention) with -vv.
     event log_named_uint(string key, uint256 val);
+    event log_named_bytes32(string key, bytes32 val);
 
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
 
