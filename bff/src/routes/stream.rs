@@ -117,6 +117,7 @@ pub async fn stream(
         pending,
         ready: VecDeque::new(),
         next_send: Instant::now(),
+        throttle_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
         last_sent: Instant::now(),
         keep_alive: Box::pin(tokio::time::sleep(KEEP_ALIVE)),
         done: false,
@@ -171,6 +172,7 @@ struct Feed {
     /// Frames ready to go.
     ready: VecDeque<Bytes>,
     next_send: Instant,
+    throttle_timer: std::pin::Pin<Box<tokio::time::Sleep>>,
     last_sent: Instant,
     keep_alive: std::pin::Pin<Box<tokio::time::Sleep>>,
     done: bool,
@@ -198,7 +200,11 @@ impl Feed {
                 self.next_send = Instant::now() + self.throttle;
                 continue;
             }
-            let wait = self.next_send;
+            // Pending but not due yet (throttled): arm the one timer this
+            // stream keeps, instead of making a new one at every wake-up.
+            if has_pending {
+                self.throttle_timer.as_mut().reset(self.next_send);
+            }
             tokio::select! {
                 _ = self.shutdown.as_mut() => {
                     self.done = true;
@@ -226,7 +232,7 @@ impl Feed {
                     }
                     Err(broadcast::error::RecvError::Closed) => self.done = true,
                 },
-                _ = tokio::time::sleep_until(wait), if has_pending => {}
+                _ = self.throttle_timer.as_mut(), if has_pending => {}
                 _ = self.keep_alive.as_mut() => {
                     let idle_until = self.last_sent + KEEP_ALIVE;
                     if Instant::now() >= idle_until {
