@@ -24,6 +24,22 @@ mkdir -p "$tools/bin"
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 die() { printf '[bootstrap] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# apt_install PACKAGE HINT: installs a Debian package (as root, or with sudo).
+apt_install() {
+  need apt-get "$2"
+  local sudo=""
+  if [[ "$(id -u)" != 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "installing $1 needs root: run 'apt-get install $1' as root"
+    sudo="sudo"
+  fi
+  say "installing $1 from Debian (apt-get install $1)"
+  export DEBIAN_FRONTEND=noninteractive
+  # The package lists may be missing on a fresh machine: update once if needed.
+  $sudo apt-get install -y -qq --no-install-recommends "$1" >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq --no-install-recommends "$1" >/dev/null; } \
+    || die "apt-get could not install $1 (is the Debian mirror reachable?)"
+}
+
 need() {
   command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed; $2"
 }
@@ -73,18 +89,7 @@ ln -sf "$contracts/bin/solc" "$tools/bin/solc"
 
 # ---- prometheus, promtool (Debian) ---------------------------------------
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
-  need apt-get "install Prometheus (prometheus and promtool) with your package manager"
-  sudo=""
-  if [[ "$(id -u)" != 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || die "installing prometheus needs root: run 'apt-get install prometheus' as root"
-    sudo="sudo"
-  fi
-  say "installing prometheus and promtool from Debian (apt-get install prometheus)"
-  export DEBIAN_FRONTEND=noninteractive
-  # The package lists may be missing on a fresh machine: update once if needed.
-  $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
-    || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } \
-    || die "apt-get could not install prometheus (is the Debian mirror reachable?)"
+  apt_install prometheus "install Prometheus (prometheus and promtool) with your package manager"
 fi
 for tool in prometheus promtool; do
   ln -sf "$(readlink -f "$(command -v "$tool")")" "$tools/bin/$tool"
@@ -113,17 +118,7 @@ ln -sf "$fuzz_venv/bin/schemathesis" "$tools/bin/schemathesis"
 # ---- chromium (Debian) ------------------------------------------------------
 # The real browser of devstack/tests/browser.rs (driven by playwright-core).
 if [[ ! -x /usr/bin/chromium ]]; then
-  need apt-get "install Chromium (Debian's chromium package) with your package manager"
-  sudo=""
-  if [[ "$(id -u)" != 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || die "installing chromium needs root: run 'apt-get install chromium' as root"
-    sudo="sudo"
-  fi
-  say "installing chromium from Debian (apt-get install chromium)"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
-    || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
-    || die "apt-get could not install chromium (is the Debian mirror reachable?)"
+  apt_install chromium "install Chromium (Debian's chromium package) with your package manager"
 fi
 ln -sf /usr/bin/chromium "$tools/bin/chromium"
 
