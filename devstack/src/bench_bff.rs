@@ -298,6 +298,17 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// CPU time process `pid` used so far (user + system), from `/proc`.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports in USER_HZ, 100 per second on every supported platform.
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// One stream client on a raw TCP connection: sends the request, then for
 /// every `price` event records (round id, ms from the bff seeing the block
 /// to this client reading the event's data). Chunked-encoding size lines are
@@ -432,7 +443,9 @@ pub async fn bench_sse(
         rss_connected as f64 / 1048576.0,
         (rss_connected.saturating_sub(rss_before)) as f64 / 1024.0 / clients as f64
     );
+    let (cpu_before, self_before) = (cpu_time(pid), cpu_time(std::process::id()));
     tokio::time::sleep(duration).await;
+    let (cpu_after, self_after) = (cpu_time(pid), cpu_time(std::process::id()));
     until.cancel();
     let mut by_round: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
     let mut closed_early = 0usize;
@@ -469,6 +482,17 @@ pub async fn bench_sse(
             pct(0.5),
             pct(0.99),
             all[all.len() - 1]
+        );
+    }
+    if let (Some(b), Some(a), Some(sb), Some(sa)) = (cpu_before, cpu_after, self_before, self_after)
+    {
+        let rounds = (all.len() / clients.max(1)).max(1);
+        println!(
+            "CPU over the {duration:?} measured: bff {:.2} s, clients {:.2} s, {rounds} rounds: {:.0} ms and {:.0} ms per round",
+            (a - b).as_secs_f64(),
+            (sa - sb).as_secs_f64(),
+            (a - b).as_secs_f64() * 1e3 / rounds as f64,
+            (sa - sb).as_secs_f64() * 1e3 / rounds as f64
         );
     }
     stack.kill_service("fetchers").await;
