@@ -145,6 +145,17 @@ impl Pipeline {
         }
     }
 
+    /// A batch that sent no transaction, and why; the chain is read again.
+    async fn unsent(&self, id: u64, pairs: Vec<Pair>, why: String) -> BatchDone {
+        BatchDone {
+            id,
+            chain: self.reread(&pairs).await,
+            pairs,
+            event: None,
+            unsent: Some(why),
+        }
+    }
+
     async fn batch(&self, batch: Batch) -> BatchDone {
         let pairs: Vec<Pair> = batch
             .candidates
@@ -169,13 +180,7 @@ impl Pipeline {
             Err(unsigned) => {
                 let why = unsigned.describe();
                 warn!(proposal = %unsigned.proposal.id, reason = %why, "no signer quorum: nothing sent");
-                return BatchDone {
-                    id: batch.id,
-                    chain: self.reread(&pairs).await,
-                    pairs,
-                    event: None,
-                    unsent: Some(why),
-                };
+                return self.unsent(batch.id, pairs, why).await;
             }
         };
         let id = crate::proposal::new_id();
@@ -201,15 +206,7 @@ impl Pipeline {
             // Nothing sent: the broker did not store the submission. Not the
             // feeds' fault (no parking); they stay due and are proposed again
             // after the back-off.
-            Err(why) => {
-                return BatchDone {
-                    id: batch.id,
-                    chain: self.reread(&pairs).await,
-                    pairs,
-                    event: None,
-                    unsent: Some(why),
-                };
-            }
+            Err(why) => return self.unsent(batch.id, pairs, why).await,
         };
         let mut chain = BTreeMap::new();
         let mut reread = Vec::new();

@@ -37,13 +37,14 @@ pub struct Update {
 }
 
 impl Update {
-    fn new(pair: Pair, read: FeedRead) -> Self {
-        Self {
+    /// A round seen now, shared by every receiver.
+    fn new(pair: Pair, read: FeedRead) -> Arc<Self> {
+        Arc::new(Self {
             pair,
             read,
             seen_at_ms: oracle_common::now_ms(),
             body: Arc::default(),
-        }
+        })
     }
 }
 
@@ -107,21 +108,6 @@ impl PriceCache {
         self.updates.subscribe()
     }
 
-    /// The feed's value with the head it is known to hold at, when the cache
-    /// is in step with the chain. `Some(None)`: in step, and no value yet.
-    pub fn latest(&self, pair: &Pair) -> Option<Option<FeedRead>> {
-        let s = self.inner.read().ok()?;
-        let head = s.head?;
-        if s.synced_at?.elapsed() > self.fresh_for {
-            return None;
-        }
-        Some(s.values.get(pair).map(|v| FeedRead {
-            block_number: head.number,
-            block_hash: head.hash,
-            ..v.clone()
-        }))
-    }
-
     /// How the cache stands for `pair`: in step, or behind a node that stopped
     /// answering (with the last value it verified).
     pub fn view(&self, pair: &Pair) -> View {
@@ -136,11 +122,9 @@ impl PriceCache {
             block_hash: head.hash,
             ..v.clone()
         });
-        if synced.elapsed() > self.fresh_for {
-            View::Behind {
-                value,
-                since: synced.elapsed(),
-            }
+        let since = synced.elapsed();
+        if since > self.fresh_for {
+            View::Behind { value, since }
         } else {
             View::InStep(value)
         }
@@ -171,11 +155,7 @@ impl PriceCache {
         };
         pairs
             .iter()
-            .filter_map(|p| {
-                s.values
-                    .get(p)
-                    .map(|r| Arc::new(Update::new(p.clone(), r.clone())))
-            })
+            .filter_map(|p| s.values.get(p).map(|r| Update::new(p.clone(), r.clone())))
             .collect()
     }
 
@@ -196,9 +176,7 @@ impl PriceCache {
                 .get(pair)
                 .is_none_or(|old| (old.round, old.price) != (v.round, v.price));
             if changed && s.head.is_some() {
-                let _ = self
-                    .updates
-                    .send(Arc::new(Update::new(pair.clone(), v.clone())));
+                let _ = self.updates.send(Update::new(pair.clone(), v.clone()));
             }
         }
         s.values = values;
@@ -313,7 +291,7 @@ impl PriceCache {
                 block_hash: e.block_hash,
             };
             s.values.insert(pair.clone(), read.clone());
-            let _ = self.updates.send(Arc::new(Update::new(pair.clone(), read)));
+            let _ = self.updates.send(Update::new(pair.clone(), read));
         }
         s.head = Some(head);
         s.synced_at = Some(Instant::now());
@@ -376,13 +354,21 @@ mod tests {
         }
     }
 
+    /// The in-step value, as the handlers see it: `None` when not in step.
+    fn in_step(cache: &PriceCache, pair: &Pair) -> Option<Option<FeedRead>> {
+        match cache.view(pair) {
+            View::InStep(v) => Some(v),
+            View::Behind { .. } | View::Never => None,
+        }
+    }
+
     #[test]
     fn serves_values_at_the_head_and_broadcasts_only_changes() {
         let cache = PriceCache::new(Duration::from_millis(100), CancellationToken::new());
         let btc: Pair = "BTC/USD".parse().unwrap();
         let eth: Pair = "ETH/USD".parse().unwrap();
         assert_eq!(
-            cache.latest(&btc),
+            in_step(&cache, &btc),
             None,
             "not in step before the first load"
         );
@@ -393,9 +379,9 @@ mod tests {
             HashMap::new(),
         );
         assert!(rx.try_recv().is_err(), "the first load is not news");
-        let served = cache.latest(&btc).unwrap().unwrap();
+        let served = in_step(&cache, &btc).unwrap().unwrap();
         assert_eq!((served.round, served.block_number), (1, 5));
-        assert_eq!(cache.latest(&eth), Some(None));
+        assert_eq!(in_step(&cache, &eth), Some(None));
         // A reload at a later head with the same BTC value and a new ETH one.
         cache.reload(
             block(9),
@@ -405,6 +391,6 @@ mod tests {
         let u = rx.try_recv().unwrap();
         assert_eq!(u.pair, eth);
         assert!(rx.try_recv().is_err());
-        assert_eq!(cache.latest(&btc).unwrap().unwrap().block_number, 9);
+        assert_eq!(in_step(&cache, &btc).unwrap().unwrap().block_number, 9);
     }
 }

@@ -106,12 +106,13 @@ pub async fn status(State(state): State<AppState>) -> Json<Status> {
     {
         return Json(status.clone());
     }
-    let in_step = state.cache.behind_for().is_none() && state.cache.head().is_some();
+    let head = state.cache.head().map(|h| h.number);
+    let in_step = head.is_some() && state.cache.behind_for().is_none();
     let status = Status {
         aggregator: aggregator(&state).await,
         chain: ChainStatus {
             state: if in_step { "up" } else { "down" },
-            head: state.cache.head().map(|h| h.number),
+            head,
         },
         bus: BusStatus {
             state: if state.nats_answers() { "up" } else { "down" },

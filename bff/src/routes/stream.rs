@@ -100,21 +100,15 @@ pub async fn stream(
             .with_label_values(&[e.code()])
             .inc();
     })?;
-    let mut pending: Vec<Option<Arc<Update>>> = vec![None; pairs.len()];
-    for u in state.cache.current(&pairs) {
-        if let Some(i) = pairs.iter().position(|p| *p == u.pair) {
-            pending[i] = Some(u);
-        }
-    }
-    let feed = Feed {
+    let mut feed = Feed {
         updates: state.cache.subscribe(),
         shutdown: Box::pin(state.cache.shutdown.clone().cancelled_owned()),
         _gauge: ClientGauge::new(state.metrics.sse_clients.clone()),
         _slot: slot,
         state,
+        pending: vec![None; pairs.len()],
         pairs,
         throttle: Duration::from_millis(throttle_ms),
-        pending,
         ready: VecDeque::new(),
         next_send: Instant::now(),
         throttle_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
@@ -122,6 +116,8 @@ pub async fn stream(
         keep_alive: Box::pin(tokio::time::sleep(KEEP_ALIVE)),
         done: false,
     };
+    // First the current values.
+    feed.hold_current();
     // The stream is polled by the connection's own task: no task or channel
     // per client between the broadcast and the socket.
     let frames = futures::stream::unfold(feed, |mut feed| async move {
@@ -179,6 +175,21 @@ struct Feed {
 }
 
 impl Feed {
+    /// Keeps `u` to send, replacing an older update of its pair not sent yet;
+    /// pairs this client did not ask for are dropped.
+    fn hold(&mut self, u: Arc<Update>) {
+        if let Some(i) = self.pairs.iter().position(|p| *p == u.pair) {
+            self.pending[i] = Some(u);
+        }
+    }
+
+    /// Holds the current value of every pair of this client.
+    fn hold_current(&mut self) {
+        for u in self.state.cache.current(&self.pairs) {
+            self.hold(u);
+        }
+    }
+
     /// The next frame to send; `None` ends the stream.
     async fn next(&mut self) -> Option<Bytes> {
         loop {
@@ -214,21 +225,13 @@ impl Feed {
                     ));
                 }
                 received = self.updates.recv() => match received {
-                    Ok(u) => {
-                        if let Some(i) = self.pairs.iter().position(|p| *p == u.pair) {
-                            self.pending[i] = Some(u);
-                        }
-                    }
+                    Ok(u) => self.hold(u),
                     Err(broadcast::error::RecvError::Lagged(skipped)) => {
                         self.ready.push_back(frame(
                             "lag",
                             &json!({"skipped": skipped, "message": "updates were dropped; current values follow"}),
                         ));
-                        for u in self.state.cache.current(&self.pairs) {
-                            if let Some(i) = self.pairs.iter().position(|p| *p == u.pair) {
-                                self.pending[i] = Some(u);
-                            }
-                        }
+                        self.hold_current();
                     }
                     Err(broadcast::error::RecvError::Closed) => self.done = true,
                 },
