@@ -78,10 +78,21 @@ pub fn evaluate(
     rules: &Rules,
     forced: bool,
 ) -> Decision {
-    let agg = match window.aggregate(&spec.config, now_ms, rules) {
-        Ok(agg) => agg,
-        Err(e) => return Decision::NoQuorum(e),
-    };
+    match window.aggregate(&spec.config, now_ms, rules) {
+        Ok(agg) => decide(spec, agg, chain, now_ms, forced),
+        Err(e) => Decision::NoQuorum(e),
+    }
+}
+
+/// The decision for an aggregate already computed (one per feed, shared by
+/// every chain, each with its own policy and on-chain state).
+pub fn decide(
+    spec: &FeedSpec,
+    agg: Aggregate,
+    chain: &OnChain,
+    now_ms: u64,
+    forced: bool,
+) -> Decision {
     let decimals = u32::from(spec.config.decimals);
     let Ok(scaled) = price::to_scaled(agg.price, decimals) else {
         return Decision::Withheld(agg, "the aggregate cannot be represented on chain".into());

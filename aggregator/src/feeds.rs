@@ -1,6 +1,7 @@
 //! The feeds a node serves: what the hub says about each ([`FeedSpec`]),
 //! the windows of observations the ingest loop writes and the verifier reads
-//! ([`Views`]), and the ingest loop's own state per feed ([`FeedState`]).
+//! ([`Views`]), and the ingest loop's own state per feed and chain
+//! ([`FeedState`]) and per feed ([`FeedHealth`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -79,26 +80,32 @@ impl Views {
     }
 }
 
-/// What the ingest loop tracks per feed.
+/// What the ingest loop tracks per feed and chain.
 #[derive(Debug, Clone, Default)]
 pub struct FeedState {
     /// What the chain holds (as last read, or written by this node).
     pub chain: OnChain,
     /// The batch carrying this feed's next round, while one is in flight.
     pub in_flight: Option<u64>,
-    /// Last time (Unix ms) the feed had quorum, or the start time.
-    pub last_quorum_ms: u64,
-    /// Whether the current quorum loss was logged.
-    pub quorum_warned: bool,
     /// Failed submissions in a row that carried this feed.
     pub failures: u32,
     /// Set after `retry_limit` failures: the feed waits for an operator
     /// (the last failed submission's id).
     pub parked: Option<String>,
-    /// When this node last asked the fetchers for more sources, Unix ms.
-    pub last_fetch_request_ms: u64,
     /// When a withheld update was last logged, Unix ms.
     pub last_withheld_warn_ms: u64,
+}
+
+/// What the ingest loop tracks per feed, whatever the chain: the health of
+/// its aggregate.
+#[derive(Debug, Clone, Default)]
+pub struct FeedHealth {
+    /// Last time (Unix ms) the feed had quorum, or the start time.
+    pub last_quorum_ms: u64,
+    /// Whether the current quorum loss was logged.
+    pub quorum_warned: bool,
+    /// When this node last asked the fetchers for more sources, Unix ms.
+    pub last_fetch_request_ms: u64,
     /// The sequence of the last outlier counted per source (each once).
     pub outliers_counted: std::collections::BTreeMap<oracle_common::SourceId, u64>,
 }

@@ -3,18 +3,24 @@
 //! and evaluates the feeds an observation touched as soon as no further
 //! message is waiting (at least every [`EVAL_EVERY`] messages, and every feed
 //! on each `tick` for heartbeats). Observations are acknowledged right after
-//! the evaluation that follows them. As leader, it hands due feeds to the
-//! pipeline as one batch at a time and never waits for it: ingest goes on
-//! while a transaction is pending. It also serves refreshes and operator
-//! retries (leader only) and applies what the chain watcher reports.
+//! the evaluation that follows them. One aggregate per feed serves every
+//! chain; each chain (lane) decides with its own policy against what it
+//! holds. As leader, it hands each chain's due feeds to that chain's
+//! pipeline as one batch at a time and never waits for it: ingest, and the
+//! other chains, go on while a transaction is pending. It also serves
+//! refreshes and operator retries (leader only, routed by chain) and applies
+//! what the chain watchers report.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use async_nats::jetstream;
 use futures::StreamExt;
-use oracle_common::config::AggregatorConfig;
-use oracle_common::wire::{FetchRequest, Observation, WireMessage, fetch_subject};
+use oracle_common::config::{AggregatorConfig, ChainConfig, FeedConfig};
+use oracle_common::wire::{
+    ErrorCode, FetchRequest, Observation, RefreshReply, RefreshRequest, RetryReply, RetryRequest,
+    WireMessage, fetch_subject,
+};
 use oracle_common::{Pair, SourceId, now_ms, price};
 use rust_decimal::prelude::ToPrimitive;
 use std::sync::Arc;
@@ -23,15 +29,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::RunError;
-use crate::evaluate::{Candidate, Decision, evaluate};
-use crate::feeds::{FeedSpec, FeedState, Specs, Views};
+use crate::chain_watch::ChainUpdate;
+use crate::evaluate::{Candidate, Decision, decide};
+use crate::feeds::{FeedHealth, FeedSpec, FeedState, Specs, Views};
+use crate::lane::{Chain, LaneEvent, Up};
 use crate::leader::LeaseState;
 use crate::metrics::Metrics;
 use crate::pipeline::{Batch, BatchDone, Command, Done};
 use crate::policy::{self, OnChain};
 use crate::refresh::Refreshes;
 use crate::retry::{self, Retries};
-use crate::window::{Refused, Rules};
+use crate::window::{Aggregate, NoQuorum, Refused, Rules};
 
 /// Messages ingested at most before an evaluation (and their acknowledgement).
 pub const EVAL_EVERY: usize = 1_000;
@@ -43,13 +51,69 @@ const WARN_EVERY_MS: u64 = 60_000;
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-/// Where this node stands in leadership.
+/// Where a chain's lane stands in leadership.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Standby,
-    /// Leader, waiting for the pipeline to settle what was left.
+    /// Leader, waiting for the lane's pipeline to settle what was left.
     TakingOver,
     Leading,
+}
+
+/// A connected lane's handles.
+#[derive(Debug)]
+struct Connected {
+    chain: Arc<Chain>,
+    pipeline: mpsc::Sender<Command>,
+}
+
+/// The loop's state of one chain.
+#[derive(Debug)]
+struct Lane {
+    name: String,
+    up: Option<Connected>,
+    states: BTreeMap<Pair, FeedState>,
+    phase: Phase,
+    batch_in_flight: Option<u64>,
+    next_proposal_ms: u64,
+    backoff: Duration,
+    refreshes: Refreshes,
+    retries: Retries,
+}
+
+impl Lane {
+    fn new(name: String) -> Self {
+        Self {
+            name,
+            up: None,
+            states: BTreeMap::new(),
+            phase: Phase::Standby,
+            batch_in_flight: None,
+            next_proposal_ms: 0,
+            backoff: BACKOFF_MIN,
+            refreshes: Refreshes::default(),
+            retries: Retries::default(),
+        }
+    }
+
+    fn specs(&self) -> Option<&Specs> {
+        self.up.as_ref().map(|u| &u.chain.specs)
+    }
+
+    async fn take_over(&mut self) -> Result<(), RunError> {
+        let Some(up) = &self.up else { return Ok(()) };
+        self.phase = Phase::TakingOver;
+        up.pipeline
+            .send(Command::TakeOver)
+            .await
+            .map_err(|_| RunError::Task(format!("the {} pipeline stopped", self.name)))
+    }
+
+    fn stand_by(&mut self) {
+        self.phase = Phase::Standby;
+        self.refreshes.clear();
+        self.retries.clear();
+    }
 }
 
 /// The loop's state.
@@ -57,23 +121,18 @@ enum Phase {
 pub struct Ingest {
     node: String,
     config: AggregatorConfig,
-    specs: Specs,
+    feeds: BTreeMap<Pair, FeedConfig>,
     views: Arc<Views>,
-    states: BTreeMap<Pair, FeedState>,
+    health: BTreeMap<Pair, FeedHealth>,
+    lanes: Vec<Lane>,
     rules: Rules,
     metrics: Metrics,
     nats: async_nats::Client,
-    pipeline: mpsc::Sender<Command>,
-    phase: Phase,
+    leading: bool,
     lease_revision: u64,
-    batch_in_flight: Option<u64>,
     next_batch: u64,
-    next_proposal_ms: u64,
-    backoff: Duration,
     dirty: BTreeSet<Pair>,
     unacked: Vec<jetstream::Message>,
-    refreshes: Refreshes,
-    retries: Retries,
     refresh_requests: Option<async_nats::Subscriber>,
     retry_requests: Option<async_nats::Subscriber>,
     warned: HashMap<(Pair, SourceId), u64>,
@@ -82,59 +141,53 @@ pub struct Ingest {
 /// What the loop listens to besides the observations.
 #[derive(Debug)]
 pub struct Inputs {
-    /// The pipeline's reports.
-    pub done: mpsc::Receiver<Done>,
+    /// Lanes coming up, and their pipelines' reports.
+    pub lanes: mpsc::Receiver<LaneEvent>,
     /// The lease task's state.
     pub lease: watch::Receiver<LeaseState>,
-    /// Feeds updated on chain, from the chain watcher.
-    pub chain: mpsc::Receiver<(Pair, OnChain)>,
+    /// Feeds updated on chain, from the chain watchers.
+    pub chain: mpsc::Receiver<ChainUpdate>,
 }
 
 impl Ingest {
-    /// The loop's initial state, with what the chain held at start-up.
+    /// The loop's initial state: `feeds` and the names of `chains` (in
+    /// configuration order), none connected yet.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         node: String,
         config: AggregatorConfig,
-        specs: Specs,
+        feeds: &[FeedConfig],
+        chains: &[ChainConfig],
         views: Arc<Views>,
-        chain: BTreeMap<Pair, OnChain>,
         metrics: Metrics,
         nats: async_nats::Client,
-        pipeline: mpsc::Sender<Command>,
     ) -> Self {
         let now = now_ms();
-        let states = specs
-            .keys()
-            .map(|pair| {
-                let state = FeedState {
-                    chain: chain.get(pair).copied().unwrap_or_default(),
+        let health = feeds
+            .iter()
+            .map(|f| {
+                let h = FeedHealth {
                     last_quorum_ms: now,
-                    ..FeedState::default()
+                    ..FeedHealth::default()
                 };
-                (pair.clone(), state)
+                (f.pair.clone(), h)
             })
             .collect();
         Self {
             node,
             rules: Rules::from_config(&config),
             config,
-            specs,
+            feeds: feeds.iter().map(|f| (f.pair.clone(), f.clone())).collect(),
             views,
-            states,
+            health,
+            lanes: chains.iter().map(|c| Lane::new(c.name.clone())).collect(),
             metrics,
             nats,
-            pipeline,
-            phase: Phase::Standby,
+            leading: false,
             lease_revision: 0,
-            batch_in_flight: None,
             next_batch: 1,
-            next_proposal_ms: 0,
-            backoff: BACKOFF_MIN,
             dirty: BTreeSet::new(),
             unacked: Vec::new(),
-            refreshes: Refreshes::default(),
-            retries: Retries::default(),
             refresh_requests: None,
             retry_requests: None,
             warned: HashMap::new(),
@@ -155,9 +208,6 @@ impl Ingest {
     {
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        for (pair, state) in &self.states {
-            record_chain(&self.metrics, pair, &self.specs[pair], &state.chain);
-        }
         loop {
             if self.unacked.len() >= EVAL_EVERY {
                 self.evaluate(false).await?;
@@ -166,9 +216,10 @@ impl Ingest {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                done = inputs.done.recv() => match done {
-                    Some(done) => self.on_done(done).await,
-                    None => return Err(RunError::Task("the pipeline stopped".into())),
+                event = inputs.lanes.recv() => match event {
+                    Some(LaneEvent::Up(up)) => self.on_up(*up).await?,
+                    Some(LaneEvent::Done(lane, done)) => self.on_done(lane, done).await,
+                    None => return Err(RunError::Task("the chain lanes stopped".into())),
                 },
                 changed = inputs.lease.changed() => {
                     if changed.is_err() {
@@ -178,19 +229,18 @@ impl Ingest {
                     self.on_lease(state).await?;
                 }
                 update = inputs.chain.recv() => match update {
-                    Some((pair, chain)) => self.on_chain(pair, chain),
-                    None => return Err(RunError::Task("the chain watcher stopped".into())),
+                    Some(u) => self.on_chain(u),
+                    None => return Err(RunError::Task("the chain watchers stopped".into())),
                 },
-                Some(msg) = next(&mut self.refresh_requests) => {
-                    let timeout = self.config.refresh_timeout;
-                    self.refreshes.start(&self.nats, msg, &self.specs, timeout).await;
-                }
+                Some(msg) = next(&mut self.refresh_requests) => self.on_refresh(msg).await,
                 Some(msg) = next(&mut self.retry_requests) => self.on_retry(msg).await,
                 _ = tick.tick() => {
                     self.evaluate(true).await?;
-                    let specs = Arc::clone(&self.specs);
-                    self.refreshes.expire(&self.nats, |p| specs.get(p).map_or(0, |s| s.config.min_sources)).await;
-                    self.retries.expire(&self.nats).await;
+                    let feeds = &self.feeds;
+                    for lane in &mut self.lanes {
+                        lane.refreshes.expire(&self.nats, |p| feeds.get(p).map_or(0, |f| f.min_sources)).await;
+                        lane.retries.expire(&self.nats).await;
+                    }
                 }
                 next = messages.next() => match next {
                     Some(Ok(msg)) => self.on_message(msg).await,
@@ -251,71 +301,96 @@ impl Ingest {
         }
     }
 
-    /// Evaluates the touched feeds (every feed when `all`), hands a batch of
-    /// due ones to the pipeline when leading and it is free, and acknowledges
-    /// the observations ingested so far.
+    /// Evaluates the touched feeds (every feed when `all`): one aggregate per
+    /// feed, then each chain's policy against what that chain holds. Hands a
+    /// batch of due feeds to each chain's pipeline that is free when leading,
+    /// and acknowledges the observations ingested so far.
     async fn evaluate(&mut self, all: bool) -> Result<(), RunError> {
         let now = now_ms();
-        let leading = self.phase == Phase::Leading;
         let pairs: Vec<Pair> = if all {
             self.dirty.clear();
-            self.specs.keys().cloned().collect()
+            self.feeds.keys().cloned().collect()
         } else {
             std::mem::take(&mut self.dirty).into_iter().collect()
         };
-        let mut due: Vec<Candidate> = Vec::new();
+        let mut due: Vec<Vec<Candidate>> = vec![Vec::new(); self.lanes.len()];
+        let mut ready: Vec<BTreeSet<Pair>> = vec![BTreeSet::new(); self.lanes.len()];
         let mut fetch_requests: Vec<(Pair, FetchRequest)> = Vec::new();
         let started = std::time::Instant::now();
-        let refresh_ready = {
+        {
             let mut windows = self.views.lock();
-            let refresh_ready = if leading {
-                self.refreshes.ready(&windows, &self.specs)
-            } else {
-                BTreeSet::new()
-            };
-            let retry_forced = if leading {
-                self.retries.forced()
-            } else {
-                BTreeSet::new()
-            };
+            // Per lane: the operator's retries (which also unpark), and the
+            // refreshes whose observations are in.
+            let mut retried: Vec<BTreeSet<Pair>> = Vec::with_capacity(self.lanes.len());
+            for (i, lane) in self.lanes.iter().enumerate() {
+                let leading = lane.phase == Phase::Leading;
+                match (leading, lane.specs()) {
+                    (true, Some(specs)) => {
+                        ready[i] = lane.refreshes.ready(&windows, specs);
+                        retried.push(lane.retries.forced());
+                    }
+                    _ => retried.push(BTreeSet::new()),
+                }
+            }
             for pair in pairs {
-                let (Some(spec), Some(state), Some(window)) = (
-                    self.specs.get(&pair),
-                    self.states.get_mut(&pair),
+                let (Some(feed), Some(health), Some(window)) = (
+                    self.feeds.get(&pair),
+                    self.health.get_mut(&pair),
                     windows.get_mut(&pair),
                 ) else {
                     continue;
                 };
-                window.prune(&spec.config, now);
-                let forced = refresh_ready.contains(&pair) || retry_forced.contains(&pair);
-                let decision = evaluate(spec, window, &state.chain, now, &self.rules, forced);
-                record_decision(&self.metrics, &pair, spec, state, &decision, now);
-                match decision {
-                    Decision::Due(c)
-                        if leading
-                            && state.in_flight.is_none()
-                            && (state.parked.is_none() || retry_forced.contains(&pair)) =>
-                    {
-                        due.push(*c);
-                    }
-                    Decision::NoQuorum(e)
-                        if leading
+                window.prune(feed, now);
+                let agg = match window.aggregate(feed, now, &self.rules) {
+                    Ok(agg) => agg,
+                    Err(e) => {
+                        record_no_quorum(&self.metrics, &pair, feed, health, &e, now);
+                        if self.leading
                             && (!e.rejected.is_empty() || !e.missing.is_empty())
-                            && now.saturating_sub(state.last_fetch_request_ms)
-                                >= FETCH_REQUEST_EVERY_MS =>
-                    {
-                        // Fallbacks must cover outliers too: ask for the feed's
-                        // other sources, not counting the rejected or silent ones.
-                        state.last_fetch_request_ms = now;
-                        let mut request = FetchRequest::new(now);
-                        request.exclude = e.rejected.iter().chain(&e.missing).cloned().collect();
-                        fetch_requests.push((pair.clone(), request));
+                            && now.saturating_sub(health.last_fetch_request_ms)
+                                >= FETCH_REQUEST_EVERY_MS
+                        {
+                            // Fallbacks must cover outliers too: ask for the feed's
+                            // other sources, not counting the rejected or silent ones.
+                            health.last_fetch_request_ms = now;
+                            let mut request = FetchRequest::new(now);
+                            request.exclude =
+                                e.rejected.iter().chain(&e.missing).cloned().collect();
+                            fetch_requests.push((pair.clone(), request));
+                        }
+                        continue;
                     }
-                    _ => {}
+                };
+                record_aggregate(&self.metrics, &pair, health, &agg, now);
+                for (i, lane) in self.lanes.iter_mut().enumerate() {
+                    let Some(up) = &lane.up else { continue };
+                    let (Some(spec), Some(state)) =
+                        (up.chain.specs.get(&pair), lane.states.get_mut(&pair))
+                    else {
+                        continue;
+                    };
+                    let retry = retried[i].contains(&pair);
+                    let force = retry || ready[i].contains(&pair);
+                    let decision = decide(spec, agg.clone(), &state.chain, now, force);
+                    record_decision(
+                        &self.metrics,
+                        &lane.name,
+                        &pair,
+                        spec,
+                        state,
+                        &decision,
+                        now,
+                    );
+                    if let Decision::Due(c) = decision
+                        && lane.phase == Phase::Leading
+                        && state.in_flight.is_none()
+                        && (state.parked.is_none() || retry)
+                    {
+                        due[i].push(*c);
+                    }
                 }
             }
-            refresh_ready
-        };
+        }
         self.metrics
             .evaluation
             .with_label_values(&[if all { "all" } else { "touched" }])
@@ -334,12 +409,15 @@ impl Ingest {
                 warn!(pair = %pair, error = %e, "cannot ask the fetchers for more sources");
             }
         }
-        if leading
-            && self.batch_in_flight.is_none()
-            && !due.is_empty()
-            && now >= self.next_proposal_ms
-        {
-            self.send_batch(due, &refresh_ready).await?;
+        for (i, (due, ready)) in due.into_iter().zip(ready).enumerate() {
+            let lane = &self.lanes[i];
+            if lane.phase == Phase::Leading
+                && lane.batch_in_flight.is_none()
+                && !due.is_empty()
+                && now >= lane.next_proposal_ms
+            {
+                self.send_batch(i, due, &ready).await?;
+            }
         }
         for msg in self.unacked.drain(..) {
             if let Err(e) = msg.ack().await {
@@ -351,6 +429,7 @@ impl Ingest {
 
     async fn send_batch(
         &mut self,
+        i: usize,
         mut due: Vec<Candidate>,
         refresh_ready: &BTreeSet<Pair>,
     ) -> Result<(), RunError> {
@@ -358,105 +437,99 @@ impl Ingest {
         due.truncate(self.config.max_batch);
         let id = self.next_batch;
         self.next_batch += 1;
+        let revision = self.lease_revision;
+        let lane = &mut self.lanes[i];
+        let Some(up) = &lane.up else { return Ok(()) };
         let pairs: BTreeSet<Pair> = due.iter().map(|c| c.report.pair.clone()).collect();
         for pair in &pairs {
-            if let Some(state) = self.states.get_mut(pair) {
+            if let Some(state) = lane.states.get_mut(pair) {
                 state.in_flight = Some(id);
             }
         }
-        self.refreshes.assign(refresh_ready, &pairs, id);
-        let retry_of = self.retries.assign(&pairs, id);
-        self.batch_in_flight = Some(id);
-        debug!(batch = id, feeds = ?pairs, "proposing a batch");
-        self.pipeline
+        lane.refreshes.assign(refresh_ready, &pairs, id);
+        let retry_of = lane.retries.assign(&pairs, id);
+        lane.batch_in_flight = Some(id);
+        debug!(chain = %lane.name, batch = id, feeds = ?pairs, "proposing a batch");
+        up.pipeline
             .send(Command::Batch(Batch {
                 id,
                 candidates: due,
                 retry_of,
-                lease_revision: self.lease_revision,
+                lease_revision: revision,
             }))
             .await
-            .map_err(|_| RunError::Task("the pipeline stopped".into()))
+            .map_err(|_| RunError::Task(format!("the {} pipeline stopped", lane.name)))
     }
 
-    async fn on_done(&mut self, done: Done) {
+    /// A lane connected: its states as the chain holds them; it takes over
+    /// at once when this node leads.
+    async fn on_up(&mut self, up: Up) -> Result<(), RunError> {
+        let i = up.chain.lane;
+        let lane = &mut self.lanes[i];
+        lane.states = up
+            .states
+            .iter()
+            .map(|(pair, c)| {
+                let state = FeedState {
+                    chain: *c,
+                    ..FeedState::default()
+                };
+                (pair.clone(), state)
+            })
+            .collect();
+        for (pair, state) in &lane.states {
+            if let Some(spec) = up.chain.specs.get(pair) {
+                record_chain(&self.metrics, &lane.name, pair, spec, &state.chain);
+            }
+        }
+        lane.up = Some(Connected {
+            chain: up.chain,
+            pipeline: up.commands,
+        });
+        info!(chain = %lane.name, feeds = lane.states.len(), "chain connected");
+        if self.leading {
+            lane.take_over().await?;
+        }
+        self.dirty.extend(self.feeds.keys().cloned());
+        Ok(())
+    }
+
+    async fn on_done(&mut self, i: usize, done: Done) {
+        let Some(lane) = self.lanes.get_mut(i) else {
+            return;
+        };
+        let Some(up) = &lane.up else { return };
+        let specs = Arc::clone(&up.chain.specs);
         match done {
             Done::TookOver(chain) => {
                 for (pair, c) in chain {
                     if let (Some(state), Some(spec)) =
-                        (self.states.get_mut(&pair), self.specs.get(&pair))
+                        (lane.states.get_mut(&pair), specs.get(&pair))
                     {
                         state.chain = c;
-                        record_chain(&self.metrics, &pair, spec, &c);
+                        record_chain(&self.metrics, &lane.name, &pair, spec, &c);
                     }
                 }
-                if self.phase == Phase::TakingOver {
-                    self.phase = Phase::Leading;
-                    info!(node = %self.node, "leading: proposing updates");
+                if lane.phase == Phase::TakingOver {
+                    lane.phase = Phase::Leading;
+                    info!(node = %self.node, chain = %lane.name, "leading: proposing updates");
                 }
             }
-            Done::Batch(done) => self.on_batch_done(*done).await,
-        }
-        self.dirty.extend(self.specs.keys().cloned());
-    }
-
-    async fn on_batch_done(&mut self, done: BatchDone) {
-        if self.batch_in_flight == Some(done.id) {
-            self.batch_in_flight = None;
-        }
-        for (pair, c) in &done.chain {
-            if let (Some(state), Some(spec)) = (self.states.get_mut(pair), self.specs.get(pair)) {
-                state.chain = *c;
-                record_chain(&self.metrics, pair, spec, c);
+            Done::Batch(done) => {
+                on_batch_done(lane, &specs, &self.config, &self.metrics, &self.nats, *done).await;
             }
         }
-        for pair in &done.pairs {
-            let Some(state) = self.states.get_mut(pair) else {
-                continue;
-            };
-            if state.in_flight == Some(done.id) {
-                state.in_flight = None;
-            }
-            let Some(event) = &done.event else { continue };
-            if !event.reports.iter().any(|r| &r.pair == pair) {
-                continue; // refused by the signers and dropped from the batch
-            }
-            if event.applied(pair) {
-                state.failures = 0;
-            } else if event.status == oracle_common::wire::SubmissionStatus::Failed {
-                state.failures += 1;
-                if state.failures > self.config.retry_limit {
-                    warn!(pair = %pair, failures = state.failures, submission = %event.id,
-                          "repeated failed submissions: feed parked until an operator retries it");
-                    self.metrics
-                        .parked
-                        .with_label_values(&[&pair.to_string()])
-                        .set(1);
-                    state.parked = Some(event.id.clone());
-                }
-            }
-        }
-        match &done.event {
-            Some(_) => self.backoff = BACKOFF_MIN,
-            None => {
-                // No signer quorum: do not hammer the nodes.
-                self.next_proposal_ms = now_ms() + self.backoff.as_millis() as u64;
-                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-            }
-        }
-        self.refreshes.settle(&self.nats, &done).await;
-        self.retries.settle(&self.nats, &done).await;
+        self.dirty.extend(self.feeds.keys().cloned());
     }
 
     async fn on_lease(&mut self, lease: LeaseState) -> Result<(), RunError> {
         self.lease_revision = lease.revision;
-        match (lease.leader, self.phase) {
-            (true, Phase::Standby) => {
-                self.phase = Phase::TakingOver;
-                self.pipeline
-                    .send(Command::TakeOver)
-                    .await
-                    .map_err(|_| RunError::Task("the pipeline stopped".into()))?;
+        match (lease.leader, self.leading) {
+            (true, false) => {
+                self.leading = true;
+                for lane in &mut self.lanes {
+                    lane.take_over().await?;
+                }
                 let subscribe = |subject: &'static str| {
                     let nats = self.nats.clone();
                     async move {
@@ -470,12 +543,13 @@ impl Ingest {
                 self.retry_requests = Some(subscribe(oracle_common::wire::RETRY_SUBJECT).await?);
                 info!(node = %self.node, "leader lease held: taking over");
             }
-            (false, Phase::TakingOver | Phase::Leading) => {
-                self.phase = Phase::Standby;
+            (false, true) => {
+                self.leading = false;
                 self.refresh_requests = None;
                 self.retry_requests = None;
-                self.refreshes.clear();
-                self.retries.clear();
+                for lane in &mut self.lanes {
+                    lane.stand_by();
+                }
                 info!(node = %self.node, "standing by");
             }
             _ => {}
@@ -484,22 +558,100 @@ impl Ingest {
     }
 
     /// A feed another writer (or this node, seen on chain) updated.
-    fn on_chain(&mut self, pair: Pair, chain: OnChain) {
-        let (Some(state), Some(spec)) = (self.states.get_mut(&pair), self.specs.get(&pair)) else {
+    fn on_chain(&mut self, update: ChainUpdate) {
+        let Some(lane) = self.lanes.get_mut(update.lane) else {
+            return;
+        };
+        let (Some(state), Some(spec)) = (
+            lane.states.get_mut(&update.pair),
+            lane.up
+                .as_ref()
+                .and_then(|u| u.chain.specs.get(&update.pair)),
+        ) else {
             return;
         };
         // Rounds only move forward; a lower one is a stale read racing a
         // batch this node just landed.
-        if chain.round >= state.chain.round {
-            state.chain = chain;
-            record_chain(&self.metrics, &pair, spec, &chain);
-            self.dirty.insert(pair);
+        if update.state.round >= state.chain.round {
+            state.chain = update.state;
+            record_chain(&self.metrics, &lane.name, &update.pair, spec, &update.state);
+            self.dirty.insert(update.pair);
         }
+    }
+
+    /// The lane a request names (empty: the first chain), or the error to
+    /// answer.
+    fn lane_of(&self, chain: &str) -> Result<usize, (ErrorCode, String)> {
+        if chain.is_empty() {
+            return Ok(0);
+        }
+        let i = self
+            .lanes
+            .iter()
+            .position(|l| l.name == chain)
+            .ok_or_else(|| {
+                (
+                    ErrorCode::BadRequest,
+                    format!("{chain} is not a configured chain"),
+                )
+            })?;
+        if self.lanes[i].up.is_none() {
+            return Err((
+                ErrorCode::ChainError,
+                format!("chain {chain} is not connected"),
+            ));
+        }
+        Ok(i)
+    }
+
+    async fn on_refresh(&mut self, msg: async_nats::Message) {
+        let chain = RefreshRequest::decode(&msg.payload)
+            .map(|r| r.chain)
+            .unwrap_or_default();
+        let i = match self.lane_of(&chain) {
+            Ok(i) => i,
+            Err((code, message)) => {
+                let pair = RefreshRequest::decode(&msg.payload)
+                    .map(|r| r.pair.to_string())
+                    .unwrap_or_default();
+                return crate::refresh::answer(
+                    &self.nats,
+                    msg.reply,
+                    &RefreshReply::error(pair, code, message),
+                )
+                .await;
+            }
+        };
+        let timeout = self.config.refresh_timeout;
+        let lane = &mut self.lanes[i];
+        let Some(up) = &lane.up else { return };
+        lane.refreshes
+            .start(&self.nats, msg, &up.chain.specs, timeout)
+            .await;
     }
 
     async fn on_retry(&mut self, msg: async_nats::Message) {
         let wait_ms = self.config.refresh_timeout.as_millis() as u64;
-        let specs = Arc::clone(&self.specs);
+        let chain = RetryRequest::decode(&msg.payload)
+            .map(|r| r.chain)
+            .unwrap_or_default();
+        let i = match self.lane_of(&chain) {
+            Ok(i) => i,
+            Err((code, message)) => {
+                let retry_of = RetryRequest::decode(&msg.payload)
+                    .map(|r| r.retry_of)
+                    .unwrap_or_default();
+                return retry::answer(
+                    &self.nats,
+                    msg.reply,
+                    &RetryReply::error(retry_of, code, message),
+                )
+                .await;
+            }
+        };
+        let lane = &mut self.lanes[i];
+        let Some(up) = &lane.up else { return };
+        let specs = Arc::clone(&up.chain.specs);
         match retry::accept(
             &msg.payload,
             msg.reply.clone(),
@@ -508,21 +660,77 @@ impl Ingest {
         ) {
             Ok(r) => {
                 for pair in &r.pairs {
-                    if let Some(state) = self.states.get_mut(pair) {
+                    if let Some(state) = lane.states.get_mut(pair) {
                         state.parked = None;
                         state.failures = 0;
                         self.metrics
                             .parked
-                            .with_label_values(&[&pair.to_string()])
+                            .with_label_values(&[&lane.name, &pair.to_string()])
                             .set(0);
                     }
                 }
                 self.dirty.extend(r.pairs.iter().cloned());
-                self.retries.push(r);
+                lane.retries.push(r);
             }
             Err(reply) => retry::answer(&self.nats, msg.reply, &reply).await,
         }
     }
+}
+
+/// What a finished batch changes of its lane.
+async fn on_batch_done(
+    lane: &mut Lane,
+    specs: &Specs,
+    config: &AggregatorConfig,
+    metrics: &Metrics,
+    nats: &async_nats::Client,
+    done: BatchDone,
+) {
+    if lane.batch_in_flight == Some(done.id) {
+        lane.batch_in_flight = None;
+    }
+    for (pair, c) in &done.chain {
+        if let (Some(state), Some(spec)) = (lane.states.get_mut(pair), specs.get(pair)) {
+            state.chain = *c;
+            record_chain(metrics, &lane.name, pair, spec, c);
+        }
+    }
+    for pair in &done.pairs {
+        let Some(state) = lane.states.get_mut(pair) else {
+            continue;
+        };
+        if state.in_flight == Some(done.id) {
+            state.in_flight = None;
+        }
+        let Some(event) = &done.event else { continue };
+        if !event.reports.iter().any(|r| &r.pair == pair) {
+            continue; // refused by the signers and dropped from the batch
+        }
+        if event.applied(pair) {
+            state.failures = 0;
+        } else if event.status == oracle_common::wire::SubmissionStatus::Failed {
+            state.failures += 1;
+            if state.failures > config.retry_limit {
+                warn!(chain = %lane.name, pair = %pair, failures = state.failures, submission = %event.id,
+                      "repeated failed submissions: feed parked until an operator retries it");
+                metrics
+                    .parked
+                    .with_label_values(&[&lane.name, &pair.to_string()])
+                    .set(1);
+                state.parked = Some(event.id.clone());
+            }
+        }
+    }
+    match &done.event {
+        Some(_) => lane.backoff = BACKOFF_MIN,
+        None => {
+            // No signer quorum: do not hammer the nodes.
+            lane.next_proposal_ms = now_ms() + lane.backoff.as_millis() as u64;
+            lane.backoff = (lane.backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+    lane.refreshes.settle(nats, &done).await;
+    lane.retries.settle(nats, &done).await;
 }
 
 /// The next message of an optional subscription (pending when there is none).
@@ -533,30 +741,83 @@ async fn next(sub: &mut Option<async_nats::Subscriber>) -> Option<async_nats::Me
     }
 }
 
-/// Exports what the chain holds for a feed.
-pub fn record_chain(metrics: &Metrics, pair: &Pair, spec: &FeedSpec, chain: &OnChain) {
+/// Exports what `chain` holds for a feed.
+pub fn record_chain(metrics: &Metrics, chain: &str, pair: &Pair, spec: &FeedSpec, state: &OnChain) {
     let label = pair.to_string();
-    if chain.round > 0
-        && let Ok(price) = price::from_scaled(chain.price, u32::from(spec.config.decimals))
+    let l = [chain, label.as_str()];
+    if state.round > 0
+        && let Ok(price) = price::from_scaled(state.price, u32::from(spec.config.decimals))
     {
         metrics
             .onchain_price
-            .with_label_values(&[&label])
+            .with_label_values(&l)
             .set(price.to_f64().unwrap_or(f64::NAN));
     }
     metrics
         .round
-        .with_label_values(&[&label])
-        .set(i64::from(chain.round));
+        .with_label_values(&l)
+        .set(i64::from(state.round));
     metrics
         .updated_at
-        .with_label_values(&[&label])
-        .set(i64::try_from(chain.updated_at).unwrap_or(i64::MAX));
+        .with_label_values(&l)
+        .set(i64::try_from(state.updated_at).unwrap_or(i64::MAX));
 }
 
-/// Metrics and logs of one evaluation.
+/// Metrics and the log of a feed without quorum (once per loss, after a
+/// grace of `max_age`: start-up, a late poll).
+fn record_no_quorum(
+    metrics: &Metrics,
+    pair: &Pair,
+    feed: &FeedConfig,
+    health: &mut FeedHealth,
+    e: &NoQuorum,
+    now: u64,
+) {
+    let label = pair.to_string();
+    metrics.no_quorum.with_label_values(&[&label]).inc();
+    metrics
+        .sources
+        .with_label_values(&[&label])
+        .set(e.have as i64);
+    let grace = feed.max_age.as_millis() as u64;
+    if !health.quorum_warned && now.saturating_sub(health.last_quorum_ms) > grace {
+        let missing: Vec<&str> = e.missing.iter().map(|s| s.as_str()).collect();
+        let rejected: Vec<&str> = e.rejected.iter().map(|s| s.as_str()).collect();
+        warn!(pair = %pair, have = e.have, need = e.need, missing = %missing.join(","),
+              outliers = %rejected.join(","), "no quorum, feed not updated");
+        health.quorum_warned = true;
+    }
+}
+
+/// Metrics of a feed's aggregate, whatever the chains decide.
+fn record_aggregate(
+    metrics: &Metrics,
+    pair: &Pair,
+    health: &mut FeedHealth,
+    agg: &Aggregate,
+    now: u64,
+) {
+    let label = pair.to_string();
+    if health.quorum_warned {
+        info!(pair = %pair, sources = agg.used.len(), "quorum restored");
+    }
+    health.quorum_warned = false;
+    health.last_quorum_ms = now;
+    metrics
+        .sources
+        .with_label_values(&[&label])
+        .set(agg.used.len() as i64);
+    metrics
+        .aggregate_price
+        .with_label_values(&[&label])
+        .set(agg.price.to_f64().unwrap_or(f64::NAN));
+    record_outliers(metrics, &label, health, agg.rejected.iter().map(|(e, _)| e));
+}
+
+/// Metrics and logs of one chain's decision.
 fn record_decision(
     metrics: &Metrics,
+    chain: &str,
     pair: &Pair,
     spec: &FeedSpec,
     state: &mut FeedState,
@@ -564,67 +825,27 @@ fn record_decision(
     now: u64,
 ) {
     let label = pair.to_string();
-    // What an aggregate says, whether or not an update is due.
-    let (used, price, rejected): (usize, rust_decimal::Decimal, Vec<&crate::window::Entry>) =
-        match decision {
-            Decision::NoQuorum(e) => {
-                metrics.no_quorum.with_label_values(&[&label]).inc();
-                metrics
-                    .sources
-                    .with_label_values(&[&label])
-                    .set(e.have as i64);
-                // Warn once per loss, after a grace of max_age (start-up, a late poll).
-                let grace = spec.config.max_age.as_millis() as u64;
-                if !state.quorum_warned && now.saturating_sub(state.last_quorum_ms) > grace {
-                    let missing: Vec<&str> = e.missing.iter().map(|s| s.as_str()).collect();
-                    let rejected: Vec<&str> = e.rejected.iter().map(|s| s.as_str()).collect();
-                    warn!(pair = %pair, have = e.have, need = e.need, missing = %missing.join(","),
-                          outliers = %rejected.join(","), "no quorum, feed not updated");
-                    state.quorum_warned = true;
-                }
-                return;
-            }
-            Decision::NotDue(agg) | Decision::Withheld(agg, _) => (
-                agg.used.len(),
-                agg.price,
-                agg.rejected.iter().map(|(e, _)| e).collect(),
-            ),
-            Decision::Due(c) => (
-                c.used.len(),
-                c.report.price,
-                c.rejected.iter().map(|(e, _)| e).collect(),
-            ),
-        };
-    if state.quorum_warned {
-        info!(pair = %pair, sources = used, "quorum restored");
-    }
-    state.quorum_warned = false;
-    state.last_quorum_ms = now;
-    metrics
-        .sources
-        .with_label_values(&[&label])
-        .set(used as i64);
-    metrics
-        .aggregate_price
-        .with_label_values(&[&label])
-        .set(price.to_f64().unwrap_or(f64::NAN));
-    record_outliers(metrics, &label, state, rejected.into_iter());
+    let price = match decision {
+        Decision::NoQuorum(_) => return,
+        Decision::NotDue(agg) | Decision::Withheld(agg, _) => agg.price,
+        Decision::Due(c) => c.report.price,
+    };
     if state.chain.round > 0
         && let Ok(scaled) = price::to_scaled(price, u32::from(spec.config.decimals))
     {
         metrics
             .deviation
-            .with_label_values(&[&label])
+            .with_label_values(&[chain, &label])
             .set(policy::deviation_bps(state.chain.price, scaled).min(1_000_000) as f64);
     }
     if let Decision::Withheld(_, why) = decision {
         metrics
             .rejected
-            .with_label_values(&[&label, "OutOfBounds"])
+            .with_label_values(&[chain, &label, "OutOfBounds"])
             .inc();
         if now.saturating_sub(state.last_withheld_warn_ms) >= WARN_EVERY_MS {
             state.last_withheld_warn_ms = now;
-            warn!(pair = %pair, reason = %why, "update due but not submitted: the hub would skip it");
+            warn!(chain = %chain, pair = %pair, reason = %why, "update due but not submitted: the hub would skip it");
         }
     }
 }
@@ -633,7 +854,7 @@ fn record_decision(
 fn record_outliers<'a>(
     metrics: &Metrics,
     label: &str,
-    state: &mut FeedState,
+    state: &mut FeedHealth,
     rejected: impl Iterator<Item = &'a crate::window::Entry>,
 ) {
     for e in rejected {

@@ -11,16 +11,20 @@
 //!   hands due feeds to the pipeline; refreshes and operator retries.
 //! - [`leader`]: the leader lease, renewed in its own task.
 //! - [`verify`]: answers proposals on `oracle.proposal` (sign or refuse).
-//! - [`pipeline`]: the leader's proposals ([`proposal`]) and transactions
-//!   ([`lifecycle`]), one batch at a time, beside the ingest loop.
-//! - [`chain_watch`]: feeds updated on chain by others, the signer set, the
-//!   sender's balance.
+//! - [`pipeline`]: per chain, the leader's proposals ([`proposal`]) and
+//!   transactions ([`lifecycle`]), one batch at a time, beside the ingest loop.
+//! - [`chain_watch`]: per chain, feeds updated on chain by others, the signer
+//!   set, the sender's balance.
 //!
 //! And the pieces they use: [`window`] (newest observation per source,
 //! outliers, median, confidence), [`policy`] (deviation, heartbeat),
 //! [`evaluate`] (one feed to one report), [`feeds`], [`submitter`] (chain
 //! access), [`signing`] (the node's key), [`refresh`], [`retry`], [`replay`],
 //! [`metrics`].
+//!
+//! Each chain of `[[chains]]` is a [`lane`]: its own connection, feeds (with
+//! the chain's policy), signer set, pipeline and watcher; one aggregation
+//! feeds them all, and a chain that is slow or down holds up only its lane.
 //!
 //! A node starts by reading the last `max_age` of `ORACLE_OBS` into its
 //! windows, so it never depends on redelivery: observations a crashed node
@@ -31,6 +35,7 @@ pub mod chain_watch;
 pub mod evaluate;
 pub mod feeds;
 pub mod ingest;
+pub mod lane;
 pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
@@ -45,23 +50,21 @@ pub mod submitter;
 pub mod verify;
 pub mod window;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use oracle_common::config::Config;
+use oracle_common::now_ms;
 use oracle_common::wire::{Observation, WireMessage};
-use oracle_common::{Pair, now_ms};
 use prometheus::Registry;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use feeds::{FeedSpec, Views};
-use policy::OnChain;
-use submitter::{SubmitError, Submitter};
+use feeds::Views;
+use submitter::SubmitError;
 
 /// Messages requested per pull from `ORACLE_OBS`.
 pub const PULL_BATCH: usize = 1_000;
@@ -96,7 +99,19 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let metrics = metrics::Metrics::register(registry)?;
-    let readiness = oracle_common::telemetry::Readiness::register(registry, &["nats", "chain"])?;
+    let chains = config
+        .require_chains()
+        .map_err(|e| {
+            RunError::Chain(SubmitError::Config {
+                key: "chains",
+                message: e.to_string(),
+            })
+        })?
+        .to_vec();
+    let mut checks = vec!["nats".to_owned()];
+    checks.extend(chains.iter().map(|c| chain_watch::readiness_check(&c.name)));
+    let check_names: Vec<&str> = checks.iter().map(String::as_str).collect();
+    let readiness = oracle_common::telemetry::Readiness::register(registry, &check_names)?;
     let a = config.aggregator.clone();
     let node = a.consumer.clone();
     if a.signer_key.is_empty() {
@@ -107,11 +122,21 @@ pub async fn run(
                     .into(),
         }));
     }
+    if a.sender_key.is_empty() {
+        return Err(RunError::Chain(SubmitError::Config {
+            key: "aggregator.sender_key",
+            message: "is required (the account that sends this node's transactions)".into(),
+        }));
+    }
     let key = submitter::parse_key(a.signer_key.expose(), "aggregator.signer_key")?;
+    submitter::parse_key(a.sender_key.expose(), "aggregator.sender_key")?;
     let signer: Arc<dyn signing::ReportSigner> = Arc::new(signing::LocalSigner::new(key));
-    let submitter = Submitter::connect(&config, signer.address()).await?;
-    let (specs, chain) = load_feeds(&config, &submitter, &metrics).await?;
-    let specs: feeds::Specs = Arc::new(specs);
+    for feed in &config.feeds {
+        metrics.init_feed(feed);
+    }
+    for chain in &chains {
+        metrics.init_chain(chain);
+    }
 
     let nats = oracle_common::bus::connect(
         &config.nats,
@@ -133,7 +158,7 @@ pub async fn run(
         .map_err(nats_err)?;
 
     // The windows, as of the last `max_age` of the stream.
-    let views = Arc::new(Views::new(specs.keys()));
+    let views = Arc::new(Views::new(config.feeds.iter().map(|f| &f.pair)));
     let lookback = config
         .feeds
         .iter()
@@ -146,12 +171,12 @@ pub async fn run(
     // Stopped only once the ingest loop has returned: a task that ends before
     // it (on its own) is a failure, never the shutdown racing it.
     let tasks_shutdown = CancellationToken::new();
-    let mut tasks: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
+    let mut tasks: JoinSet<(String, Result<(), String>)> = JoinSet::new();
     tasks.spawn({
         let (n, r, s) = (nats.clone(), readiness.clone(), tasks_shutdown.clone());
         async move {
             oracle_common::bus::watch(n, r, s).await;
-            ("NATS probe", Ok(()))
+            ("NATS probe".to_owned(), Ok(()))
         }
     });
 
@@ -164,19 +189,17 @@ pub async fn run(
         let (m, s) = (metrics.clone(), tasks_shutdown.clone());
         async move {
             leader::run(lease, leader::Lease::period(a.lease_ttl), lease_tx, m, s).await;
-            ("lease", Ok(()))
+            ("lease".to_owned(), Ok(()))
         }
     });
 
+    let connected = Arc::new(lane::Connected::default());
     let verifier = Arc::new(verify::Verifier {
         node: node.clone(),
         signer: Arc::clone(&signer),
-        chain_id: submitter.chain_id(),
-        hub: submitter.hub_address(),
-        specs: Arc::clone(&specs),
+        chains: Arc::clone(&connected),
         views: Arc::clone(&views),
         obs_stream: obs_stream.clone(),
-        chain: submitter.clone(),
         rules: window::Rules::from_config(&a),
         max_clock_skew: a.max_clock_skew,
         max_disagreement_bps: a.max_disagreement_bps,
@@ -187,83 +210,49 @@ pub async fn run(
     });
     tasks.spawn({
         let s = tasks_shutdown.clone();
-        async move { ("verifier", verifier.serve(s).await) }
+        async move { ("verifier".to_owned(), verifier.serve(s).await) }
     });
 
-    let (signers, threshold) = submitter.signer_set().await?;
-    metrics.threshold.set(threshold as i64);
-    let signer_set = Arc::new(RwLock::new(proposal::SignerSet { signers, threshold }));
-    let pipeline = pipeline::Pipeline {
-        proposer: proposal::Proposer {
-            node: node.clone(),
-            signer,
-            nats: nats.clone(),
-            chain_id: submitter.chain_id(),
-            hub: submitter.hub_address(),
-            timeout: a.proposal_timeout,
-            signer_set: Arc::clone(&signer_set),
-            metrics: metrics.clone(),
-        },
-        lifecycle: lifecycle::Lifecycle::new(
-            js.clone(),
-            submitter.clone(),
-            node.clone(),
-            a.clone(),
-            metrics.clone(),
-            specs
-                .iter()
-                .map(|(p, s)| (p.clone(), s.hub.max_report_age))
-                .collect(),
-        ),
-        js: js.clone(),
-        specs: Arc::clone(&specs),
-        metrics: metrics.clone(),
-    };
-    let (commands_tx, commands_rx) = mpsc::channel(16);
-    let (done_tx, done_rx) = mpsc::channel(16);
-    tasks.spawn({
-        let s = tasks_shutdown.clone();
-        async move {
-            pipeline.run(commands_rx, done_tx, s).await;
-            ("pipeline", Ok(()))
-        }
-    });
-
+    // One lane per chain, each connecting on its own.
+    let (lanes_tx, lanes_rx) = mpsc::channel(64);
     let (chain_tx, chain_rx) = mpsc::channel(1024);
-    tasks.spawn({
-        let (sub, m, s) = (submitter.clone(), metrics.clone(), tasks_shutdown.clone());
-        let by_index = feeds::by_index(&specs);
-        let set = Arc::clone(&signer_set);
-        async move {
-            chain_watch::run(sub, by_index, chain_tx, set, m, readiness, s).await;
-            ("chain watcher", Ok(()))
-        }
-    });
+    let shared = lane::Shared {
+        config: Arc::new(config.clone()),
+        node: node.clone(),
+        signer,
+        nats: nats.clone(),
+        js: js.clone(),
+        metrics: metrics.clone(),
+        readiness,
+        connected,
+        events: lanes_tx,
+        updates: chain_tx,
+    };
+    for (i, chain) in chains.iter().enumerate() {
+        let (shared, s, name) = (shared.clone(), tasks_shutdown.clone(), chain.name.clone());
+        tasks.spawn(async move { (format!("chain {name}"), lane::run(i, shared, s).await) });
+    }
+    drop(shared);
 
     let messages = consume(&obs_stream, &node, lookback).await?;
-    info!(node = %node, feeds = specs.len(), "consuming observations");
-    let ingest = ingest::Ingest::new(
-        node,
-        a,
-        Arc::clone(&specs),
-        views,
-        chain,
-        metrics,
-        nats,
-        commands_tx,
-    );
+    info!(node = %node, feeds = config.feeds.len(), chains = chains.len(), "consuming observations");
+    let ingest = ingest::Ingest::new(node, a, &config.feeds, &chains, views, metrics, nats);
     let inputs = ingest::Inputs {
-        done: done_rx,
+        lanes: lanes_rx,
         lease: lease_rx,
         chain: chain_rx,
     };
     let result = tokio::select! {
         r = ingest.run(messages, inputs, shutdown.clone()) => r,
-        Some(joined) = tasks.join_next() => Err(RunError::Task(match joined {
-            Ok((name, Ok(()))) => format!("the {name} task stopped"),
-            Ok((name, Err(e))) => format!("the {name} task failed: {e}"),
-            Err(e) => format!("a task panicked: {e}"),
-        })),
+        Some(joined) = tasks.join_next() => Err(match joined {
+            Ok((name, Ok(()))) => RunError::Task(format!("the {name} task stopped")),
+            Ok((name, Err(e))) if name.starts_with("chain ") => RunError::Chain(SubmitError::Config {
+                key: "chains",
+                message: e,
+            }),
+            Ok((name, Err(e))) => RunError::Task(format!("the {name} task failed: {e}")),
+            Err(e) => RunError::Task(format!("a task panicked: {e}")),
+        }),
     };
     tasks_shutdown.cancel();
     if tokio::time::timeout(GRACE, async { while tasks.join_next().await.is_some() {} })
@@ -276,51 +265,6 @@ pub async fn run(
         tasks.abort_all();
     }
     result
-}
-
-/// Each configured feed as the hub registered it, and what the hub holds.
-async fn load_feeds(
-    config: &Config,
-    submitter: &Submitter,
-    metrics: &metrics::Metrics,
-) -> Result<(BTreeMap<Pair, FeedSpec>, BTreeMap<Pair, OnChain>), RunError> {
-    let mut specs = BTreeMap::new();
-    let mut chain = BTreeMap::new();
-    for feed in &config.feeds {
-        let not_usable = |e: SubmitError| match e {
-            SubmitError::Reverted(r) => SubmitError::Config {
-                key: "feeds",
-                message: format!("feed {} is not usable on the hub: {r}", feed.pair),
-            },
-            other => other,
-        };
-        let on_hub = submitter.feed(&feed.pair).await.map_err(not_usable)?;
-        if on_hub.decimals != feed.decimals {
-            return Err(RunError::Chain(SubmitError::Config {
-                key: "feeds",
-                message: format!(
-                    "feed {} has {} decimals in the config and {} on the hub",
-                    feed.pair, feed.decimals, on_hub.decimals
-                ),
-            }));
-        }
-        if u64::from(on_hub.max_report_age) != feed.max_report_age.as_secs() {
-            warn!(pair = %feed.pair, hub = on_hub.max_report_age, config = feed.max_report_age.as_secs(),
-                  "max_report_age differs from the hub's; the hub's applies");
-        }
-        let state = submitter.read(&feed.pair).await.map_err(not_usable)?;
-        info!(pair = %feed.pair, index = on_hub.index, round = state.round, "feed state read from chain");
-        metrics.init_feed(feed);
-        specs.insert(
-            feed.pair.clone(),
-            FeedSpec {
-                config: feed.clone(),
-                hub: on_hub,
-            },
-        );
-        chain.insert(feed.pair.clone(), state);
-    }
-    Ok((specs, chain))
 }
 
 /// Reads the observations of the last `lookback` into the windows.

@@ -61,6 +61,10 @@ pub struct Quorum {
 #[derive(Debug)]
 pub struct Lifecycle {
     js: jetstream::Context,
+    /// The chain's configured name.
+    chain: String,
+    /// Whether it is the first configured chain (it owns events that name none).
+    first: bool,
     submitter: Submitter,
     node: String,
     config: AggregatorConfig,
@@ -82,9 +86,13 @@ struct NonceState {
 }
 
 impl Lifecycle {
-    /// A lifecycle over `submitter`, recording on `js` as node `node`.
+    /// A lifecycle over `submitter` (chain `chain`, the first configured one
+    /// when `first`), recording on `js` as node `node`. `config` holds the
+    /// chain's effective receipt timeout and fee policy.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         js: jetstream::Context,
+        (chain, first): (String, bool),
         submitter: Submitter,
         node: String,
         config: AggregatorConfig,
@@ -93,6 +101,8 @@ impl Lifecycle {
     ) -> Self {
         Self {
             js,
+            chain,
+            first,
             submitter,
             node,
             config,
@@ -116,12 +126,22 @@ impl Lifecycle {
     async fn record(&self, event: &SubmissionEvent) -> Result<(), SubmitError> {
         // Submissions are followed one at a time, so one gauge tells how long
         // the current one has been waiting for a receipt.
+        let c = [self.chain.as_str()];
+        let since = self.metrics.pending_since.with_label_values(&c);
         match event.status {
-            SubmissionStatus::Pending if self.metrics.pending_since.get() == 0.0 => {
-                self.metrics.pending_since.set(event.at_ms as f64 / 1000.0);
+            SubmissionStatus::Pending if since.get() == 0.0 => {
+                since.set(event.at_ms as f64 / 1000.0);
+                self.metrics
+                    .pending_transactions
+                    .with_label_values(&c)
+                    .set(1);
             }
             SubmissionStatus::Success | SubmissionStatus::Failed => {
-                self.metrics.pending_since.set(0.0);
+                since.set(0.0);
+                self.metrics
+                    .pending_transactions
+                    .with_label_values(&c)
+                    .set(0);
             }
             _ => {}
         }
@@ -138,7 +158,7 @@ impl Lifecycle {
         .map_err(|e| SubmitError::Rpc(format!("recording {}: {e}", event.status.as_str())))?;
         self.metrics
             .submission_events
-            .with_label_values(&[event.status.as_str()])
+            .with_label_values(&[&self.chain, event.status.as_str()])
             .inc();
         Ok(())
     }
@@ -207,6 +227,7 @@ impl Lifecycle {
             .collect();
         let mut event = SubmissionEvent::queued(
             id,
+            (self.chain.clone(), self.submitter.chain_id()),
             self.node.clone(),
             self.submitter.sender().to_string(),
             reports,
@@ -321,6 +342,7 @@ impl Lifecycle {
                 Waited::Mined(receipt) => {
                     self.metrics
                         .confirmation
+                        .with_label_values(&[&self.chain])
                         .observe(started.elapsed().as_secs_f64());
                     return self.settle(event, &receipt).await;
                 }
@@ -340,7 +362,10 @@ impl Lifecycle {
                         new = next.max_fee,
                         "not mined in time; replacing with higher fees"
                     );
-                    self.metrics.replacements.inc();
+                    self.metrics
+                        .replacements
+                        .with_label_values(&[&self.chain])
+                        .inc();
                     fees = next;
                 }
             }
@@ -433,7 +458,10 @@ impl Lifecycle {
         event.block = receipt.block_number;
         event.gas_used = Some(receipt.gas_used);
         event.at_ms = now_ms();
-        self.metrics.gas_used.observe(receipt.gas_used as f64);
+        self.metrics
+            .gas_used
+            .with_label_values(&[&self.chain])
+            .observe(receipt.gas_used as f64);
         if receipt.status() {
             event.status = SubmissionStatus::Success;
             // Matched by the feed index the hub names: rounds repeat across feeds.
@@ -463,7 +491,7 @@ impl Lifecycle {
         }
         self.metrics
             .submissions
-            .with_label_values(&[event.status.as_str()])
+            .with_label_values(&[&self.chain, event.status.as_str()])
             .inc();
         if let Err(e) = self.record(&event).await {
             error!(error = %e, "cannot record the outcome; the next start will settle it");
@@ -486,7 +514,7 @@ impl Lifecycle {
         event.error = Some(error);
         self.metrics
             .submissions
-            .with_label_values(&["failed"])
+            .with_label_values(&[&self.chain, "failed"])
             .inc();
         if let Err(e) = self.record(&event).await {
             error!(error = %e, "cannot record the failure");
@@ -538,14 +566,16 @@ impl Lifecycle {
     /// Finishes every submission the stream shows as unfinished (after a
     /// crash or a takeover). Returns how many it finished.
     pub async fn reconcile(&self) -> Result<usize, SubmitError> {
+        let chain_id = self.submitter.chain_id();
         let unfinished: Vec<SubmissionEvent> = Self::latest_events(&self.js)
             .await?
             .into_iter()
             .filter(|e| {
-                matches!(
-                    e.status,
-                    SubmissionStatus::Queued | SubmissionStatus::Pending
-                )
+                e.is_on(chain_id, self.first)
+                    && matches!(
+                        e.status,
+                        SubmissionStatus::Queued | SubmissionStatus::Pending
+                    )
             })
             .collect();
         if unfinished.is_empty() {

@@ -1,10 +1,10 @@
 //! The aggregator's Prometheus metrics, registered once in the process registry.
 
-use oracle_common::config::FeedConfig;
+use oracle_common::config::{ChainConfig, FeedConfig};
 use oracle_common::wire::{RefusalCode, SkipReason, SubmissionStatus};
 use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGaugeVec, Opts, Registry,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// Every metric the aggregator exports.
@@ -20,45 +20,45 @@ pub struct Metrics {
     pub outliers: IntCounterVec,
     /// `oracle_aggregator_sources{pair}`: sources in the latest aggregate.
     pub sources: IntGaugeVec,
-    /// `oracle_aggregator_reports_total{pair,reason}`: reports put into a batch.
+    /// `oracle_aggregator_reports_total{chain,pair,reason}`: reports put into a batch.
     pub reports: IntCounterVec,
-    /// `oracle_aggregator_rejected_total{pair,reason}`: reports not applied: skipped by the
+    /// `oracle_aggregator_rejected_total{chain,pair,reason}`: reports not applied: skipped by the
     /// hub (the reason is its error name), or withheld because the hub would skip them
     /// (`OutOfBounds`).
     pub rejected: IntCounterVec,
-    /// `oracle_aggregator_submissions_total{status}`: transactions by final status.
+    /// `oracle_aggregator_submissions_total{chain,status}`: transactions by final status.
     pub submissions: IntCounterVec,
-    /// `oracle_aggregator_submission_events_total{status}`: lifecycle events recorded.
+    /// `oracle_aggregator_submission_events_total{chain,status}`: lifecycle events recorded.
     pub submission_events: IntCounterVec,
-    /// `oracle_aggregator_replacements_total`: transactions replaced with higher fees.
-    pub replacements: IntCounter,
-    /// `oracle_aggregator_signer_balance_wei`: the sender's balance (f64, wei).
-    pub sender_balance: prometheus::Gauge,
-    /// `oracle_aggregator_deviation_bps{pair}`: latest aggregate vs the on-chain value.
+    /// `oracle_aggregator_replacements_total{chain}`: transactions replaced with higher fees.
+    pub replacements: IntCounterVec,
+    /// `oracle_aggregator_signer_balance_wei{chain}`: the sender's balance (f64, wei).
+    pub sender_balance: GaugeVec,
+    /// `oracle_aggregator_deviation_bps{chain,pair}`: latest aggregate vs the on-chain value.
     pub deviation: prometheus::GaugeVec,
-    /// `oracle_aggregator_confirmation_seconds`: send to receipt.
-    pub confirmation: Histogram,
-    /// `oracle_aggregator_gas_used`: gas of each submitted batch.
-    pub gas_used: Histogram,
-    /// `oracle_aggregator_parked{pair}`: 1 while a feed waits for an operator
+    /// `oracle_aggregator_confirmation_seconds{chain}`: send to receipt.
+    pub confirmation: HistogramVec,
+    /// `oracle_aggregator_gas_used{chain}`: gas of each submitted batch.
+    pub gas_used: HistogramVec,
+    /// `oracle_aggregator_parked{chain,pair}`: 1 while a feed waits for an operator
     /// after `retry_limit` failed submissions.
     pub parked: IntGaugeVec,
     /// `oracle_aggregator_leader`: 1 while this process holds the leader lease.
     pub leader: prometheus::IntGauge,
-    /// `oracle_aggregator_onchain_round{pair}`.
+    /// `oracle_aggregator_onchain_round{chain,pair}`.
     pub round: IntGaugeVec,
-    /// `oracle_aggregator_onchain_updated_timestamp_seconds{pair}`.
+    /// `oracle_aggregator_onchain_updated_timestamp_seconds{chain,pair}`.
     pub updated_at: IntGaugeVec,
-    /// `oracle_aggregator_onchain_price{pair}`: the hub's latest value, in quote units.
+    /// `oracle_aggregator_onchain_price{chain,pair}`: the hub's latest value, in quote units.
     pub onchain_price: GaugeVec,
     /// `oracle_aggregator_aggregate_price{pair}`: the latest off-chain median.
     pub aggregate_price: GaugeVec,
-    /// `oracle_aggregator_pending_since_timestamp_seconds`: when the submission
+    /// `oracle_aggregator_pending_since_timestamp_seconds{chain}`: when the submission
     /// now waiting for a receipt was first broadcast (0 when none is).
-    pub pending_since: Gauge,
-    /// `oracle_aggregator_heartbeat_seconds{pair}`: the feed's configured heartbeat.
+    pub pending_since: GaugeVec,
+    /// `oracle_aggregator_heartbeat_seconds{chain,pair}`: the feed's configured heartbeat.
     pub heartbeat: GaugeVec,
-    /// `oracle_aggregator_deviation_threshold_bps{pair}`: the configured deviation trigger.
+    /// `oracle_aggregator_deviation_threshold_bps{chain,pair}`: the configured deviation trigger.
     pub deviation_threshold: GaugeVec,
     /// `oracle_aggregator_min_sources{pair}`: the configured quorum.
     pub min_sources: IntGaugeVec,
@@ -68,14 +68,14 @@ pub struct Metrics {
     /// `oracle_aggregator_fetch_requests_total{pair}`: requests to the fetchers
     /// for more sources when the quorum fell short.
     pub fetch_requests: IntCounterVec,
-    /// `oracle_aggregator_proposals_total{outcome}`: proposals this node made
+    /// `oracle_aggregator_proposals_total{chain,outcome}`: proposals this node made
     /// as leader (`signed`: the threshold was reached; `no_signer_quorum`).
     pub proposals: IntCounterVec,
     /// `oracle_aggregator_proposal_replies_total{outcome}`: other nodes'
     /// answers to this node's proposals (`signed`, `refused`, `invalid`).
     pub replies: IntCounterVec,
-    /// `oracle_aggregator_proposal_seconds`: proposal to threshold signatures.
-    pub proposal_seconds: Histogram,
+    /// `oracle_aggregator_proposal_seconds{chain}`: proposal to threshold signatures.
+    pub proposal_seconds: HistogramVec,
     /// `oracle_aggregator_proposals_signed_total`: other nodes' proposals this
     /// node verified and signed.
     pub signed: IntCounter,
@@ -88,10 +88,23 @@ pub struct Metrics {
     /// (window pruning, aggregate and update policy) over every feed (`all`,
     /// the tick) or over the feeds new observations touched (`touched`).
     pub evaluation: HistogramVec,
-    /// `oracle_aggregator_signer_threshold`: signatures the hub needs.
-    pub threshold: prometheus::IntGauge,
+    /// `oracle_aggregator_signer_threshold{chain}`: signatures the hub needs.
+    pub threshold: IntGaugeVec,
     /// `oracle_aggregator_leader_changes_total`: times this node took the lease.
     pub leader_changes: IntCounter,
+    /// `oracle_aggregator_chain_up{chain}`: 1 while the chain's RPC answers.
+    pub chain_up: IntGaugeVec,
+    /// `oracle_aggregator_chain_head{chain}`: the latest block seen.
+    pub chain_head: IntGaugeVec,
+    /// `oracle_aggregator_pending_transactions{chain}`: this node's
+    /// transactions waiting for a receipt or for their confirmations.
+    pub pending_transactions: IntGaugeVec,
+    /// `oracle_aggregator_min_sender_balance_wei{chain}`: the configured
+    /// balance below which the sender must be topped up.
+    pub min_sender_balance: GaugeVec,
+    /// `oracle_aggregator_reorged_total{chain}`: included transactions a
+    /// reorg dropped (their submissions went back to `pending`).
+    pub reorged: IntCounterVec,
 }
 
 impl Metrics {
@@ -135,64 +148,70 @@ impl Metrics {
                     "oracle_aggregator_reports_total",
                     "Reports put into a batch, by trigger",
                 ),
-                &["pair", "reason"],
+                &["chain", "pair", "reason"],
             )?,
             rejected: IntCounterVec::new(
                 Opts::new(
                     "oracle_aggregator_rejected_total",
                     "Reports not applied, by reason",
                 ),
-                &["pair", "reason"],
+                &["chain", "pair", "reason"],
             )?,
             submissions: IntCounterVec::new(
                 Opts::new(
                     "oracle_aggregator_submissions_total",
                     "Batch transactions by final status",
                 ),
-                &["status"],
+                &["chain", "status"],
             )?,
             submission_events: IntCounterVec::new(
                 Opts::new(
                     "oracle_aggregator_submission_events_total",
                     "Submission lifecycle events recorded",
                 ),
-                &["status"],
+                &["chain", "status"],
             )?,
-            replacements: IntCounter::new(
+            replacements: IntCounterVec::new(
+                Opts::new(
                 "oracle_aggregator_replacements_total",
-                "Transactions replaced with the same nonce and higher fees",
+                "Transactions replaced with the same nonce and higher fees"),
+                &["chain"],
             )?,
-            sender_balance: prometheus::Gauge::new(
+            sender_balance: GaugeVec::new(
+                Opts::new(
                 "oracle_aggregator_signer_balance_wei",
-                "Balance of the account that sends transactions (wei)",
+                "Balance of the account that sends transactions (wei)"),
+                &["chain"],
             )?,
             deviation: prometheus::GaugeVec::new(
                 Opts::new(
                     "oracle_aggregator_deviation_bps",
                     "Latest aggregate's deviation from the on-chain value (bps)",
                 ),
-                &["pair"],
+                &["chain", "pair"],
             )?,
-            confirmation: Histogram::with_opts(
+            confirmation: HistogramVec::new(
                 HistogramOpts::new(
                     "oracle_aggregator_confirmation_seconds",
                     "Time from sending a batch to its receipt",
                 )
                 .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+                &["chain"],
             )?,
-            gas_used: Histogram::with_opts(
+            gas_used: HistogramVec::new(
                 HistogramOpts::new(
                     "oracle_aggregator_gas_used",
                     "Gas used by each batch transaction",
                 )
                 .buckets(prometheus::exponential_buckets(20_000.0, 2.0, 10)?),
+                &["chain"],
             )?,
             parked: IntGaugeVec::new(
                 Opts::new(
                     "oracle_aggregator_parked",
                     "1 while a feed waits for an operator after repeated failed submissions",
                 ),
-                &["pair"],
+                &["chain", "pair"],
             )?,
             leader: prometheus::IntGauge::new(
                 "oracle_aggregator_leader",
@@ -203,21 +222,21 @@ impl Metrics {
                     "oracle_aggregator_onchain_round",
                     "Latest on-chain round per feed",
                 ),
-                &["pair"],
+                &["chain", "pair"],
             )?,
             updated_at: IntGaugeVec::new(
                 Opts::new(
                     "oracle_aggregator_onchain_updated_timestamp_seconds",
                     "When the feed was last updated on chain (Unix seconds)",
                 ),
-                &["pair"],
+                &["chain", "pair"],
             )?,
             onchain_price: GaugeVec::new(
                 Opts::new(
                     "oracle_aggregator_onchain_price",
                     "The hub's latest value per feed, in quote units",
                 ),
-                &["pair"],
+                &["chain", "pair"],
             )?,
             aggregate_price: GaugeVec::new(
                 Opts::new(
@@ -226,23 +245,25 @@ impl Metrics {
                 ),
                 &["pair"],
             )?,
-            pending_since: Gauge::new(
+            pending_since: GaugeVec::new(
+                Opts::new(
                 "oracle_aggregator_pending_since_timestamp_seconds",
-                "When the submission waiting for a receipt was first broadcast (Unix seconds; 0 when none is)",
+                "When the submission waiting for a receipt was first broadcast (Unix seconds; 0 when none is)"),
+                &["chain"],
             )?,
             heartbeat: GaugeVec::new(
                 Opts::new(
                     "oracle_aggregator_heartbeat_seconds",
                     "The feed's configured heartbeat (maximum time between updates)",
                 ),
-                &["pair"],
+                &["chain", "pair"],
             )?,
             deviation_threshold: GaugeVec::new(
                 Opts::new(
                     "oracle_aggregator_deviation_threshold_bps",
                     "The feed's configured deviation trigger (bps)",
                 ),
-                &["pair"],
+                &["chain", "pair"],
             )?,
             min_sources: IntGaugeVec::new(
                 Opts::new(
@@ -270,7 +291,7 @@ impl Metrics {
                     "oracle_aggregator_proposals_total",
                     "Proposals made as leader, by outcome (signed: threshold reached)",
                 ),
-                &["outcome"],
+                &["chain", "outcome"],
             )?,
             replies: IntCounterVec::new(
                 Opts::new(
@@ -279,7 +300,7 @@ impl Metrics {
                 ),
                 &["outcome"],
             )?,
-            proposal_seconds: Histogram::with_opts(
+            proposal_seconds: HistogramVec::new(
                 HistogramOpts::new(
                     "oracle_aggregator_proposal_seconds",
                     "Time from a proposal to holding the threshold of signatures",
@@ -287,6 +308,7 @@ impl Metrics {
                 .buckets(vec![
                     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 ]),
+                &["chain"],
             )?,
             signed: IntCounter::new(
                 "oracle_aggregator_proposals_signed_total",
@@ -319,13 +341,47 @@ impl Metrics {
                 ]),
                 &["scope"],
             )?,
-            threshold: prometheus::IntGauge::new(
+            threshold: IntGaugeVec::new(
+                Opts::new(
                 "oracle_aggregator_signer_threshold",
-                "Signatures the hub needs per batch",
+                "Signatures the hub needs per batch"),
+                &["chain"],
             )?,
             leader_changes: IntCounter::new(
                 "oracle_aggregator_leader_changes_total",
                 "Times this node took the leader lease",
+            )?,
+            chain_up: IntGaugeVec::new(
+                Opts::new(
+                    "oracle_aggregator_chain_up",
+                    "1 while the chain's RPC answers this node",
+                ),
+                &["chain"],
+            )?,
+            chain_head: IntGaugeVec::new(
+                Opts::new("oracle_aggregator_chain_head", "Latest block seen per chain"),
+                &["chain"],
+            )?,
+            pending_transactions: IntGaugeVec::new(
+                Opts::new(
+                    "oracle_aggregator_pending_transactions",
+                    "This node's transactions awaiting a receipt or their confirmations",
+                ),
+                &["chain"],
+            )?,
+            min_sender_balance: GaugeVec::new(
+                Opts::new(
+                    "oracle_aggregator_min_sender_balance_wei",
+                    "Configured sender balance below which it must be topped up (wei)",
+                ),
+                &["chain"],
+            )?,
+            reorged: IntCounterVec::new(
+                Opts::new(
+                    "oracle_aggregator_reorged_total",
+                    "Included transactions dropped by a reorg (back to pending)",
+                ),
+                &["chain"],
             )?,
         };
         registry.register(Box::new(m.consumed.clone()))?;
@@ -363,40 +419,56 @@ impl Metrics {
         registry.register(Box::new(m.evaluation.clone()))?;
         registry.register(Box::new(m.threshold.clone()))?;
         registry.register(Box::new(m.leader_changes.clone()))?;
-        for outcome in ["signed", "no_signer_quorum"] {
-            m.proposals.with_label_values(&[outcome]);
-        }
+        registry.register(Box::new(m.chain_up.clone()))?;
+        registry.register(Box::new(m.chain_head.clone()))?;
+        registry.register(Box::new(m.pending_transactions.clone()))?;
+        registry.register(Box::new(m.min_sender_balance.clone()))?;
+        registry.register(Box::new(m.reorged.clone()))?;
         for outcome in ["signed", "refused", "invalid"] {
             m.replies.with_label_values(&[outcome]);
         }
         for code in RefusalCode::ALL {
             m.refused.with_label_values(&[code.as_str()]);
         }
-        // Every status from the first scrape, before anything was submitted.
-        use SubmissionStatus::{Failed, Pending, Queued, Success};
-        for status in [Success, Failed] {
-            m.submissions.with_label_values(&[status.as_str()]);
-        }
-        for status in [Queued, Pending, Success, Failed] {
-            m.submission_events.with_label_values(&[status.as_str()]);
-        }
         Ok(m)
     }
 
-    /// Exports a feed's configuration and starts its per-feed series at zero,
-    /// so dashboards and alerts see every feed from the first scrape.
-    pub fn init_feed(&self, feed: &FeedConfig) {
+    /// Starts a chain's series, so dashboards and alerts see every chain from
+    /// the first scrape, before anything was submitted.
+    pub fn init_chain(&self, chain: &ChainConfig) {
+        let c = chain.name.as_str();
+        for outcome in ["signed", "no_signer_quorum"] {
+            self.proposals.with_label_values(&[c, outcome]);
+        }
+        use SubmissionStatus::{Failed, Pending, Queued, Success};
+        for status in [Success, Failed] {
+            self.submissions.with_label_values(&[c, status.as_str()]);
+        }
+        for status in [Queued, Pending, Success, Failed] {
+            self.submission_events
+                .with_label_values(&[c, status.as_str()]);
+        }
+        self.replacements.with_label_values(&[c]);
+        self.reorged.with_label_values(&[c]);
+        self.pending_since.with_label_values(&[c]).set(0.0);
+        self.pending_transactions.with_label_values(&[c]).set(0);
+        self.chain_up.with_label_values(&[c]);
+        self.min_sender_balance
+            .with_label_values(&[c])
+            .set(chain.min_sender_balance_eth * 1e18);
+    }
+
+    /// Exports a feed's configuration on `chain` (its policy there) and
+    /// starts the feed's per-chain series at zero.
+    pub fn init_chain_feed(&self, chain: &str, feed: &FeedConfig) {
         let pair = feed.pair.to_string();
-        let l = [pair.as_str()];
+        let l = [chain, pair.as_str()];
         self.heartbeat
             .with_label_values(&l)
             .set(feed.heartbeat.as_secs_f64());
         self.deviation_threshold
             .with_label_values(&l)
             .set(f64::from(feed.deviation_bps));
-        self.min_sources
-            .with_label_values(&l)
-            .set(i64::try_from(feed.min_sources).unwrap_or(i64::MAX));
         self.parked.with_label_values(&l).set(0);
         // Withheld here (OutOfBounds) or skipped by the hub (its reason).
         for reason in [
@@ -408,8 +480,19 @@ impl Metrics {
             SkipReason::ReportTooOld,
             SkipReason::UnknownFeedIndex,
         ] {
-            self.rejected.with_label_values(&[&pair, reason.as_str()]);
+            self.rejected
+                .with_label_values(&[chain, &pair, reason.as_str()]);
         }
+    }
+
+    /// Exports a feed's chain-independent configuration and starts its
+    /// per-feed series at zero.
+    pub fn init_feed(&self, feed: &FeedConfig) {
+        let pair = feed.pair.to_string();
+        let l = [pair.as_str()];
+        self.min_sources
+            .with_label_values(&l)
+            .set(i64::try_from(feed.min_sources).unwrap_or(i64::MAX));
         self.fetch_requests.with_label_values(&l);
         self.no_quorum.with_label_values(&l);
         self.sources.with_label_values(&l);

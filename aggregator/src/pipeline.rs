@@ -72,9 +72,11 @@ pub struct BatchDone {
     pub chain: BTreeMap<Pair, OnChain>,
 }
 
-/// The pipeline's parts.
+/// The pipeline's parts: one pipeline per chain.
 #[derive(Debug)]
 pub struct Pipeline {
+    /// The chain's configured name.
+    pub chain: String,
     /// Proposes to the quorum.
     pub proposer: Proposer,
     /// Sends and follows transactions.
@@ -136,7 +138,10 @@ impl Pipeline {
     async fn refresh_signer_set(&self) {
         match self.lifecycle.submitter().signer_set().await {
             Ok((signers, threshold)) => {
-                self.metrics.threshold.set(threshold as i64);
+                self.metrics
+                    .threshold
+                    .with_label_values(&[&self.chain])
+                    .set(threshold as i64);
                 if let Ok(mut set) = self.proposer.signer_set.write() {
                     *set = SignerSet { signers, threshold };
                 }
@@ -225,7 +230,7 @@ impl Pipeline {
             warn!(pair = %s.pair, round = s.round, reason = %s.reason, submission = %event.id, "the hub skipped a report");
             self.metrics
                 .rejected
-                .with_label_values(&[&s.pair.to_string(), s.reason.as_str()])
+                .with_label_values(&[&self.chain, &s.pair.to_string(), s.reason.as_str()])
                 .inc();
         }
         // Feeds dropped from the batch, or not applied: re-seed from the chain.
@@ -279,8 +284,8 @@ impl Pipeline {
         out
     }
 
-    /// Publishes each report of the batch, with its inputs and its signers,
-    /// on `oracle.report.{PAIR}` before the transaction is sent.
+    /// Publishes each report of the batch, with its chain, inputs and
+    /// signers, on `oracle.report.{PAIR}` before the transaction is sent.
     async fn record_reports(&self, candidates: &[Candidate], signed: &Signed, submission: &str) {
         let signers: Vec<String> = signed.signers.iter().map(|a| a.to_string()).collect();
         for c in candidates {
@@ -290,6 +295,8 @@ impl Pipeline {
             let message = ReportMessage {
                 v: <ReportMessage as WireMessage>::VERSION,
                 pair: c.report.pair.clone(),
+                chain: self.chain.clone(),
+                chain_id: self.proposer.chain_id,
                 feed_index: c.report.feed_index,
                 round: c.report.round,
                 price: c.report.price,
@@ -322,7 +329,10 @@ impl Pipeline {
                     .collect(),
             };
             // Retried through a stream leader election; the id keeps one copy.
-            let msg_id = format!("report:{}:{}:{submission}", message.pair, message.round);
+            let msg_id = format!(
+                "report:{}:{}:{}:{submission}",
+                self.chain, message.pair, message.round
+            );
             if let Err(e) = oracle_common::bus::publish_durably(
                 &self.js,
                 report_subject(&message.pair),
@@ -336,7 +346,11 @@ impl Pipeline {
             }
             self.metrics
                 .reports
-                .with_label_values(&[&message.pair.to_string(), message.reason.as_str()])
+                .with_label_values(&[
+                    &self.chain,
+                    &message.pair.to_string(),
+                    message.reason.as_str(),
+                ])
                 .inc();
         }
     }

@@ -98,6 +98,8 @@ pub struct Proposer {
     pub signer: Arc<dyn ReportSigner>,
     /// Core NATS.
     pub nats: async_nats::Client,
+    /// The chain's configured name (metrics, logs).
+    pub chain: String,
     /// EIP-712 domain: chain.
     pub chain_id: u64,
     /// EIP-712 domain: hub.
@@ -174,8 +176,14 @@ impl Proposer {
         }
         let took = started.elapsed();
         if held.len() >= threshold && threshold > 0 {
-            self.metrics.proposals.with_label_values(&["signed"]).inc();
-            self.metrics.proposal_seconds.observe(took.as_secs_f64());
+            self.metrics
+                .proposals
+                .with_label_values(&[&self.chain, "signed"])
+                .inc();
+            self.metrics
+                .proposal_seconds
+                .with_label_values(&[&self.chain])
+                .observe(took.as_secs_f64());
             let chosen: Vec<(Address, HubSignature)> = held.into_iter().take(threshold).collect();
             return Ok(Signed {
                 proposal,
@@ -186,7 +194,7 @@ impl Proposer {
         }
         self.metrics
             .proposals
-            .with_label_values(&["no_signer_quorum"])
+            .with_label_values(&[&self.chain, "no_signer_quorum"])
             .inc();
         unsigned.got = held.len();
         Err(Box::new(unsigned))

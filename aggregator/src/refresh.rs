@@ -36,7 +36,12 @@ pub struct Refreshes {
     pending: Vec<PendingRefresh>,
 }
 
-async fn answer(nats: &async_nats::Client, to: Option<async_nats::Subject>, body: &RefreshReply) {
+/// Answers a refresh request (when it asked for an answer).
+pub async fn answer(
+    nats: &async_nats::Client,
+    to: Option<async_nats::Subject>,
+    body: &RefreshReply,
+) {
     if let Some(to) = to
         && let Err(e) = nats.publish(to, body.encode().into()).await
     {

@@ -27,6 +27,9 @@ use crate::window::{Entry, Rules, aggregate_of};
 pub struct ReplayLine {
     /// The feed.
     pub pair: Pair,
+    /// The chain it was submitted to (empty in records of a single-chain
+    /// version: the first chain).
+    pub chain: String,
     /// The round.
     pub round: u32,
     /// When the report was computed, Unix ms.
@@ -121,16 +124,19 @@ pub async fn replay(
         .filter(|r| r.computed_at_ms >= from_ms && r.computed_at_ms <= to_ms)
         .collect();
 
-    let hub = match (config.chain.hub_address, config.chain.rpc_url.parse()) {
-        (Some(addr), Ok(url)) => {
-            use alloy::providers::{Provider, ProviderBuilder};
-            Some(OracleHub::new(
-                addr,
-                ProviderBuilder::new().connect_http(url).erased(),
+    // Each chain's hub, by chain id; records that name none are the first chain's.
+    let hubs: HashMap<u64, OracleHub::OracleHubInstance<alloy::providers::DynProvider>> = config
+        .chains
+        .iter()
+        .filter_map(|c| {
+            let url = c.rpc_urls.first()?.parse().ok()?;
+            Some((
+                c.chain_id,
+                OracleHub::new(c.hub_address?, crate::submitter::http_provider(url)),
             ))
-        }
-        _ => None,
-    };
+        })
+        .collect();
+    let first_chain = config.chains.first().map_or(0, |c| c.chain_id);
     let rules = Rules::from_config(&config.aggregator);
     let mut lines = Vec::with_capacity(reports.len());
     for r in reports {
@@ -194,7 +200,12 @@ pub async fn replay(
                 r.price_scaled
             ));
         }
-        let on_chain = match &hub {
+        let chain_id = if r.chain_id == 0 {
+            first_chain
+        } else {
+            r.chain_id
+        };
+        let on_chain = match hubs.get(&chain_id) {
             Some(hub) => hub
                 .getRoundData(r.pair.feed_id(), r.round)
                 .call()
@@ -209,6 +220,7 @@ pub async fn replay(
             problems.push(format!("the chain holds {chain} for round {}", r.round));
         }
         lines.push(ReplayLine {
+            chain: r.chain,
             pair: r.pair,
             round: r.round,
             computed_at_ms: r.computed_at_ms,

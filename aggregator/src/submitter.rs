@@ -11,9 +11,9 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use oracle_common::Pair;
 use oracle_common::chain::{HubSignature, OracleHub, Report, pack_reports, pack_signatures};
-use oracle_common::config::Config;
+use oracle_common::config::{ChainConfig, Secret};
 use oracle_common::wire::SkipReason;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::policy::OnChain;
 
@@ -133,6 +133,23 @@ fn on_chain(price: i128, round: u32, observed_at: u32, updated_at: u32) -> OnCha
     }
 }
 
+/// Longest wait for one JSON-RPC call: a node that hangs (paused, overloaded)
+/// fails the call instead of stalling the chain's tasks, or the verifications
+/// other chains share with it.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A provider over HTTP whose calls give up after [`RPC_TIMEOUT`].
+pub fn http_provider(url: alloy::transports::http::reqwest::Url) -> DynProvider {
+    let client = alloy::transports::http::reqwest::Client::builder()
+        .timeout(RPC_TIMEOUT)
+        .build()
+        .unwrap_or_default();
+    let http = alloy::transports::http::Http::with_client(client, url);
+    ProviderBuilder::new()
+        .connect_client(alloy::rpc::client::RpcClient::new(http, false))
+        .erased()
+}
+
 /// Parses a hex private key from the config, naming `key` when it is not one.
 pub fn parse_key(text: &str, key: &'static str) -> Result<PrivateKeySigner, SubmitError> {
     text.trim().parse().map_err(|_| SubmitError::Config {
@@ -142,64 +159,76 @@ pub fn parse_key(text: &str, key: &'static str) -> Result<PrivateKeySigner, Subm
 }
 
 impl Submitter {
-    /// Connects to the RPC, checks the chain id and that `signer` (this node's
-    /// report key) is an authorized signer of the hub.
-    pub async fn connect(config: &Config, signer: Address) -> Result<Self, SubmitError> {
-        let hub_address = config.require_chain().map_err(|e| SubmitError::Config {
-            key: "chain",
+    /// Connects to `chain` (its first RPC URL that answers), checks the chain
+    /// id and that `signer` (this node's report key) is an authorized signer
+    /// of the hub. `sender_key` sends this node's transactions (the same
+    /// account on every chain, with a nonce per chain).
+    pub async fn connect(
+        chain: &ChainConfig,
+        sender_key: &Secret,
+        signer: Address,
+    ) -> Result<Self, SubmitError> {
+        let hub_address = chain.require_hub().map_err(|e| SubmitError::Config {
+            key: "chains",
             message: e.to_string(),
         })?;
-        if config.aggregator.sender_key.is_empty() {
+        if sender_key.is_empty() {
             return Err(SubmitError::Config {
                 key: "aggregator.sender_key",
                 message: "is required (the account that sends this node's transactions)".into(),
             });
         }
-        let sender = parse_key(
-            config.aggregator.sender_key.expose(),
-            "aggregator.sender_key",
-        )?;
-        let url = config
-            .chain
-            .rpc_url
-            .parse()
-            .map_err(|_| SubmitError::Config {
-                key: "chain.rpc_url",
-                message: "not a URL".into(),
-            })?;
+        let sender = parse_key(sender_key.expose(), "aggregator.sender_key")?;
         let sender_address = sender.address();
         let wallet = EthereumWallet::from(sender);
-        let provider = ProviderBuilder::new().connect_http(url).erased();
-        let chain_id = provider
-            .get_chain_id()
-            .await
-            .map_err(|e| SubmitError::Rpc(format!("eth_chainId: {e}")))?;
-        if let Some(expected) = config.chain.chain_id
-            && expected != chain_id
-        {
-            return Err(SubmitError::Config {
-                key: "chain.chain_id",
-                message: format!("expected {expected}, the RPC serves chain {chain_id}"),
-            });
+        let mut last_error = None;
+        for url in &chain.rpc_urls {
+            let parsed = url.trim().parse().map_err(|_| SubmitError::Config {
+                key: "chains.rpc_urls",
+                message: format!("{url} is not a URL"),
+            })?;
+            let provider = http_provider(parsed);
+            let chain_id = match provider.get_chain_id().await {
+                Ok(id) => id,
+                Err(e) => {
+                    warn!(chain = %chain.name, url = %url, error = %e, "RPC endpoint does not answer; trying the next");
+                    last_error = Some(SubmitError::Rpc(format!("eth_chainId at {url}: {e}")));
+                    continue;
+                }
+            };
+            if chain_id != chain.chain_id {
+                return Err(SubmitError::Config {
+                    key: "chains.chain_id",
+                    message: format!(
+                        "chain {} expects id {}, {url} serves chain {chain_id}",
+                        chain.name, chain.chain_id
+                    ),
+                });
+            }
+            let hub = OracleHub::new(hub_address, provider.clone());
+            let submitter = Self {
+                hub,
+                provider,
+                wallet: wallet.clone(),
+                sender: sender_address,
+                chain_id,
+                hub_address,
+            };
+            let (signers, threshold) = submitter.signer_set().await?;
+            if !signers.contains(&signer) {
+                return Err(SubmitError::Config {
+                    key: "aggregator.signer_key",
+                    message: format!(
+                        "{signer} is not an authorized signer of hub {hub_address} on chain {}",
+                        chain.name
+                    ),
+                });
+            }
+            info!(chain = %chain.name, %hub_address, chain_id, sender = %sender_address, %signer,
+                  signers = signers.len(), threshold, "connected to chain");
+            return Ok(submitter);
         }
-        let hub = OracleHub::new(hub_address, provider.clone());
-        let submitter = Self {
-            hub,
-            provider,
-            wallet,
-            sender: sender_address,
-            chain_id,
-            hub_address,
-        };
-        let (signers, threshold) = submitter.signer_set().await?;
-        if !signers.contains(&signer) {
-            return Err(SubmitError::Config {
-                key: "aggregator.signer_key",
-                message: format!("{signer} is not an authorized signer of hub {hub_address}"),
-            });
-        }
-        info!(%hub_address, chain_id, sender = %sender_address, %signer, signers = signers.len(), threshold, "connected to chain");
-        Ok(submitter)
+        Err(last_error.unwrap_or_else(|| SubmitError::Rpc("no RPC URL".into())))
     }
 
     /// The hub's authorized signers (ascending) and its threshold.

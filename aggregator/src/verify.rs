@@ -2,7 +2,9 @@
 //! `oracle.proposal` (no queue group) and signs a proposal only if it holds
 //! against its own view:
 //!
-//! - it is for this node's chain and hub, not past its deadline, computed at
+//! - it is for one of this node's chains and that chain's hub (the proposal
+//!   names the chain id: each chain has its own proposals and its own
+//!   EIP-712 domain), not past its deadline, computed at
 //!   a time this node's clock accepts, and proposed by the lease holder;
 //! - every cited observation is loaded from `ORACLE_OBS` by sequence (from
 //!   this node's own window when it still holds it, else a direct get) and is
@@ -30,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::{Address, Bytes};
+use alloy::primitives::Bytes;
 use async_nats::jetstream;
 use futures::StreamExt;
 use oracle_common::chain::{HubSignature, Report, batch_digest};
@@ -45,12 +47,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::evaluate::report_values;
-use crate::feeds::{FeedSpec, Specs, Views};
+use crate::feeds::{FeedSpec, Views};
+use crate::lane::{Chain, Connected};
 use crate::leader::LeaseView;
 use crate::metrics::Metrics;
 use crate::policy;
 use crate::signing::ReportSigner;
-use crate::submitter::Submitter;
 use crate::window::{Entry, Rules, Window, aggregate_of, is_fresh};
 
 /// Longest deadline a proposal may set after its computation time.
@@ -65,18 +67,13 @@ pub struct Verifier {
     pub node: String,
     /// This node's one report key.
     pub signer: Arc<dyn ReportSigner>,
-    /// The chain id this node serves.
-    pub chain_id: u64,
-    /// The hub this node serves.
-    pub hub: Address,
-    /// The feeds.
-    pub specs: Specs,
+    /// The chains this node serves, once connected (each with its hub,
+    /// feeds and chain access).
+    pub chains: Arc<Connected>,
     /// This node's windows.
     pub views: Arc<Views>,
     /// `ORACLE_OBS`, for direct gets of cited observations.
     pub obs_stream: jetstream::stream::Stream,
-    /// Chain reads.
-    pub chain: Submitter,
     /// The outlier rules (the same on every node).
     pub rules: Rules,
     /// Clock difference allowed between nodes and for observation times.
@@ -220,15 +217,17 @@ impl Verifier {
         let whole = |code, detail: String| vec![Refusal::whole(code, detail)];
         let now = now_ms();
         let skew = self.max_clock_skew.as_millis() as u64;
-        if p.chain_id != self.chain_id || p.hub != self.hub {
+        let Some(chain) = self.chains.get(p.chain_id).filter(|c| c.hub == p.hub) else {
             return Err(whole(
                 RefusalCode::WrongChain,
                 format!(
-                    "for chain {} hub {}, this node serves chain {} hub {}",
-                    p.chain_id, p.hub, self.chain_id, self.hub
+                    "for chain {} hub {}, this node serves (connected) {}",
+                    p.chain_id,
+                    p.hub,
+                    self.chains.describe()
                 ),
             ));
-        }
+        };
         if now > p.deadline_ms {
             return Err(whole(
                 RefusalCode::Expired,
@@ -277,7 +276,7 @@ impl Verifier {
         let checks = p
             .reports
             .iter()
-            .map(|r| self.verify_report(p, r, own.get(&r.pair), now));
+            .map(|r| self.verify_report(&chain, p, r, own.get(&r.pair), now));
         let results = futures::future::join_all(checks).await;
         let mut planned = Vec::with_capacity(p.reports.len());
         let mut refusals = Vec::new();
@@ -290,7 +289,7 @@ impl Verifier {
         if !refusals.is_empty() {
             return Err(refusals);
         }
-        let digest = batch_digest(&planned, self.chain_id, self.hub);
+        let digest = batch_digest(&planned, chain.chain_id, chain.hub);
         self.signer
             .sign(digest)
             .await
@@ -300,13 +299,14 @@ impl Verifier {
     /// Verifies one report; the on-chain report it stands for.
     async fn verify_report(
         &self,
+        chain: &Chain,
         p: &Proposal,
         r: &ProposedReport,
         own: Option<&Window>,
         now: u64,
     ) -> Result<Report, Refused> {
         let refuse = |code, detail: String| Refusal::of(r, code, detail);
-        let Some(spec) = self
+        let Some(spec) = chain
             .specs
             .get(&r.pair)
             .filter(|s| s.hub.index == r.feed_index)
@@ -390,12 +390,16 @@ impl Verifier {
             ));
         }
         // Against the chain as this node reads it.
-        let chain = self.chain.read_index(r.feed_index).await.map_err(|e| {
-            refuse(
-                RefusalCode::Unavailable,
-                format!("cannot read the hub: {e}"),
-            )
-        })?;
+        let chain = chain
+            .submitter
+            .read_index(r.feed_index)
+            .await
+            .map_err(|e| {
+                refuse(
+                    RefusalCode::Unavailable,
+                    format!("cannot read the hub: {e}"),
+                )
+            })?;
         let (scaled, observed_at, round) = report_values(spec, &agg, &chain)
             .map_err(|why| refuse(RefusalCode::OutOfBounds, why))?;
         if round != r.round {

@@ -70,6 +70,8 @@ impl std::ops::DerefMut for AppState {
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct Shared {
+    /// The served chain's configured name.
+    pub chain_name: Arc<str>,
     /// The chain reader.
     pub reader: chain::ChainReader,
     /// Served feeds.
@@ -260,22 +262,28 @@ pub async fn state(
     registry: &Registry,
     shutdown: CancellationToken,
 ) -> Result<AppState, StartError> {
-    let hub = config
-        .require_chain()
+    let chains = config
+        .require_chains()
         .map_err(|e| StartError::Config(e.to_string()))?;
-    let url: alloy::transports::http::reqwest::Url = config
-        .chain
-        .rpc_url
-        .parse()
-        .map_err(|_| StartError::Config("chain.rpc_url: not a URL".into()))?;
+    // The default chain (the first); serving the others is per-chain state.
+    let served = &chains[0];
+    let hub = served
+        .require_hub()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let rpc = served.rpc_urls[0].as_str();
+    let url: alloy::transports::http::reqwest::Url = rpc.parse().map_err(|_| {
+        StartError::Config(format!(
+            "chains.{}.rpc_urls: {rpc} is not a URL",
+            served.name
+        ))
+    })?;
     let chain_id = chain::ChainReader::fetch_chain_id(url.clone())
         .await
-        .map_err(|e| StartError::Chain(format!("eth_chainId at {}: {e}", config.chain.rpc_url)))?;
-    if let Some(expected) = config.chain.chain_id
-        && expected != chain_id
-    {
+        .map_err(|e| StartError::Chain(format!("eth_chainId at {rpc}: {e}")))?;
+    if served.chain_id != chain_id {
         return Err(StartError::Config(format!(
-            "chain.chain_id: expected {expected}, the RPC serves chain {chain_id}"
+            "chains.{}.chain_id: expected {}, {rpc} serves chain {chain_id}",
+            served.name, served.chain_id
         )));
     }
     // Retrying in the background: the API serves chain reads while NATS is
@@ -294,6 +302,7 @@ pub async fn state(
         shutdown.clone(),
     ));
     Ok(AppState::new(Shared {
+        chain_name: served.name.as_str().into(),
         reader: chain::ChainReader::new(url, hub, chain_id),
         nats: Some(nats),
         nats_ready: Some(nats_ready),
@@ -306,7 +315,7 @@ pub async fn state(
             .filter(|t| !t.is_empty())
             .map(|t| Arc::from(t.expose())),
         cache: cache::PriceCache::new(config.bff.chain_poll, shutdown),
-        reports: reports::Reports::default(),
+        reports: reports::Reports::for_chain(chain_id, true),
         bodies: routes::prices::Bodies::default(),
         api_keys: guard::ApiKeys::new(config.bff.api_keys.iter().map(|k| k.expose())),
         limiter: config.bff.rate_limit.map(guard::Limiter::new),

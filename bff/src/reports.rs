@@ -3,6 +3,7 @@
 //! (pair, round), at most [`PER_FEED`] rounds per feed; a report is attached
 //! to a served value only when its scaled price is the one on chain. The
 //! newest report of each feed is kept whole for `/v1/reports/{pair}/latest`.
+//! Each chain has its own reports (its own rounds); an index keeps one chain's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -33,13 +34,25 @@ struct Inner {
     last_seq: u64,
 }
 
-/// The shared index.
+/// The shared index of one chain's reports.
 #[derive(Debug, Clone, Default)]
 pub struct Reports {
     inner: Arc<RwLock<Inner>>,
+    /// The chain id kept, and whether it is the first configured chain (which
+    /// owns the records that name none); every report when `None`.
+    chain: Option<(u64, bool)>,
 }
 
 impl Reports {
+    /// An index of the reports of chain `chain_id` (the first configured
+    /// chain when `first`).
+    pub fn for_chain(chain_id: u64, first: bool) -> Self {
+        Self {
+            inner: Arc::default(),
+            chain: Some((chain_id, first)),
+        }
+    }
+
     /// Applies one message of `ORACLE_REPORTS`.
     pub fn apply(&self, seq: u64, payload: &[u8]) {
         let Ok(mut inner) = self.inner.write() else {
@@ -50,6 +63,11 @@ impl Reports {
         let Ok(r) = ReportMessage::decode(payload) else {
             return;
         };
+        if let Some((chain_id, first)) = self.chain
+            && !(r.chain_id == chain_id || (r.chain_id == 0 && first))
+        {
+            return; // another chain's
+        }
         let mut sources: Vec<&str> = r
             .used
             .iter()

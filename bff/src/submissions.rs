@@ -218,7 +218,14 @@ mod tests {
         SubmissionEvent {
             status,
             at_ms: created_ms(id).unwrap(),
-            ..SubmissionEvent::queued(id.into(), "a".into(), "0x0".into(), vec![report], None)
+            ..SubmissionEvent::queued(
+                id.into(),
+                ("local".into(), 1),
+                "a".into(),
+                "0x0".into(),
+                vec![report],
+                None,
+            )
         }
     }
 

@@ -15,7 +15,10 @@ use serde::Deserialize;
 struct Args {
     #[command(flatten)]
     config: ConfigArg,
-    /// JSON-RPC endpoint; defaults to chain.rpc_url of the config.
+    /// The `[[chains]]` entry to deploy on (its name); defaults to the first.
+    #[arg(long)]
+    chain: Option<String>,
+    /// JSON-RPC endpoint; defaults to the chain's first `rpc_urls` entry.
     #[arg(long)]
     rpc_url: Option<String>,
 }
@@ -35,7 +38,20 @@ async fn main() -> anyhow::Result<()> {
         .trim()
         .parse()
         .context("ORACLE_DEPLOYER_KEY is not a hex private key")?;
-    let rpc_url = args.rpc_url.unwrap_or_else(|| config.chain.rpc_url.clone());
+    let chain = match &args.chain {
+        Some(name) => config
+            .chain(name)
+            .with_context(|| format!("{name} is not a configured chain"))?,
+        None => config
+            .chains
+            .first()
+            .context("no [[chains]] entry configured")?,
+    };
+    let rpc_url = match args.rpc_url {
+        Some(url) => url,
+        None => chain.rpc_urls[0].clone(),
+    };
+    eprintln!("deploying on chain {} ({})", chain.name, chain.chain_id);
     let deployment = oracle_deploy::deploy(&config, &rpc_url, deployer).await?;
     println!("{}", serde_json::to_string_pretty(&deployment)?);
     Ok(())

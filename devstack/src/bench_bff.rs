@@ -160,6 +160,7 @@ async fn bench_stack(
         sim_tick: Duration::from_secs(1),
         nodes: crate::nodes::dev_nodes(4)?,
         block_time: None,
+        chains: 1,
         nats_cluster: 1,
         fetchers: 1,
         bffs: 1,

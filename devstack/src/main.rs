@@ -256,6 +256,7 @@ async fn up(config_path: PathBuf, opts: UpOptions) -> anyhow::Result<()> {
         sim_tick: opts.sim_tick,
         nodes: oracle_devstack::nodes::dev_nodes(opts.nodes)?,
         block_time: opts.block_time,
+        chains: usize::MAX,
         nats_cluster: opts.nats_cluster,
         fetchers: opts.fetchers,
         bffs: opts.bffs,
@@ -293,17 +294,18 @@ async fn up(config_path: PathBuf, opts: UpOptions) -> anyhow::Result<()> {
             node.ports.monitor
         );
     }
-    println!(
-        "  anvil (chain)  {}  chain id {}",
-        c.chain.rpc_url,
-        c.chain.chain_id.unwrap_or_default()
-    );
-    println!("  OracleHub      {}", stack.deployment.hub);
-    for feed in &stack.deployment.feeds {
+    for (chain, deployment) in c.chains.iter().zip(&stack.deployments) {
         println!(
-            "  {:<14} FeedAdapter {} (AggregatorV3Interface), index {}",
-            feed.pair, feed.adapter, feed.index
+            "  chain {:<8} {}  chain id {}, block time {:?}",
+            chain.name, chain.rpc_urls[0], chain.chain_id, chain.block_time
         );
+        println!("    OracleHub    {}", deployment.hub);
+        for feed in &deployment.feeds {
+            println!(
+                "    {:<12} FeedAdapter {} (AggregatorV3Interface), index {}",
+                feed.pair, feed.adapter, feed.index
+            );
+        }
     }
     for addr in stack.fetchers_metrics() {
         println!("  fetchers       metrics http://{addr}/metrics  readiness /readyz");

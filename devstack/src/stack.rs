@@ -58,8 +58,11 @@ pub struct Options {
     pub sim_tick: Duration,
     /// The aggregator nodes of the quorum (see [`crate::nodes`]).
     pub nodes: Vec<NodeSpec>,
-    /// anvil's block time in seconds (`None`: a block per transaction).
+    /// The first chain's anvil block time in seconds (`None`: a block per
+    /// transaction); the other chains mine every configured `block_time`.
     pub block_time: Option<u64>,
+    /// How many of the configured chains to run (the first ones).
+    pub chains: usize,
     /// nats-server processes: 1, or a JetStream cluster of 3 (or 5) with the
     /// streams at 3 replicas.
     pub nats_cluster: usize,
@@ -81,6 +84,7 @@ impl Options {
             sim_tick: Duration::from_millis(500),
             nodes,
             block_time: None,
+            chains: usize::MAX,
             nats_cluster: 1,
             fetchers: 1,
             bffs: 1,
@@ -173,8 +177,10 @@ struct Service {
 pub struct Stack {
     /// The effective configuration (ports, hub address).
     pub config: Config,
-    /// The deployed hub.
+    /// The hub deployed on the first (default) chain.
     pub deployment: Deployment,
+    /// The hub deployed on each chain, in `config.chains` order.
+    pub deployments: Vec<Deployment>,
     /// The simulator (in this process in both modes).
     pub simulator: Simulator,
     /// Base URL of the client API (the first bff).
@@ -190,7 +196,8 @@ pub struct Stack {
     /// The aggregator nodes (metrics addresses as they really listen).
     pub nodes: Vec<NodeSpec>,
     nats: NatsCluster,
-    anvil: ChildProcess,
+    /// One anvil per chain, in `config.chains` order.
+    anvils: Vec<ChildProcess>,
     services: Vec<Service>,
     mode: Mode,
     ephemeral: bool,
@@ -246,7 +253,7 @@ impl Stack {
 
         if options.ephemeral_ports {
             let p = || tools::free_port().map_err(io("finding a free port"));
-            config.chain.rpc_url = format!("http://127.0.0.1:{}", p()?);
+            config.chains[0].rpc_urls[0] = format!("http://127.0.0.1:{}", p()?);
             let sim_port = p()?;
             for (id, source) in config.sources.iter_mut() {
                 source.base_url = format!("http://127.0.0.1:{sim_port}/{id}");
@@ -283,23 +290,46 @@ impl Stack {
         config.nats.urls = nats.urls();
         config.nats.replicas = size.min(3);
 
-        // The chain.
-        let chain_id = config.chain.chain_id.unwrap_or(31337);
-        let anvil = start_anvil_with(
-            &config.chain.rpc_url,
-            chain_id,
-            options.block_time,
-            &logs.join("anvil.log"),
-        )
-        .await?;
-
-        let deployment = deploy::deploy(
-            &config.chain.rpc_url,
-            &crate::nodes::with_signers(&config, &nodes)?,
-        )
-        .await?;
-        config.chain.hub_address = Some(deployment.hub);
-        config.chain.chain_id = Some(chain_id);
+        // The chains: the first `options.chains` of the config, each its own
+        // anvil with a hub and adapters. The first mines as `block_time`
+        // says (a block per transaction by default), the others every
+        // configured `block_time` (at least a second).
+        config.chains.truncate(options.chains.max(1));
+        if config.chains.is_empty() {
+            return Err(StackError::Config("no [[chains]] configured".into()));
+        }
+        let signers = crate::nodes::with_signers(&config, &nodes)?;
+        let mut anvils = Vec::new();
+        let mut deployments = Vec::new();
+        for i in 0..config.chains.len() {
+            let chain = &mut config.chains[i];
+            if options.ephemeral_ports {
+                let port = free_port()?;
+                chain.rpc_urls = vec![format!("http://127.0.0.1:{port}")];
+                chain.ws_url = Some(format!("ws://127.0.0.1:{port}"));
+            }
+            let block_time = if i == 0 {
+                options.block_time
+            } else {
+                Some(chain.block_time.as_secs().max(1))
+            };
+            let rpc = chain.rpc_urls[0].clone();
+            let log = logs.join(if i == 0 {
+                "anvil.log".to_owned()
+            } else {
+                format!("anvil-{}.log", chain.name)
+            });
+            anvils.push(start_anvil_with(&rpc, chain.chain_id, block_time, &log).await?);
+            let deployment = deploy::deploy(&rpc, &signers).await?;
+            chain.hub_address = Some(deployment.hub);
+            for d in &deployment.feeds {
+                if let Ok(pair) = d.pair.parse() {
+                    chain.feeds.entry(pair).or_default().adapter = Some(d.adapter);
+                }
+            }
+            deployments.push(deployment);
+        }
+        let deployment = deployments[0].clone();
         for feed in config.feeds.iter_mut() {
             let pair = feed.pair.to_string();
             feed.adapter = deployment
@@ -307,6 +337,13 @@ impl Stack {
                 .iter()
                 .find(|d| d.pair == pair)
                 .map(|d| d.adapter);
+        }
+        // Processes read a file: the configured one, with these chains.
+        let mut mode = options.mode;
+        if let Mode::Processes { config_path, .. } = &mut mode {
+            let effective = data_dir.join("config.toml");
+            write_effective_config(config_path, &config, &effective)?;
+            *config_path = effective;
         }
 
         // The simulator, in this process.
@@ -357,7 +394,8 @@ impl Stack {
             data_dir,
             nodes,
             nats,
-            anvil,
+            anvils,
+            deployments,
             services: services
                 .into_iter()
                 .map(|(kind, config)| Service {
@@ -366,7 +404,7 @@ impl Stack {
                     running: None,
                 })
                 .collect(),
-            mode: options.mode,
+            mode,
             ephemeral: options.ephemeral_ports,
             prometheus: None,
             shutdown,
@@ -468,12 +506,9 @@ impl Stack {
         timeout: Duration,
     ) -> Result<u32, StackError> {
         use alloy::providers::ProviderBuilder;
-        let url = self
-            .config
-            .chain
-            .rpc_url
+        let url = self.config.chains[0].rpc_urls[0]
             .parse()
-            .map_err(|_| StackError::Config("chain.rpc_url is not a URL".into()))?;
+            .map_err(|_| StackError::Config("chains[0].rpc_urls[0] is not a URL".into()))?;
         let provider = ProviderBuilder::new().connect_http(url);
         let hub = oracle_common::chain::OracleHub::new(self.deployment.hub, &provider);
         eventually(timeout, &format!("round {at_least} of {pair}"), || async {
@@ -486,7 +521,9 @@ impl Stack {
     /// Fails if a running service or tool has stopped (killed ones aside).
     pub fn check_services(&mut self) -> Result<(), StackError> {
         self.nats.check_running()?;
-        self.anvil.check_running().map_err(io("anvil"))?;
+        for anvil in &mut self.anvils {
+            anvil.check_running().map_err(io("anvil"))?;
+        }
         for service in self.services.iter_mut() {
             match &mut service.running {
                 Some(Running::Task(task)) if task.is_finished() => {
@@ -507,7 +544,7 @@ impl Stack {
     /// Log files of the processes, by name.
     pub fn logs(&self) -> Vec<(String, PathBuf)> {
         let mut processes: Vec<&ChildProcess> = self.nats.processes().collect();
-        processes.push(&self.anvil);
+        processes.extend(self.anvils.iter());
         for service in &self.services {
             if let Some(Running::Process(child)) = &service.running {
                 processes.push(child);
@@ -760,21 +797,42 @@ impl Stack {
         Ok(())
     }
 
-    /// Stops anvil (SIGTERM): the chain becomes unreachable. Anvil keeps no
-    /// state, so it is not restarted.
+    /// Stops the first chain's anvil (SIGTERM): the chain becomes
+    /// unreachable. Anvil keeps no state, so it is not restarted.
     pub async fn stop_anvil(&mut self) {
-        self.anvil.stop(Duration::from_secs(5)).await;
+        self.stop_chain(0).await;
     }
 
-    /// Freezes anvil (SIGSTOP): connections are accepted by the kernel and
-    /// never answered, as a stalled node behaves.
+    /// Stops chain `i`'s anvil (SIGTERM).
+    pub async fn stop_chain(&mut self, i: usize) {
+        if let Some(anvil) = self.anvils.get_mut(i) {
+            anvil.stop(Duration::from_secs(5)).await;
+        }
+    }
+
+    /// Freezes the first chain's anvil (SIGSTOP): connections are accepted by
+    /// the kernel and never answered, as a stalled node behaves.
     pub fn pause_anvil(&self) {
-        self.anvil.pause();
+        self.pause_chain(0);
     }
 
-    /// Thaws anvil (SIGCONT).
+    /// Thaws the first chain's anvil (SIGCONT).
     pub fn resume_anvil(&self) {
-        self.anvil.resume();
+        self.resume_chain(0);
+    }
+
+    /// Freezes chain `i`'s anvil (SIGSTOP).
+    pub fn pause_chain(&self, i: usize) {
+        if let Some(anvil) = self.anvils.get(i) {
+            anvil.pause();
+        }
+    }
+
+    /// Thaws chain `i`'s anvil (SIGCONT).
+    pub fn resume_chain(&self, i: usize) {
+        if let Some(anvil) = self.anvils.get(i) {
+            anvil.resume();
+        }
     }
 
     /// Stops the services, then the simulator, anvil and nats-server.
@@ -799,7 +857,9 @@ impl Stack {
         if let Some(p) = self.prometheus.as_mut() {
             p.stop(grace).await;
         }
-        self.anvil.stop(grace).await;
+        for anvil in &mut self.anvils {
+            anvil.stop(grace).await;
+        }
         self.nats.stop(grace).await;
     }
 }
@@ -882,9 +942,8 @@ fn free_port() -> Result<u16, StackError> {
 /// Environment overrides that carry the stack's effective settings to a child
 /// (the instance's own id and ports are added by the caller).
 fn child_env(config: &Config, ephemeral: bool) -> Vec<(String, String)> {
-    let hub = config.chain.hub_address.unwrap_or_default();
+    // The chains (hubs, adapters, endpoints) are in the effective config file.
     let mut env = vec![
-        ("ORACLE__CHAIN__HUB_ADDRESS".to_owned(), hub.to_string()),
         ("ORACLE__NATS__URLS".to_owned(), config.nats.urls.join(",")),
         (
             "ORACLE__NATS__REPLICAS".to_owned(),
@@ -898,7 +957,6 @@ fn child_env(config: &Config, ephemeral: bool) -> Vec<(String, String)> {
     }
     if ephemeral {
         let c = config;
-        env.push(("ORACLE__CHAIN__RPC_URL".into(), c.chain.rpc_url.clone()));
         for (id, source) in &c.sources {
             env.push((
                 format!(
@@ -910,4 +968,61 @@ fn child_env(config: &Config, ephemeral: bool) -> Vec<(String, String)> {
         }
     }
     env
+}
+
+/// Writes `original` as `out` with the stack's chains: only those it runs,
+/// each with its endpoints, its hub and its feeds' adapters (list items the
+/// environment cannot add or remove).
+pub fn write_effective_config(
+    original: &Path,
+    config: &Config,
+    out: &Path,
+) -> Result<(), StackError> {
+    let text = std::fs::read_to_string(original).map_err(io("reading the config"))?;
+    let mut root: toml::Table = toml::from_str(&text)
+        .map_err(|e| StackError::Config(format!("{}: {e}", original.display())))?;
+    let chains: Vec<toml::Value> = config
+        .chains
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut t = root
+                .get("chains")
+                .and_then(|v| v.as_array())
+                .and_then(|a| a.get(i))
+                .and_then(|v| v.as_table())
+                .cloned()
+                .unwrap_or_default();
+            let s = |v: &str| toml::Value::String(v.to_owned());
+            t.insert(
+                "rpc_urls".into(),
+                toml::Value::Array(c.rpc_urls.iter().map(|u| s(u)).collect()),
+            );
+            if let Some(ws) = &c.ws_url {
+                t.insert("ws_url".into(), s(ws));
+            }
+            if let Some(hub) = c.hub_address {
+                t.insert("hub_address".into(), s(&hub.to_string()));
+            }
+            let feeds = t
+                .entry("feeds")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(feeds) = feeds.as_table_mut() {
+                for (pair, o) in &c.feeds {
+                    if let Some(adapter) = o.adapter {
+                        let entry = feeds
+                            .entry(pair.to_string())
+                            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                        if let Some(e) = entry.as_table_mut() {
+                            e.insert("adapter".into(), s(&adapter.to_string()));
+                        }
+                    }
+                }
+            }
+            toml::Value::Table(t)
+        })
+        .collect();
+    root.insert("chains".into(), toml::Value::Array(chains));
+    let text = toml::to_string(&root).map_err(|e| StackError::Config(e.to_string()))?;
+    std::fs::write(out, text).map_err(io("writing the effective config"))
 }

@@ -79,7 +79,7 @@ async fn a_report_skipped_by_the_hub_is_blamed_on_its_own_feed() {
         oracle_devstack::deploy::DEV_OWNER_KEY.parse().unwrap();
     let owned = alloy::providers::ProviderBuilder::new()
         .wallet(alloy::network::EthereumWallet::from(owner))
-        .connect_http(rig.config.chain.rpc_url.parse().unwrap());
+        .connect_http(rig.config.chains[0].rpc_urls[0].parse().unwrap());
     let hub = oracle_common::chain::OracleHub::new(rig.deployment.hub, &owned);
     let btc: oracle_common::Pair = "BTC/USD".parse().unwrap();
     hub.setFeedPaused(btc.feed_id(), true)

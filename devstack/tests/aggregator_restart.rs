@@ -234,6 +234,10 @@ async fn a_submission_left_queued_is_marked_failed_on_start() {
         .unwrap();
     let left = SubmissionEvent::queued(
         "1763700000000-deadbeef".into(),
+        (
+            rig.config.chains[0].name.clone(),
+            rig.config.chains[0].chain_id,
+        ),
         "node-1".into(),
         "0x0000000000000000000000000000000000000001".into(),
         vec![oracle_common::wire::SubmittedReport {
@@ -446,7 +450,7 @@ async fn a_nonce_taken_by_another_transaction_is_noticed_while_waiting() {
     let me = sender.address();
     let wallet = ProviderBuilder::new()
         .wallet(EthereumWallet::from(sender))
-        .connect_http(rig.config.chain.rpc_url.parse().unwrap());
+        .connect_http(rig.config.chains[0].rpc_urls[0].parse().unwrap());
     let tx = alloy::rpc::types::TransactionRequest::default()
         .with_to(me)
         .with_nonce(nonce)

@@ -50,7 +50,8 @@ async fn refresh_through_the_bff_answers_with_what_the_chain_holds() {
         config.bff.refresh_wait = Duration::from_secs(4);
     })
     .await;
-    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let provider =
+        ProviderBuilder::new().connect_http(stack.config.chains[0].rpc_urls[0].parse().unwrap());
     let hub = OracleHub::new(stack.deployment.hub, &provider);
     let pair: Pair = "BTC/USD".parse().unwrap();
     stack
@@ -309,7 +310,8 @@ async fn an_operator_retries_a_failed_submission_with_the_admin_token() {
 
     // Fund the sender, retry with the token: a new submission succeeds and
     // records what it retried; the feed is un-parked.
-    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let provider =
+        ProviderBuilder::new().connect_http(stack.config.chains[0].rpc_urls[0].parse().unwrap());
     let sender: alloy::signers::local::PrivateKeySigner = UNFUNDED.parse().unwrap();
     provider
         .raw_request::<_, ()>(
@@ -407,7 +409,8 @@ async fn a_stream_client_gets_new_rounds_throttled_and_an_error_event_on_shutdow
         assert_eq!(e.event, "price", "{e:?}");
         prices.push(e);
     }
-    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let provider =
+        ProviderBuilder::new().connect_http(stack.config.chains[0].rpc_urls[0].parse().unwrap());
     let hub = OracleHub::new(stack.deployment.hub, &provider);
     let pair: Pair = "BTC/USD".parse().unwrap();
     let mut coalesced = false;
@@ -487,7 +490,8 @@ async fn a_reorg_invalidates_the_cached_value() {
     })
     .await
     .unwrap();
-    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let provider =
+        ProviderBuilder::new().connect_http(stack.config.chains[0].rpc_urls[0].parse().unwrap());
     let snapshot: alloy::primitives::U256 = provider
         .raw_request("evm_snapshot".into(), ())
         .await
@@ -545,7 +549,8 @@ async fn what_a_new_user_tries_is_answered_as_documented() {
         .unwrap();
     let client = reqwest::Client::new();
     let base = &stack.bff_url;
-    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let provider =
+        ProviderBuilder::new().connect_http(stack.config.chains[0].rpc_urls[0].parse().unwrap());
     let head = provider.get_block_number().await.unwrap();
 
     let (status, body) = call(client.get(format!("{base}/v1/prices/BTC-USD?block=1"))).await;

@@ -266,7 +266,7 @@ async fn the_pipeline_survives_broker_nodes_killed_every_20_to_30_s() {
 
     // The rounds that reached the chain: contiguous, once each, reported.
     let provider = alloy::providers::ProviderBuilder::new()
-        .connect_http(stack.config.chain.rpc_url.parse().unwrap());
+        .connect_http(stack.config.chains[0].rpc_urls[0].parse().unwrap());
     let provider = alloy::providers::Provider::erased(provider);
     let reports: Vec<ReportMessage> = oracle_devstack::read_stream(&js, REPORTS_STREAM)
         .await

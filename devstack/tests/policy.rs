@@ -143,7 +143,8 @@ async fn heartbeat_deviation_outliers_and_quorum_loss() {
             .all(|u| u.observation.source != kraken)
     );
     assert!(lo <= with_outlier.price && with_outlier.price <= hi);
-    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let provider =
+        ProviderBuilder::new().connect_http(stack.config.chains[0].rpc_urls[0].parse().unwrap());
     let hub = OracleHub::new(stack.deployment.hub, &provider);
     let onchain = eventually(Duration::from_secs(10), "the round on chain", || async {
         let l = hub.latest(pair.feed_id()).call().await.ok()?;

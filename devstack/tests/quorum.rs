@@ -33,7 +33,7 @@ async fn start(name: &str, block_time: Option<u64>) -> Stack {
 
 fn provider(stack: &Stack) -> DynProvider {
     ProviderBuilder::new()
-        .connect_http(stack.config.chain.rpc_url.parse().unwrap())
+        .connect_http(stack.config.chains[0].rpc_urls[0].parse().unwrap())
         .erased()
 }
 

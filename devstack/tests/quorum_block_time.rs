@@ -24,7 +24,7 @@ const WATCH: Duration = Duration::from_secs(150);
 async fn leadership_holds_and_no_round_is_sent_twice_on_12_second_blocks() {
     let stack = rig::process_stack("quorum-block-time", Some(12)).await;
     let provider = ProviderBuilder::new()
-        .connect_http(stack.config.chain.rpc_url.parse().unwrap())
+        .connect_http(stack.config.chains[0].rpc_urls[0].parse().unwrap())
         .erased();
     let js =
         async_nats::jetstream::new(async_nats::connect(&stack.config.nats.urls).await.unwrap());

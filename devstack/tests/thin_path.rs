@@ -139,7 +139,8 @@ async fn bff_serves_the_median_of_served_prices_read_back_from_chain() {
     );
 
     // The block exists on the node, with that hash.
-    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let provider =
+        ProviderBuilder::new().connect_http(stack.config.chains[0].rpc_urls[0].parse().unwrap());
     let block = provider
         .get_block_by_number(block_number.into())
         .await
@@ -448,7 +449,8 @@ async fn on_demand_refresh_updates_the_chain_regardless_of_deviation() {
         }
     })
     .await;
-    let provider = ProviderBuilder::new().connect_http(stack.config.chain.rpc_url.parse().unwrap());
+    let provider =
+        ProviderBuilder::new().connect_http(stack.config.chains[0].rpc_urls[0].parse().unwrap());
     let hub = OracleHub::new(stack.deployment.hub, &provider);
     let pair: Pair = "BTC/USD".parse().unwrap();
     stack
@@ -475,6 +477,7 @@ async fn on_demand_refresh_updates_the_chain_regardless_of_deviation() {
     let reply = ask(serde_json::to_vec(&RefreshRequest {
         v: 1,
         pair: pair.clone(),
+        chain: String::new(),
     })
     .unwrap())
     .await;
@@ -497,6 +500,7 @@ async fn on_demand_refresh_updates_the_chain_regardless_of_deviation() {
     let unknown = ask(serde_json::to_vec(&RefreshRequest {
         v: 1,
         pair: "DOGE/USD".parse().unwrap(),
+        chain: String::new(),
     })
     .unwrap())
     .await;
@@ -504,6 +508,19 @@ async fn on_demand_refresh_updates_the_chain_regardless_of_deviation() {
         unknown.error,
         Some(oracle_common::wire::ErrorCode::UnknownPair)
     );
+    let elsewhere = ask(serde_json::to_vec(&RefreshRequest {
+        v: 1,
+        pair: pair.clone(),
+        chain: "mars".into(),
+    })
+    .unwrap())
+    .await;
+    assert_eq!(
+        elsewhere.error,
+        Some(oracle_common::wire::ErrorCode::BadRequest),
+        "{elsewhere:?}"
+    );
+    assert!(elsewhere.message.unwrap_or_default().contains("mars"));
     let bad = ask(b"not json".to_vec()).await;
     assert_eq!(bad.error, Some(oracle_common::wire::ErrorCode::BadRequest));
     stack.stop().await;

@@ -87,6 +87,7 @@ pub async fn retry(
     let payload = RetryRequest {
         v: SCHEMA_VERSION,
         retry_of: id.clone(),
+        chain: record.latest.chain.clone(),
         pairs: record
             .latest
             .reports

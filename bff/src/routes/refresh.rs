@@ -83,6 +83,7 @@ pub async fn refresh(
     let payload = RefreshRequest {
         v: SCHEMA_VERSION,
         pair: pair.clone(),
+        chain: state.chain_name.to_string(),
     }
     .encode();
     let request = nats.send_request(
@@ -100,6 +101,7 @@ pub async fn refresh(
                 if submission_id.is_none()
                     && let Ok(event) = SubmissionEvent::decode(&msg.payload)
                     && event.at_ms >= asked_at_ms
+                    && event.is_on(state.reader.chain_id(), true)
                     && event.reports.iter().any(|r| r.pair == pair)
                 {
                     submission_id = Some(event.id);

@@ -30,6 +30,7 @@ pub fn state(registry: &Registry) -> AppState {
     // Port 9 (discard) on loopback: nothing answers JSON-RPC there.
     let dead_rpc = "http://127.0.0.1:9".parse().unwrap();
     AppState::new(oracle_bff::Shared {
+        chain_name: "local".into(),
         reader: ChainReader::new(dead_rpc, Address::ZERO, 31337),
         feeds: Arc::new(BTreeMap::from([(feed.pair.clone(), feed)])),
         metrics: Metrics::register(registry).unwrap(),

@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 pub use aggregator::AggregatorConfig;
 pub use bff::BffConfig;
-pub use chain::ChainConfig;
+pub use chain::{ChainConfig, FeedOverride};
 pub use deploy::DeployConfig;
 pub use env::ENV_PREFIX;
 pub use feeds::{FeedConfig, MAX_REPORT_AGE_LIMIT};
@@ -93,8 +93,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// NATS connection and streams.
     pub nats: NatsConfig,
-    /// The chain and the contract.
-    pub chain: ChainConfig,
+    /// The chains served, each with its hub; the first is the default one.
+    pub chains: Vec<ChainConfig>,
     /// The feeds the oracle serves.
     pub feeds: Vec<FeedConfig>,
     /// The price sources, by id.
@@ -194,16 +194,31 @@ impl Config {
         for (id, source) in &self.sources {
             source.validate(id)?;
         }
+        chain::validate_all(&self.chains, &self.feeds)?;
         self.fetchers.validate()?;
         self.aggregator.validate()?;
         self.bff.validate()?;
         Ok(())
     }
 
-    /// Checks what the aggregator and the bff need of the chain section; the
-    /// hub's address.
-    pub fn require_chain(&self) -> Result<alloy::primitives::Address, ConfigError> {
-        self.chain.require()
+    /// Checks what the aggregator and the bff need of `[[chains]]`: at least
+    /// one chain, each with its hub's address; the chains.
+    pub fn require_chains(&self) -> Result<&[ChainConfig], ConfigError> {
+        if self.chains.is_empty() {
+            return Err(ConfigError::key(
+                "chains",
+                "at least one [[chains]] entry is required",
+            ));
+        }
+        for chain in &self.chains {
+            chain.require_hub()?;
+        }
+        Ok(&self.chains)
+    }
+
+    /// The chain named `name`.
+    pub fn chain(&self, name: &str) -> Option<&ChainConfig> {
+        self.chains.iter().find(|c| c.name == name)
     }
 
     /// The feed for a pair, if configured.
@@ -222,8 +237,10 @@ mod tests {
 [nats]
 urls = ["nats://127.0.0.1:4222"]
 
-[chain]
-rpc_url = "http://127.0.0.1:8545"
+[[chains]]
+name = "local"
+chain_id = 31337
+rpc_urls = ["http://127.0.0.1:8545"]
 
 [sources.kraken]
 base_url = "https://api.kraken.com"
@@ -266,7 +283,7 @@ signer_key = "0x01"
         let c = load(
             SAMPLE,
             &[
-                ("ORACLE__CHAIN__RPC_URL", "http://10.0.0.1:8545"),
+                ("ORACLE__CHAINS__0__RPC_URLS", "http://10.0.0.1:8545"),
                 ("ORACLE__FEEDS__0__HEARTBEAT", "30s"),
                 ("ORACLE__FEEDS__0__MIN_SOURCES", "1"),
                 ("ORACLE__FETCHERS__ID", "7"),
@@ -275,7 +292,7 @@ signer_key = "0x01"
             ],
         )
         .unwrap();
-        assert_eq!(c.chain.rpc_url, "http://10.0.0.1:8545");
+        assert_eq!(c.chains[0].rpc_urls, ["http://10.0.0.1:8545"]);
         assert_eq!(c.feeds[0].heartbeat, Duration::from_secs(30));
         assert_eq!(c.feeds[0].min_sources, 1);
         assert_eq!(c.fetchers.id, "7");
@@ -461,6 +478,109 @@ signer_key = "0x01"
         }
         let ok = load(SAMPLE, &[("ORACLE__FEEDS__0__MAX_REPORT_AGE", "4095s")]).unwrap();
         assert_eq!(ok.feeds[0].max_report_age, Duration::from_secs(4095));
+    }
+
+    #[test]
+    fn chains_have_their_own_policy_and_are_checked_by_name() {
+        let two = format!(
+            "{SAMPLE}\n{}",
+            r#"
+[[chains]]
+name = "l2"
+chain_id = 10
+rpc_urls = ["http://a:8545", "https://b:8545"]
+ws_url = "ws://a:8546"
+block_time = "2s"
+confirmations = 3
+fee_bump_percent = 15
+[chains.feeds."BTC/USD"]
+deviation_bps = 5
+heartbeat = "10m"
+"#
+        );
+        let c = load(&two, &[]).unwrap();
+        assert_eq!(c.chains.len(), 2);
+        assert_eq!(c.chains[0].block_time, Duration::from_secs(12));
+        assert_eq!(c.chains[0].confirmations, 0);
+        let l2 = c.chain("l2").unwrap();
+        assert_eq!((l2.chain_id, l2.confirmations), (10, 3));
+        let btc = l2.feed(&c.feeds[0]);
+        assert_eq!(btc.deviation_bps, 5);
+        assert_eq!(btc.heartbeat, Duration::from_secs(600));
+        // The first chain keeps the feed's own policy.
+        assert_eq!(
+            c.chains[0].feed(&c.feeds[0]).heartbeat,
+            c.feeds[0].heartbeat
+        );
+        // Hubs are required by the services that use them, named by chain.
+        let err = c.require_chains().unwrap_err().to_string();
+        assert!(err.contains("chains.local.hub_address"), "{err}");
+        let c = load(
+            &two,
+            &[
+                (
+                    "ORACLE__CHAINS__0__HUB_ADDRESS",
+                    "0x00000000000000000000000000000000000000aa",
+                ),
+                (
+                    "ORACLE__CHAINS__1__HUB_ADDRESS",
+                    "0x00000000000000000000000000000000000000bb",
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.require_chains().unwrap().len(), 2);
+
+        for (bad, key) in [
+            (
+                two.replace("name = \"l2\"", "name = \"local\""),
+                "chains[1].name",
+            ),
+            (
+                two.replace("chain_id = 10", "chain_id = 31337"),
+                "chains[1].chain_id",
+            ),
+            (
+                two.replace("name = \"l2\"", "name = \"L 2\""),
+                "chains[1].name",
+            ),
+            (
+                two.replace("\"https://b:8545\"", "\"b:8545\""),
+                "chains[1].rpc_urls[1]",
+            ),
+            (
+                two.replace("fee_bump_percent = 15", "fee_bump_percent = 5"),
+                "chains[1].fee_bump_percent",
+            ),
+            (
+                two.replace("ws://a:8546", "http://a:8546"),
+                "chains[1].ws_url",
+            ),
+            (
+                two.replace("[chains.feeds.\"BTC/USD\"]", "[chains.feeds.\"ETH/USD\"]"),
+                "chains[1].feeds.\"ETH/USD\"",
+            ),
+            (
+                two.replace("deviation_bps = 5", "deviation_bps = 0"),
+                "chains[1].feeds.\"BTC/USD\".deviation_bps",
+            ),
+        ] {
+            let err = load(&bad, &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        // The single `[chain]` table of earlier versions is refused by name.
+        let old = SAMPLE.replace("[[chains]]", "[chain]");
+        let err = load(&old, &[]).unwrap_err().to_string();
+        assert!(err.contains("chain"), "{err}");
+        // No chain at all: fine for the fetchers, not for the chain services.
+        let none = SAMPLE.replace("[[chains]]\nname = \"local\"\nchain_id = 31337\nrpc_urls = [\"http://127.0.0.1:8545\"]\n", "");
+        let c = load(&none, &[]).unwrap();
+        assert!(
+            c.require_chains()
+                .unwrap_err()
+                .to_string()
+                .contains("[[chains]]")
+        );
     }
 
     #[test]

@@ -64,6 +64,13 @@ pub struct ReportMessage {
     pub v: u32,
     /// The feed.
     pub pair: Pair,
+    /// The chain (configured name) it is submitted to; empty in records
+    /// written before several chains were served (the first chain).
+    #[serde(default)]
+    pub chain: String,
+    /// That chain's id (0 in those older records).
+    #[serde(default)]
+    pub chain_id: u64,
     /// The feed's index on the hub.
     pub feed_index: u16,
     /// The round it is submitted as.

@@ -51,6 +51,9 @@ pub struct RetryRequest {
     pub retry_of: String,
     /// Its feeds.
     pub pairs: Vec<Pair>,
+    /// Its chain (configured name; empty: the first chain).
+    #[serde(default)]
+    pub chain: String,
 }
 
 /// The aggregator's answer to a [`RetryRequest`], once the new submission
@@ -92,6 +95,9 @@ pub struct RefreshRequest {
     pub v: u32,
     /// The pair.
     pub pair: Pair,
+    /// The chain to update (configured name; empty: the first chain).
+    #[serde(default)]
+    pub chain: String,
 }
 
 /// The aggregator's answer to a [`RefreshRequest`].

@@ -120,6 +120,13 @@ pub struct SubmissionEvent {
     pub status: SubmissionStatus,
     /// When, Unix ms.
     pub at_ms: u64,
+    /// The chain (its configured name) the transaction is sent on; empty in
+    /// events written before several chains were served (the first chain).
+    #[serde(default)]
+    pub chain: String,
+    /// That chain's id (0 in those older events).
+    #[serde(default)]
+    pub chain_id: u64,
     /// Which aggregator node.
     pub aggregator: String,
     /// The account that sends the transaction (each node has its own).
@@ -164,6 +171,7 @@ impl SubmissionEvent {
     /// The first event of a submission: `queued` now, nothing sent.
     pub fn queued(
         id: String,
+        (chain, chain_id): (String, u64),
         aggregator: String,
         sender: String,
         reports: Vec<SubmittedReport>,
@@ -174,6 +182,8 @@ impl SubmissionEvent {
             id,
             status: SubmissionStatus::Queued,
             at_ms: crate::now_ms(),
+            chain,
+            chain_id,
             aggregator,
             sender,
             proposal: None,
@@ -192,6 +202,12 @@ impl SubmissionEvent {
             skipped: vec![],
             error: None,
         }
+    }
+
+    /// Whether the event is of the chain `chain_id`, the first configured
+    /// chain (`first`) owning the events that name none.
+    pub fn is_on(&self, chain_id: u64, first: bool) -> bool {
+        self.chain_id == chain_id || (self.chain_id == 0 && first)
     }
 
     /// Whether the report of `pair` was applied: the submission succeeded and
@@ -223,6 +239,27 @@ mod tests {
     }
 
     #[test]
+    fn events_without_a_chain_belong_to_the_first_one() {
+        let mut e = SubmissionEvent::queued(
+            "1-a".into(),
+            ("slow".into(), 31338),
+            "n".into(),
+            "0x0".into(),
+            vec![],
+            None,
+        );
+        assert!(e.is_on(31338, false) && !e.is_on(31337, true));
+        // An event of an earlier version: no chain fields at all.
+        let mut old = serde_json::to_value(&e).unwrap();
+        let o = old.as_object_mut().unwrap();
+        o.remove("chain");
+        o.remove("chain_id");
+        e = serde_json::from_value(old).unwrap();
+        assert_eq!((e.chain.as_str(), e.chain_id), ("", 0));
+        assert!(e.is_on(31337, true) && !e.is_on(31338, false));
+    }
+
+    #[test]
     fn applied_means_success_and_not_skipped() {
         let report = |pair: &str, index| SubmittedReport {
             pair: pair.parse().unwrap(),
@@ -233,6 +270,7 @@ mod tests {
         };
         let mut e = SubmissionEvent::queued(
             "1-a".into(),
+            ("local".into(), 31337),
             "n".into(),
             "0x0".into(),
             vec![report("BTC/USD", 0), report("ETH/USD", 1)],

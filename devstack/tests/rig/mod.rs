@@ -103,7 +103,9 @@ impl Rig {
         let mut config = Config::load(&tools::workspace_root().join("config/dev.toml")).unwrap();
         let port = || tools::free_port().unwrap();
         config.nats.urls = vec![format!("nats://127.0.0.1:{}", port())];
-        config.chain.rpc_url = format!("http://127.0.0.1:{}", port());
+        // One chain: the aggregator's tests of the chain side run on the first.
+        config.chains.truncate(1);
+        config.chains[0].rpc_urls[0] = format!("http://127.0.0.1:{}", port());
         config.aggregator.metrics_addr = ([127, 0, 0, 1], port()).into();
         config.fetchers.metrics_addr = ([127, 0, 0, 1], port()).into();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -117,11 +119,11 @@ impl Rig {
             .await
             .unwrap();
         let anvil = match options.block_time {
-            None => start_anvil(&config.chain.rpc_url, 31337, &dir.join("anvil.log"))
+            None => start_anvil(&config.chains[0].rpc_urls[0], 31337, &dir.join("anvil.log"))
                 .await
                 .unwrap(),
             Some(secs) => oracle_devstack::stack::start_anvil_with(
-                &config.chain.rpc_url,
+                &config.chains[0].rpc_urls[0],
                 31337,
                 Some(secs),
                 &dir.join("anvil.log"),
@@ -137,10 +139,10 @@ impl Rig {
         if let Some(t) = options.threshold {
             deploying.deploy.threshold = Some(t);
         }
-        let deployment = deploy::deploy(&config.chain.rpc_url, &deploying)
+        let deployment = deploy::deploy(&config.chains[0].rpc_urls[0], &deploying)
             .await
             .unwrap();
-        config.chain.hub_address = Some(deployment.hub);
+        config.chains[0].hub_address = Some(deployment.hub);
         let shutdown = CancellationToken::new();
         let simulator = Simulator::from_config(&config);
         tokio::spawn(
@@ -155,7 +157,7 @@ impl Rig {
         }
         let client = async_nats::connect(&config.nats.urls).await.unwrap();
         let provider = ProviderBuilder::new()
-            .connect_http(config.chain.rpc_url.parse().unwrap())
+            .connect_http(config.chains[0].rpc_urls[0].parse().unwrap())
             .erased();
         Rig {
             config,
@@ -213,7 +215,7 @@ impl Rig {
             ),
             (
                 "ORACLE__CHAIN__RPC_URL".to_owned(),
-                self.config.chain.rpc_url.clone(),
+                self.config.chains[0].rpc_urls[0].clone(),
             ),
             (
                 "ORACLE__CHAIN__HUB_ADDRESS".to_owned(),
@@ -422,8 +424,10 @@ pub struct StackSpec {
     pub processes: bool,
     /// The first nodes of `config/dev-nodes.toml`.
     pub nodes: usize,
-    /// anvil's block time (`None`: a block per transaction).
+    /// The first chain's anvil block time (`None`: a block per transaction).
     pub block_time: Option<u64>,
+    /// How many of the configured chains run (the first ones).
+    pub chains: usize,
     /// nats-server processes (3: a JetStream cluster, streams at R3).
     pub nats_cluster: usize,
     /// Fetcher replicas.
@@ -440,6 +444,7 @@ impl Default for StackSpec {
             processes: false,
             nodes: 1,
             block_time: None,
+            chains: 1,
             nats_cluster: 1,
             fetchers: 1,
             bffs: 1,
@@ -477,6 +482,7 @@ pub async fn stack(
         sim_tick: Duration::from_secs(1),
         nodes,
         block_time: spec.block_time,
+        chains: spec.chains,
         nats_cluster: spec.nats_cluster,
         fetchers: spec.fetchers,
         bffs: spec.bffs,
