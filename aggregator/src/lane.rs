@@ -26,7 +26,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::chain_watch::{self, ChainUpdate};
 use crate::feeds::{self, FeedSpec, Specs};
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{ChainPolicy, Lifecycle};
 use crate::metrics::Metrics;
 use crate::pipeline::{Command, Done, Pipeline};
 use crate::policy::OnChain;
@@ -188,7 +188,12 @@ pub async fn run(lane: usize, shared: Shared, shutdown: CancellationToken) -> Re
             },
             lifecycle: Lifecycle::new(
                 shared.js.clone(),
-                (name.clone(), lane == 0),
+                ChainPolicy {
+                    name: name.clone(),
+                    first: lane == 0,
+                    confirmations: chain.config.confirmations,
+                    block_time: chain.config.block_time,
+                },
                 chain.submitter.clone(),
                 shared.node.clone(),
                 a,

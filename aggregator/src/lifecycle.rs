@@ -4,7 +4,12 @@
 //! signatures) → `success` (block, gas used, reports the hub skipped, matched
 //! to their feed by index) or `failed` (decoded revert or permanent error).
 //!
-//! One nonce manager per sender key (each node has its own). A transaction not
+//! On a chain with `confirmations`, a mined transaction is recorded as
+//! `pending` with its block, and is `success` only once that many blocks are
+//! on top of it; a reorg that drops it returns it to `pending` (no block) and
+//! the same signed transaction, same nonce, is broadcast again.
+//!
+//! One nonce manager per sender key and chain (each node has its own). A transaction not
 //! mined within `receipt_timeout` is replaced with the same nonce and fees
 //! raised by `fee_bump_percent` (up to `max_fee_per_gas_gwei`); a transaction
 //! whose outcome is unknown is never re-sent with a new nonce. While waiting,
@@ -57,6 +62,19 @@ pub struct Quorum {
     pub signatures: Vec<HubSignature>,
 }
 
+/// What the lifecycle needs to know of its chain.
+#[derive(Debug, Clone)]
+pub struct ChainPolicy {
+    /// The chain's configured name.
+    pub name: String,
+    /// Whether it is the first configured chain (it owns events that name none).
+    pub first: bool,
+    /// Blocks on top of the including one before a submission is final.
+    pub confirmations: u64,
+    /// The chain's expected block time (how often confirmations are checked).
+    pub block_time: Duration,
+}
+
 /// Drives submissions and keeps their record.
 #[derive(Debug)]
 pub struct Lifecycle {
@@ -65,6 +83,10 @@ pub struct Lifecycle {
     chain: String,
     /// Whether it is the first configured chain (it owns events that name none).
     first: bool,
+    /// Blocks on top of the including one before `success`.
+    confirmations: u64,
+    /// How often an included transaction is checked while it gathers them.
+    confirm_poll: Duration,
     submitter: Submitter,
     node: String,
     config: AggregatorConfig,
@@ -86,13 +108,13 @@ struct NonceState {
 }
 
 impl Lifecycle {
-    /// A lifecycle over `submitter` (chain `chain`, the first configured one
-    /// when `first`), recording on `js` as node `node`. `config` holds the
+    /// A lifecycle over `submitter` (on `chain`), recording on `js` as node
+    /// `node`. `config` holds the
     /// chain's effective receipt timeout and fee policy.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         js: jetstream::Context,
-        (chain, first): (String, bool),
+        chain: ChainPolicy,
         submitter: Submitter,
         node: String,
         config: AggregatorConfig,
@@ -101,8 +123,11 @@ impl Lifecycle {
     ) -> Self {
         Self {
             js,
-            chain,
-            first,
+            chain: chain.name,
+            first: chain.first,
+            confirmations: chain.confirmations,
+            confirm_poll: (chain.block_time / 4)
+                .clamp(Duration::from_millis(50), Duration::from_secs(1)),
             submitter,
             node,
             config,
@@ -400,6 +425,90 @@ impl Lifecycle {
         .await
     }
 
+    /// Waits until `receipt`'s block has the chain's confirmations on top
+    /// while the transaction stays in it, and returns the final receipt. The
+    /// inclusion is recorded (`pending` with its block) so that readers and a
+    /// successor see it. `None` when a reorg dropped the transaction: the
+    /// submission is recorded as `pending` again (no block) and the same
+    /// signed transaction, same nonce, is broadcast again.
+    async fn confirm(
+        &self,
+        event: &SubmissionEvent,
+        mut receipt: alloy::rpc::types::TransactionReceipt,
+    ) -> Option<alloy::rpc::types::TransactionReceipt> {
+        if self.confirmations == 0 {
+            return Some(receipt);
+        }
+        let mut announced: Option<B256> = None;
+        loop {
+            let (Some(block), Some(block_hash)) = (receipt.block_number, receipt.block_hash) else {
+                return Some(receipt);
+            };
+            if announced != Some(block_hash) {
+                announced = Some(block_hash);
+                let mut included = event.clone();
+                included.at_ms = now_ms();
+                included.block = Some(block);
+                included.tx_hash = Some(receipt.transaction_hash.to_string());
+                info!(block, confirmations = self.confirmations, tx_hash = %receipt.transaction_hash,
+                      "included; waiting for its confirmations");
+                if let Err(e) = self.record(&included).await {
+                    warn!(error = %e, "cannot record the inclusion");
+                }
+            }
+            tokio::time::sleep(self.confirm_poll).await;
+            let Ok(head) = self.submitter.block_number().await else {
+                continue;
+            };
+            match self
+                .submitter
+                .find_receipt(&[receipt.transaction_hash])
+                .await
+            {
+                Ok(Some(r)) if r.block_hash == Some(block_hash) => {
+                    if head >= block + self.confirmations {
+                        return Some(r);
+                    }
+                }
+                Ok(Some(r)) => {
+                    // Reorged into another block: count the confirmations again.
+                    warn!(
+                        old_block = block,
+                        new_block = r.block_number.unwrap_or_default(),
+                        "a reorg moved the transaction to another block"
+                    );
+                    self.metrics.reorged.with_label_values(&[&self.chain]).inc();
+                    receipt = r;
+                }
+                Ok(None) => {
+                    self.metrics.reorged.with_label_values(&[&self.chain]).inc();
+                    let nonce = event.nonce.unwrap_or_default();
+                    warn!(block, %block_hash, nonce,
+                          "a reorg dropped the included transaction: pending again, broadcast again with the same nonce");
+                    let mut dropped = event.clone();
+                    dropped.at_ms = now_ms();
+                    dropped.block = None;
+                    dropped.error = Some(format!(
+                        "reorged out of block {block} ({block_hash}); broadcast again with nonce {nonce}"
+                    ));
+                    if let Err(e) = self.record(&dropped).await {
+                        warn!(error = %e, "cannot record the reorg");
+                    }
+                    if let Some(raw) = event
+                        .raw_tx
+                        .as_deref()
+                        .and_then(|r| alloy::primitives::hex::decode(r).ok())
+                        && let Err(e) = self.submitter.broadcast(&raw).await
+                    {
+                        warn!(error = %e, "re-broadcast after the reorg failed; watching for a receipt anyway");
+                    }
+                    return None;
+                }
+                Err(e) => warn!(error = %e, "receipt lookup failed while confirming"),
+            }
+        }
+    }
+
     /// Polls for a receipt of any of the event's hashes until `timeout`,
     /// checking every second whether the nonce was consumed by another
     /// transaction (then, after a last look for our receipts, gives up).
@@ -416,7 +525,12 @@ impl Lifecycle {
         let mut pause = Duration::from_millis(20);
         loop {
             match self.submitter.find_receipt(&hashes).await {
-                Ok(Some(receipt)) => return Waited::Mined(Box::new(receipt)),
+                Ok(Some(receipt)) => {
+                    if let Some(receipt) = self.confirm(event, receipt).await {
+                        return Waited::Mined(Box::new(receipt));
+                    }
+                    // A reorg dropped it: broadcast again, wait again.
+                }
                 Ok(None) => {}
                 Err(e) => warn!(error = %e, "receipt lookup failed"),
             }
@@ -428,7 +542,10 @@ impl Lifecycle {
                 {
                     // Mined between the two lookups? Look once more.
                     return match self.submitter.find_receipt(&hashes).await {
-                        Ok(Some(receipt)) => Waited::Mined(Box::new(receipt)),
+                        Ok(Some(receipt)) => match self.confirm(event, receipt).await {
+                            Some(receipt) => Waited::Mined(Box::new(receipt)),
+                            None => continue,
+                        },
                         _ => Waited::NonceTaken,
                     };
                 }
@@ -609,8 +726,11 @@ impl Lifecycle {
                     .collect();
                 match self.submitter.find_receipt(&hashes).await {
                     Ok(Some(receipt)) => {
-                        self.settle(event.clone(), &receipt).await;
-                        return true;
+                        if let Some(receipt) = self.confirm(event, receipt).await {
+                            self.settle(event.clone(), &receipt).await;
+                            return true;
+                        }
+                        // A reorg dropped it: broadcast again, followed below.
                     }
                     Ok(None) => {}
                     Err(e) => warn!(error = %e, "receipt lookup failed"),

@@ -203,23 +203,28 @@ impl Rig {
             .0
     }
 
+    /// The config file node processes read: config/dev.toml with this rig's
+    /// chain (its endpoint and hub).
+    pub fn config_file(&self) -> std::path::PathBuf {
+        let path = self.dir.join("config.toml");
+        oracle_devstack::stack::write_effective_config(
+            &tools::workspace_root().join("config/dev.toml"),
+            &self.config,
+            &path,
+        )
+        .unwrap();
+        path
+    }
+
     /// Starts node `i` as a real `oracle-aggregator` process reading
-    /// config/dev.toml, with this rig's settings and its own keys in its
-    /// environment; `extra` adds overrides. Logs to `{dir}/{node}-{run}.log`.
+    /// config/dev.toml (with this rig's chain), with this rig's settings and
+    /// its own keys in its environment; `extra` adds overrides. Logs to `{dir}/{node}-{run}.log`.
     pub fn spawn_node(&self, i: usize, run: u32, extra: &[(&str, &str)]) -> ChildProcess {
         let node = &self.nodes[i];
         let mut env = vec![
             (
                 "ORACLE__NATS__URLS".to_owned(),
                 self.config.nats.urls.join(","),
-            ),
-            (
-                "ORACLE__CHAIN__RPC_URL".to_owned(),
-                self.config.chains[0].rpc_urls[0].clone(),
-            ),
-            (
-                "ORACLE__CHAIN__HUB_ADDRESS".to_owned(),
-                self.deployment.hub.to_string(),
             ),
             (
                 "ORACLE__AGGREGATOR__RECEIPT_TIMEOUT".to_owned(),
@@ -245,13 +250,7 @@ impl Rig {
         ChildProcess::spawn(
             &format!("oracle-aggregator-{}", node.name),
             &bin,
-            &[
-                "--config".into(),
-                tools::workspace_root()
-                    .join("config/dev.toml")
-                    .display()
-                    .to_string(),
-            ],
+            &["--config".into(), self.config_file().display().to_string()],
             &env,
             Output::File(self.dir.join(format!("{}-{run}.log", node.name))),
         )
