@@ -1,5 +1,7 @@
-//! The price cache, kept in step with the chain by the hub's events. A
-//! follower polls the head; new blocks' `PriceUpdated` logs update the cached
+//! The price cache of one chain, kept in step with it by the hub's events. A
+//! follower reads the head at each new head the node announces over a
+//! websocket subscription (when the chain has a `ws_url`) and every
+//! `chain_poll` in any case; new blocks' `PriceUpdated` logs update the cached
 //! values and are broadcast to stream clients. A changed hash at a block
 //! already followed is a reorg: everything is re-read at the new head (a
 //! superset of what the reorg touched) and changed values are broadcast.
@@ -17,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::chain::{ChainReader, FeedRead, PinnedBlock, ReadError};
+use crate::chains::ChainView;
 
 /// Updates a slow stream client may fall behind before it gets a `lag` event.
 const BROADCAST_CAPACITY: usize = 4096;
@@ -185,14 +188,27 @@ impl PriceCache {
         s.synced_at = Some(Instant::now());
     }
 
-    /// Follows the chain until the cache's shutdown token is cancelled.
-    pub async fn follow(
-        self,
-        reader: ChainReader,
-        feeds: Arc<BTreeMap<Pair, oracle_common::config::FeedConfig>>,
-        poll: Duration,
-        reorgs: prometheus::IntCounter,
-    ) {
+    /// Follows `chain` until the cache's shutdown token is cancelled: a step
+    /// at every new head its node announces over the websocket subscription
+    /// (`ws_url`), and every `poll` whatever happens (the fallback when the
+    /// node offers no subscription or it broke, and the liveness check).
+    pub async fn follow(self, chain: ChainView, poll: Duration, metrics: crate::metrics::Metrics) {
+        let heads = Arc::new(tokio::sync::Notify::new());
+        if let Some(ws) = chain.ws_url.clone() {
+            let live = metrics.head_subscription.with_label_values(&[&chain.name]);
+            tokio::spawn(subscribe_heads(
+                ws,
+                Arc::clone(&heads),
+                live,
+                self.shutdown.clone(),
+            ));
+        }
+        let reorgs = metrics.reorgs.with_label_values(&[&chain.name]);
+        // Every chain's series from the first scrape.
+        metrics
+            .head_subscription
+            .with_label_values(&[&chain.name])
+            .set(0);
         let mut interval = tokio::time::interval(poll);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing = false;
@@ -200,12 +216,14 @@ impl PriceCache {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 _ = interval.tick() => {}
+                _ = heads.notified() => {}
             }
-            let step = tokio::time::timeout(STEP_TIMEOUT, self.step(&reader, &feeds, &reorgs))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(ReadError::Rpc(format!("no answer within {STEP_TIMEOUT:?}")))
-                });
+            let step = tokio::time::timeout(
+                STEP_TIMEOUT,
+                self.step(&chain.reader, &chain.feeds, &reorgs),
+            )
+            .await
+            .unwrap_or_else(|_| Err(ReadError::Rpc(format!("no answer within {STEP_TIMEOUT:?}"))));
             match step {
                 Ok(()) => {
                     if failing {
@@ -392,5 +410,58 @@ mod tests {
         assert_eq!(u.pair, eth);
         assert!(rx.try_recv().is_err());
         assert_eq!(in_step(&cache, &btc).unwrap().unwrap().block_number, 9);
+    }
+}
+
+/// First and longest pause before subscribing again after the subscription
+/// failed or ended.
+const RESUBSCRIBE_MIN: Duration = Duration::from_secs(1);
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(30);
+
+/// Subscribes to new heads at `url` (`eth_subscribe newHeads`) and wakes the
+/// follower at each; subscribes again (with back-off) when it breaks. `live`
+/// is 1 while the subscription runs.
+async fn subscribe_heads(
+    url: String,
+    heads: Arc<tokio::sync::Notify>,
+    live: prometheus::IntGauge,
+    shutdown: CancellationToken,
+) {
+    use alloy::providers::{Provider, ProviderBuilder, WsConnect};
+    let mut pause = RESUBSCRIBE_MIN;
+    loop {
+        let run = async {
+            let provider = ProviderBuilder::new()
+                .connect_ws(WsConnect::new(url.clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut sub = provider
+                .subscribe_blocks()
+                .await
+                .map_err(|e| e.to_string())?;
+            live.set(1);
+            info!(url = %url, "following new heads over the websocket subscription");
+            loop {
+                match sub.recv().await {
+                    Ok(_) => heads.notify_one(),
+                    // Fell behind the subscription's buffer: a step reads the head anyway.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => heads.notify_one(),
+                    Err(e) => return Err::<(), String>(e.to_string()),
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = run => r,
+        };
+        live.set(0);
+        if let Err(e) = outcome {
+            warn!(url = %url, error = %e, retry_in = ?pause, "head subscription unavailable; polling meanwhile");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(RESUBSCRIBE_MAX);
     }
 }

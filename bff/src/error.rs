@@ -15,6 +15,9 @@ pub enum ApiError {
     /// The pair is well formed but not served.
     #[error("pair {0} is not served by this oracle")]
     UnknownPair(String),
+    /// `?chain=` names a chain this service does not serve.
+    #[error("{0}")]
+    UnknownChain(String),
     /// The feed exists but has no on-chain value (yet, or at that block).
     #[error("feed {0} has no on-chain value yet")]
     NoData(String),
@@ -118,6 +121,7 @@ impl ApiError {
         match self {
             ApiError::InvalidPair(_) => "invalid_pair",
             ApiError::UnknownPair(_) => "unknown_pair",
+            ApiError::UnknownChain(_) => "unknown_chain",
             ApiError::NoData(_) | ApiError::NoDataAt { .. } => "no_data",
             ApiError::NoReport(_) => "no_report",
             ApiError::TooManyStreams(_) => "too_many_streams",
@@ -153,6 +157,7 @@ impl ApiError {
             | ApiError::InvalidBody(_)
             | ApiError::InvalidSubmissionId(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownPair(_)
+            | ApiError::UnknownChain(_)
             | ApiError::NotFound
             | ApiError::NoSuchBlock(_)
             | ApiError::UnknownSubmission(_)

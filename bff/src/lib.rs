@@ -17,6 +17,7 @@
 
 pub mod cache;
 pub mod chain;
+pub mod chains;
 pub mod error;
 pub mod follow;
 pub mod guard;
@@ -26,17 +27,15 @@ pub mod reports;
 pub mod routes;
 pub mod submissions;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use oracle_common::Pair;
-use oracle_common::config::{Config, FeedConfig};
+use oracle_common::config::Config;
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{Instrument, info, warn};
 
 pub use error::ApiError;
 
@@ -70,12 +69,8 @@ impl std::ops::DerefMut for AppState {
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct Shared {
-    /// The served chain's configured name.
-    pub chain_name: Arc<str>,
-    /// The chain reader.
-    pub reader: chain::ChainReader,
-    /// Served feeds.
-    pub feeds: Arc<BTreeMap<Pair, FeedConfig>>,
+    /// The served chains (`?chain=`; the first is the default).
+    pub chains: chains::Chains,
     /// Metrics.
     pub metrics: metrics::Metrics,
     /// NATS, for on-demand refreshes; `None` when not configured (tests).
@@ -89,12 +84,6 @@ pub struct Shared {
     pub submissions: submissions::Submissions,
     /// Bearer token of the admin endpoints; `None` disables them.
     pub admin_token: Option<Arc<str>>,
-    /// Latest values, fed by the hub's events.
-    pub cache: cache::PriceCache,
-    /// Confidence and sources of rounds.
-    pub reports: reports::Reports,
-    /// Serialized latest-price bodies.
-    pub bodies: routes::prices::Bodies,
     /// Accepted API keys (none: open).
     pub api_keys: guard::ApiKeys,
     /// Per-client rate limit.
@@ -107,8 +96,6 @@ pub struct Shared {
     pub streams: guard::StreamSlots,
     /// Longest wait for the chain node on a client request.
     pub chain_timeout: std::time::Duration,
-    /// Chunks of history already read.
-    pub history: routes::history::HistoryCache,
     /// The last `/v1/status` answer.
     pub status: routes::status::StatusCache,
     /// CORS origins.
@@ -191,6 +178,7 @@ pub fn router(state: AppState) -> Router {
     // request would cost a third of its throughput, see BENCHMARKS.md).
     let waiting = Router::new()
         .route("/v1/feeds", get(routes::feeds::list_feeds))
+        .route("/v1/chains", get(routes::chains::list_chains))
         .route("/v1/prices", get(routes::prices::list_prices))
         .route("/v1/prices/{pair}/history", get(routes::history::history))
         .route("/v1/prices/{pair}/refresh", post(routes::refresh::refresh))
@@ -265,26 +253,55 @@ pub async fn state(
     let chains = config
         .require_chains()
         .map_err(|e| StartError::Config(e.to_string()))?;
-    // The default chain (the first); serving the others is per-chain state.
-    let served = &chains[0];
-    let hub = served
-        .require_hub()
-        .map_err(|e| StartError::Config(e.to_string()))?;
-    let rpc = served.rpc_urls[0].as_str();
-    let url: alloy::transports::http::reqwest::Url = rpc.parse().map_err(|_| {
-        StartError::Config(format!(
-            "chains.{}.rpc_urls: {rpc} is not a URL",
-            served.name
-        ))
-    })?;
-    let chain_id = chain::ChainReader::fetch_chain_id(url.clone())
+    let history = routes::history::HistoryCache::register(registry)?;
+    let mut views = Vec::with_capacity(chains.len());
+    for (i, c) in chains.iter().enumerate() {
+        let hub = c
+            .require_hub()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let rpc = c.rpc_urls[0].as_str();
+        let url: alloy::transports::http::reqwest::Url = rpc.parse().map_err(|_| {
+            StartError::Config(format!("chains[{i}].rpc_urls[0]: {rpc} is not a URL"))
+        })?;
+        // A node that answers must serve the configured chain; one that does
+        // not answer yet is followed in the background (the other chains are
+        // served meanwhile, and `/readyz` says which is behind).
+        match tokio::time::timeout(
+            config.bff.chain_timeout * 4,
+            chain::ChainReader::fetch_chain_id(url.clone()),
+        )
         .await
-        .map_err(|e| StartError::Chain(format!("eth_chainId at {rpc}: {e}")))?;
-    if served.chain_id != chain_id {
-        return Err(StartError::Config(format!(
-            "chains.{}.chain_id: expected {}, {rpc} serves chain {chain_id}",
-            served.name, served.chain_id
-        )));
+        {
+            Ok(Ok(id)) if id != c.chain_id => {
+                return Err(StartError::Config(format!(
+                    "chains[{i}].chain_id: expected {}, {rpc} serves chain {id}",
+                    c.chain_id
+                )));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                warn!(chain = %c.name, error = %e, "the chain's node does not answer yet")
+            }
+            Err(_) => warn!(chain = %c.name, "the chain's node does not answer yet"),
+        }
+        views.push(chains::ChainView {
+            name: c.name.as_str().into(),
+            reader: chain::ChainReader::new(url, hub, c.chain_id),
+            cache: cache::PriceCache::new(config.bff.chain_poll, shutdown.clone()),
+            reports: reports::Reports::for_chain(c.chain_id, i == 0),
+            bodies: routes::prices::Bodies::default(),
+            history: history.sharing_counters(),
+            feeds: Arc::new(
+                config
+                    .feeds
+                    .iter()
+                    .map(|f| (f.pair.clone(), c.feed(f)))
+                    .collect(),
+            ),
+            block_time: c.block_time,
+            confirmations: c.confirmations,
+            ws_url: c.ws_url.clone(),
+        });
     }
     // Retrying in the background: the API serves chain reads while NATS is
     // down, and `/readyz` says so.
@@ -302,8 +319,7 @@ pub async fn state(
         shutdown.clone(),
     ));
     Ok(AppState::new(Shared {
-        chain_name: served.name.as_str().into(),
-        reader: chain::ChainReader::new(url, hub, chain_id),
+        chains: chains::Chains::new(views),
         nats: Some(nats),
         nats_ready: Some(nats_ready),
         refresh_wait: config.bff.refresh_wait,
@@ -314,9 +330,6 @@ pub async fn state(
             .as_ref()
             .filter(|t| !t.is_empty())
             .map(|t| Arc::from(t.expose())),
-        cache: cache::PriceCache::new(config.bff.chain_poll, shutdown),
-        reports: reports::Reports::for_chain(chain_id, true),
-        bodies: routes::prices::Bodies::default(),
         api_keys: guard::ApiKeys::new(config.bff.api_keys.iter().map(|k| k.expose())),
         limiter: config.bff.rate_limit.map(guard::Limiter::new),
         admin_limiter: guard::Limiter::new(config.bff.admin_rate_limit),
@@ -325,18 +338,10 @@ pub async fn state(
         ),
         streams: guard::StreamSlots::new(config.bff.max_streams, config.bff.max_streams_per_client),
         chain_timeout: config.bff.chain_timeout,
-        history: routes::history::HistoryCache::register(registry)?,
         status: routes::status::StatusCache::default(),
         cors_origins: Arc::new(config.bff.cors_origins.clone()),
         max_body_bytes: config.bff.max_body_bytes,
         request_timeout: config.bff.request_timeout,
-        feeds: Arc::new(
-            config
-                .feeds
-                .iter()
-                .map(|f| (f.pair.clone(), f.clone()))
-                .collect(),
-        ),
         metrics: metrics::Metrics::register(registry)?,
     }))
 }
@@ -360,12 +365,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
     let state = state(&config, registry, shutdown.child_token()).await?;
-    tokio::spawn(state.cache.clone().follow(
-        state.reader.clone(),
-        state.feeds.clone(),
-        config.bff.chain_poll,
-        state.metrics.reorgs.clone(),
-    ));
+    for view in state.chains.iter() {
+        tokio::spawn(
+            view.cache
+                .clone()
+                .follow(view.clone(), config.bff.chain_poll, state.metrics.clone())
+                .instrument(tracing::info_span!("chain", chain = %view.name)),
+        );
+    }
     if let Some(nats) = &state.nats {
         tokio::spawn(
             state
@@ -373,14 +380,20 @@ pub async fn run(
                 .clone()
                 .follow(nats.clone(), shutdown.child_token()),
         );
-        let reports = state.reports.clone();
-        let applied = state.reports.clone();
+        // One follower of ORACLE_REPORTS feeds every chain's index.
+        let indexes: Vec<reports::Reports> =
+            state.chains.iter().map(|c| c.reports.clone()).collect();
+        let applied = indexes.clone();
         tokio::spawn(follow::follow(
             nats.clone(),
             oracle_common::wire::REPORTS_STREAM,
             shutdown.child_token(),
-            move || reports.last_seq(),
-            move |seq, payload| applied.apply(seq, payload),
+            move || indexes.iter().map(|r| r.last_seq()).min().unwrap_or(0),
+            move |seq, payload| {
+                for r in &applied {
+                    r.apply(seq, payload);
+                }
+            },
         ));
     }
     let listener = TcpListener::bind(config.bff.listen)
@@ -389,7 +402,10 @@ pub async fn run(
             addr: config.bff.listen,
             source,
         })?;
-    info!(addr = %config.bff.listen, chain_id = state.reader.chain_id(), hub = %state.reader.hub(), "bff listening");
+    for view in state.chains.iter() {
+        info!(chain = %view.name, chain_id = view.reader.chain_id(), hub = %view.reader.hub(), "serving chain");
+    }
+    info!(addr = %config.bff.listen, chains = %state.chains.names().join(","), "bff listening");
     serve(listener, state, shutdown)
         .await
         .map_err(|source| StartError::Bind {

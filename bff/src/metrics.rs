@@ -33,8 +33,11 @@ pub struct Metrics {
     pub served_unreachable: IntCounter,
     /// `oracle_bff_sse_refused_total{reason}`: streams refused by the caps.
     pub sse_refused: IntCounterVec,
-    /// `oracle_bff_reorgs_total`.
-    pub reorgs: IntCounter,
+    /// `oracle_bff_reorgs_total{chain}`.
+    pub reorgs: IntCounterVec,
+    /// `oracle_bff_head_subscription{chain}`: 1 while new heads come over the
+    /// chain's websocket subscription (0: polling only).
+    pub head_subscription: prometheus::IntGaugeVec,
     /// The registry these live in (served on `bff.metrics_addr`).
     pub registry: Registry,
 }
@@ -91,9 +94,19 @@ impl Metrics {
                 ),
                 &["reason"],
             )?,
-            reorgs: IntCounter::new(
-                "oracle_bff_reorgs_total",
-                "Reorgs seen by the price cache (every feed re-read)",
+            reorgs: IntCounterVec::new(
+                Opts::new(
+                    "oracle_bff_reorgs_total",
+                    "Reorgs seen by the price cache (every feed re-read), per chain",
+                ),
+                &["chain"],
+            )?,
+            head_subscription: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "oracle_bff_head_subscription",
+                    "1 while the chain's new heads come over its websocket subscription (0: polling)",
+                ),
+                &["chain"],
             )?,
             registry: registry.clone(),
         };
@@ -101,6 +114,7 @@ impl Metrics {
         registry.register(Box::new(m.sse_events.clone()))?;
         registry.register(Box::new(cache))?;
         registry.register(Box::new(m.reorgs.clone()))?;
+        registry.register(Box::new(m.head_subscription.clone()))?;
         registry.register(Box::new(m.sse_refused.clone()))?;
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.latency.clone()))?;

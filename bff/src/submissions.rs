@@ -37,6 +37,9 @@ pub struct Filter {
     pub status: Option<SubmissionStatus>,
     /// Only submissions carrying this feed.
     pub pair: Option<Pair>,
+    /// Only submissions on this chain: its id, and whether it is the first
+    /// configured chain (which owns the records that name none).
+    pub chain: Option<(u64, bool)>,
     /// Created at or after, Unix ms.
     pub from_ms: Option<u64>,
     /// Created at or before, Unix ms.
@@ -142,6 +145,9 @@ impl Submissions {
             }
             if filter.to_ms.is_some_and(|t| created > t)
                 || filter.status.is_some_and(|s| r.latest.status != s)
+                || filter
+                    .chain
+                    .is_some_and(|(id, first)| !r.latest.is_on(id, first))
                 || filter
                     .pair
                     .as_ref()

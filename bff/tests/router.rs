@@ -8,7 +8,6 @@ use std::sync::Arc;
 use alloy::primitives::Address;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use oracle_bff::chain::ChainReader;
 use oracle_bff::{AppState, router};
 use prometheus::Registry;
 use serde_json::Value;
@@ -457,11 +456,20 @@ async fn a_node_that_never_answers_is_a_prompt_503_chain_unavailable_not_a_hang(
         }
     });
     let mut s = state(&Registry::new());
-    s.reader = ChainReader::new(
-        format!("http://{addr}").parse().unwrap(),
-        Address::ZERO,
+    let feed = s
+        .chains
+        .default_chain()
+        .feeds
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    s.chains = common::chains(vec![common::view(
+        "local",
         31337,
-    );
+        &format!("http://{addr}"),
+        feed,
+    )]);
     // The chain timeout answers, long before the 5 s response deadline.
     s.chain_timeout = std::time::Duration::from_millis(300);
     for path in [
@@ -671,4 +679,77 @@ async fn metrics_are_not_on_the_public_listener_and_the_page_is() {
     }
     let (status, _) = get("/assets/../Cargo.toml", &Registry::new()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn every_served_chain_is_listed_and_chosen_by_name() {
+    let mut s = state(&Registry::new());
+    let feed = s
+        .chains
+        .default_chain()
+        .feeds
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    let mut slow_feed = feed.clone();
+    slow_feed.heartbeat = std::time::Duration::from_secs(600);
+    s.chains = common::chains(vec![
+        common::view("local", 31337, "http://127.0.0.1:9", feed),
+        common::view("slow", 31338, "http://127.0.0.1:9", slow_feed),
+    ]);
+    let get = |path: &str| {
+        let s = s.clone();
+        let path = path.to_owned();
+        async move {
+            let (status, _, body) =
+                send_to(s, Request::get(&path).body(Body::empty()).unwrap()).await;
+            (status, body)
+        }
+    };
+
+    let (status, body) = get("/v1/chains").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let chains = body["chains"].as_array().unwrap();
+    assert_eq!(chains.len(), 2);
+    assert_eq!(chains[0]["name"], "local");
+    assert_eq!(chains[0]["default"], true);
+    assert_eq!(chains[1]["name"], "slow");
+    assert_eq!(chains[1]["default"], false);
+    assert_eq!(chains[1]["chain_id"], 31338);
+    // Nothing answers at port 9: never in step, heads by polling.
+    assert_eq!(chains[1]["state"], "down");
+    assert_eq!(chains[1]["head"], Value::Null);
+    assert_eq!(chains[1]["heads_via"], "polling");
+
+    // The chain's own policy and id.
+    let (status, body) = get("/v1/feeds?chain=slow").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["chain"], "slow");
+    assert_eq!(body["chain_id"], 31338);
+    assert_eq!(body["feeds"][0]["heartbeat_s"], 600);
+    let (_, body) = get("/v1/feeds").await;
+    assert_eq!(body["chain"], "local");
+    assert_eq!(body["feeds"][0]["heartbeat_s"], 60);
+
+    // An unserved chain is a 404 naming the served ones, on every route.
+    for path in [
+        "/v1/prices/BTC-USD?chain=mars",
+        "/v1/prices?chain=mars",
+        "/v1/prices/BTC-USD/history?chain=mars",
+        "/v1/feeds?chain=mars",
+        "/v1/reports/BTC-USD/latest?chain=mars",
+        "/v1/stream?chain=mars",
+        "/v1/submissions?chain=mars",
+    ] {
+        let (status, body) = get(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert_eq!(body["code"], "unknown_chain", "{path}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("local, slow"), "{path}: {message}");
+    }
+    // A served one is read there (nothing answers: chain_unavailable, not 404).
+    let (status, body) = get("/v1/prices/BTC-USD?chain=slow").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "chain_unavailable");
 }

@@ -128,6 +128,76 @@ async fn two_chains_each_current_and_one_stalled_chain_never_delays_the_other() 
     assert_eq!(threshold(&local), Some(10.0));
     assert_eq!(threshold(&slow), Some(20.0));
 
+    // The bff serves both: `/v1/chains`, and `?chain=` on the price, history
+    // and stream routes, each value proven on its own chain.
+    let client = reqwest::Client::new();
+    let json = |path: String| {
+        let client = client.clone();
+        let url = format!("{}{path}", stack.bff_url);
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, chains) = json("/v1/chains".into()).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = chains["chains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [local.as_str(), slow.as_str()]);
+    assert_eq!(
+        chains["chains"][1]["chain_id"],
+        stack.config.chains[1].chain_id
+    );
+    for i in 0..2 {
+        let name = stack.config.chains[i].name.clone();
+        let stack = &stack;
+        let served = eventually(
+            Duration::from_secs(30),
+            "the bff in step with the hub",
+            || {
+                let (json, name) = (&json, name.clone());
+                async move {
+                    let hub_round = round(stack, i, "BTC/USD").await;
+                    let (status, body) = json(format!("/v1/prices/BTC-USD?chain={name}")).await;
+                    (status == 200 && body["round"] == hub_round).then_some(body)
+                }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(served["chain"]["name"], name.as_str());
+        assert_eq!(served["chain"]["chain_id"], stack.config.chains[i].chain_id);
+        let (status, history) = json(format!("/v1/prices/BTC-USD/history?chain={name}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(history["chain"], name.as_str());
+        assert!(!history["rounds"].as_array().unwrap().is_empty());
+    }
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let response = client
+        .get(format!(
+            "{}/v1/stream?pairs=BTC-USD&chain={slow}",
+            stack.bff_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let reader = tokio::spawn(rig::read_sse(response, tx));
+    let first = tokio::time::timeout(Duration::from_secs(30), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.event, "price");
+    assert_eq!(first.data["chain"]["name"], slow.as_str());
+    reader.abort();
+
     // The slow chain's node stalls: the local chain keeps getting rounds at
     // its usual pace (each within a few seconds: deviation on a moving
     // market, or the 30 s heartbeat at worst).
@@ -154,6 +224,58 @@ async fn two_chains_each_current_and_one_stalled_chain_never_delays_the_other() 
     assert_eq!(
         gauge(&stack, "oracle_aggregator_chain_up", &[("chain", &local)]),
         Some(1.0)
+    );
+    stack.stop().await;
+}
+
+/// With polling all but off (`chain_poll` of an hour), the bff's cache still
+/// follows every new round: new heads come over the websocket subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bff_follows_new_heads_over_the_websocket() {
+    let stack = rig::stack("ws-heads", StackSpec::default(), |config, _| {
+        config.bff.chain_poll = Duration::from_secs(3600);
+    })
+    .await;
+    assert!(stack.config.chains[0].ws_url.is_some());
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/prices/BTC-USD", stack.bff_url);
+    let served_round = || async {
+        let r = client.get(&url).send().await.ok()?;
+        let body: serde_json::Value = r.json().await.ok()?;
+        body["round"].as_u64()
+    };
+    let start = served_round().await.unwrap_or(0);
+    let hub_round = wait_round(
+        &stack,
+        0,
+        u32::try_from(start).unwrap() + 2,
+        Duration::from_secs(60),
+    )
+    .await;
+    // The first poll ran at start; later rounds reach the cache by new heads only.
+    eventually(
+        Duration::from_secs(10),
+        "the bff serving the hub's new round",
+        || async { (served_round().await? >= u64::from(hub_round)).then_some(()) },
+    )
+    .await
+    .unwrap();
+    let chains: serde_json::Value = client
+        .get(format!("{}/v1/chains", stack.bff_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(chains["chains"][0]["heads_via"], "websocket");
+    assert_eq!(
+        oracle_devstack::metric_value(
+            &stack.registries.bff,
+            "oracle_bff_head_subscription",
+            Some(&stack.config.chains[0].name)
+        ),
+        1.0
     );
     stack.stop().await;
 }

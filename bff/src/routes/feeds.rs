@@ -41,6 +41,8 @@ pub struct FeedResponse {
 /// All feeds and the chain they live on.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct FeedsResponse {
+    /// The chain (its name here, `?chain=`).
+    pub chain: String,
     /// EIP-155 chain id.
     pub chain_id: u64,
     /// The OracleHub contract.
@@ -54,8 +56,9 @@ pub async fn list_feeds(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<FeedsResponse>, ApiError> {
-    Params::parse(query.as_deref(), &[])?;
-    let feeds = state
+    let p = Params::parse(query.as_deref(), &["chain"])?;
+    let chain = state.chains.get(p.str("chain"))?;
+    let feeds = chain
         .feeds
         .values()
         .map(|f| FeedResponse {
@@ -74,8 +77,9 @@ pub async fn list_feeds(
         })
         .collect();
     Ok(Json(FeedsResponse {
-        chain_id: state.reader.chain_id(),
-        contract: state.reader.hub_checksum().to_owned(),
+        chain: chain.name.to_string(),
+        chain_id: chain.reader.chain_id(),
+        contract: chain.reader.hub_checksum().to_owned(),
         feeds,
     }))
 }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::prices::read;
 use crate::AppState;
+use crate::chains::ChainView;
 
 /// Liveness: always 200 while the server runs.
 pub async fn healthz() -> Json<Value> {
@@ -57,29 +58,23 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             }
         }
     };
-    // A node that stopped answering is known from the cache's follower at
-    // once; otherwise the probe reads the chain, bounded like client reads.
-    let (chain, feeds) = if let Some(behind) = state.cache.behind_for() {
-        (
-            Check::new(
-                false,
-                format!(
-                    "the chain node has not answered for {:.1}s",
-                    behind.as_secs_f64()
-                ),
-            ),
+    // The default chain gates readiness (`chain`, `feeds`); every other
+    // chain is reported under `chains` without gating: one chain's node
+    // being down must not take the others off the load balancer.
+    let mut views = state.chains.iter();
+    let (chain, feeds) = match views.next() {
+        Some(default) => chain_view_checks(&state, default).await,
+        None => (
+            Check::new(false, "no chain served"),
             Check::new(false, "chain not read"),
-        )
-    } else {
-        match tokio::time::timeout(state.chain_timeout, chain_checks(&state)).await {
-            Ok(checks) => checks,
-            Err(_) => (
-                Check::new(false, format!("no answer within {:?}", state.chain_timeout)),
-                Check::new(false, "chain not read"),
-            ),
-        }
+        ),
     };
-    let checks = json!({ "nats": nats, "chain": chain, "feeds": feeds });
+    let mut others = serde_json::Map::new();
+    for view in views {
+        let (c, f) = chain_view_checks(&state, view).await;
+        others.insert(view.name.to_string(), json!({ "chain": c, "feeds": f }));
+    }
+    let checks = json!({ "nats": nats, "chain": chain, "feeds": feeds, "chains": others });
     let failed: Vec<String> = [("nats", &nats), ("chain", &chain), ("feeds", &feeds)]
         .into_iter()
         .filter(|(_, c)| !c.ok)
@@ -96,9 +91,34 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// One chain's checks: whether its node answers (known from the cache's
+/// follower at once when it stopped; otherwise read, bounded like client
+/// reads), and its freshest feed.
+async fn chain_view_checks(state: &AppState, view: &ChainView) -> (Check, Check) {
+    if let Some(behind) = view.cache.behind_for() {
+        return (
+            Check::new(
+                false,
+                format!(
+                    "the chain node has not answered for {:.1}s",
+                    behind.as_secs_f64()
+                ),
+            ),
+            Check::new(false, "chain not read"),
+        );
+    }
+    match tokio::time::timeout(state.chain_timeout, chain_checks(state, view)).await {
+        Ok(checks) => checks,
+        Err(_) => (
+            Check::new(false, format!("no answer within {:?}", state.chain_timeout)),
+            Check::new(false, "chain not read"),
+        ),
+    }
+}
+
 /// The chain check, and the freshest-feed check read at the same block.
-async fn chain_checks(state: &AppState) -> (Check, Check) {
-    let block = match state.reader.pin(None).await {
+async fn chain_checks(state: &AppState, view: &ChainView) -> (Check, Check) {
+    let block = match view.reader.pin(None).await {
         Ok(b) => b,
         Err(e) => {
             return (
@@ -110,8 +130,8 @@ async fn chain_checks(state: &AppState) -> (Check, Check) {
     let chain = Check::new(true, format!("block {}", block.number));
     let now_s = now_ms() / 1000;
     let mut freshest: Option<(String, u64, u64)> = None; // pair, age, heartbeat
-    for (pair, feed) in state.feeds.iter() {
-        let Ok(Some(r)) = read(state, pair, block).await else {
+    for (pair, feed) in view.feeds.iter() {
+        let Ok(Some(r)) = read(state, view, pair, block).await else {
             continue;
         };
         let age = now_s.saturating_sub(r.updated_at);

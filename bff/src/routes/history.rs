@@ -21,6 +21,7 @@ use serde::Serialize;
 use super::prices::{bounded, chain_error, pin_at};
 use crate::AppState;
 use crate::chain::{HistoryEntry, ReadError};
+use crate::chains::ChainView;
 use crate::error::ApiError;
 use crate::params::Params;
 
@@ -63,6 +64,8 @@ pub struct Round {
 pub struct HistoryPage {
     /// The pair.
     pub pair: String,
+    /// The chain the rounds are on (its name here, `?chain=`).
+    pub chain: String,
     /// Decimals of `price_raw`.
     pub decimals: u8,
     /// The lowest block this page covers.
@@ -125,6 +128,14 @@ impl HistoryCache {
         })
     }
 
+    /// An empty cache (another chain's) counting in the same series.
+    pub fn sharing_counters(&self) -> Self {
+        Self {
+            inner: Arc::default(),
+            counters: self.counters.clone(),
+        }
+    }
+
     fn get(&self, key: ChunkKey, hi: u64, generation: u64) -> Option<Arc<Vec<HistoryEntry>>> {
         let inner = self.inner.lock().ok()?;
         let chunk = inner.0.get(&key)?;
@@ -163,11 +174,12 @@ impl HistoryCache {
     async fn chunk(
         &self,
         state: &AppState,
+        chain: &ChainView,
         index: u16,
         lo: u64,
         hi: u64,
     ) -> Result<Arc<Vec<HistoryEntry>>, ApiError> {
-        let generation = state.cache.generation();
+        let generation = chain.cache.generation();
         if let Some(entries) = self.get((index, lo), hi, generation) {
             if let Some((hit, _)) = &self.counters {
                 hit.inc();
@@ -178,7 +190,7 @@ impl HistoryCache {
             miss.inc();
         }
         let entries = bounded(state, async {
-            state
+            chain
                 .reader
                 .history(index, lo, hi)
                 .await
@@ -198,7 +210,11 @@ pub async fn history(
     RawQuery(query): RawQuery,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let pair: Pair = raw.parse()?;
-    let p = Params::parse(query.as_deref(), &["from", "to", "limit", "cursor"])?;
+    let p = Params::parse(
+        query.as_deref(),
+        &["from", "to", "limit", "cursor", "chain"],
+    )?;
+    let chain = state.chains.get(p.str("chain"))?;
     let limit = p.u64("limit")?.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::InvalidParameter(format!(
@@ -207,13 +223,14 @@ pub async fn history(
     }
     let cursor = p.str("cursor").map(parse_cursor).transpose()?;
     let (from, to) = (p.u64("from")?, p.u64("to")?);
-    let feed = state
+    let feed = chain
         .feeds
         .get(&pair)
         .ok_or_else(|| ApiError::UnknownPair(pair.to_string()))?;
     let decimals = feed.decimals;
     let page = |from_block, to_block, rounds: Vec<Round>, next_cursor| HistoryPage {
         pair: pair.to_string(),
+        chain: chain.name.to_string(),
         decimals,
         from_block,
         to_block,
@@ -221,7 +238,7 @@ pub async fn history(
         next_cursor,
     };
     // Below the cursor, never above `to` (the head when not given).
-    let head = pin_at(&state, None).await?.number;
+    let head = pin_at(&state, chain, None).await?.number;
     let top = to.unwrap_or(head).min(head);
     // The default range hangs from `to`, not from the cursor, so that every
     // page of one walk reads the same aligned chunks.
@@ -231,7 +248,7 @@ pub async fn history(
         // An empty range (past the head, or `from` after `to`): no rounds.
         return Ok(Json(page(from, upper, vec![], None)));
     }
-    let index = match state.reader.feed_index(&pair).await {
+    let index = match chain.reader.feed_index(&pair).await {
         Ok(i) => i,
         Err(ReadError::UnknownFeed) => return Err(ApiError::NoData(pair.to_string())),
         Err(e) => return Err(chain_error(e)),
@@ -242,7 +259,7 @@ pub async fn history(
     let mut covered_down_to;
     loop {
         let lo = (hi - hi % CHUNK).max(lowest);
-        let entries = state.history.chunk(&state, index, lo, hi).await?;
+        let entries = chain.history.chunk(&state, chain, index, lo, hi).await?;
         found.extend(
             entries
                 .iter()

@@ -1,6 +1,7 @@
 //! HTTP handlers, one per file.
 
 pub mod admin;
+pub mod chains;
 pub mod feeds;
 pub mod health;
 pub mod history;

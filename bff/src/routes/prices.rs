@@ -1,7 +1,8 @@
 //! `GET /v1/prices/{pair}` and `GET /v1/prices`: the latest on-chain value of
 //! a feed (or of every feed, all read at one block) with the chain reference
-//! that proves it (chain id, contract, block number and hash). `?block=N`
-//! reads as of a past block.
+//! that proves it (chain name and id, contract, block number and hash).
+//! `?block=N` reads as of a past block, `?chain=NAME` on another served chain
+//! than the default (first) one.
 
 use std::time::Instant;
 
@@ -19,15 +20,18 @@ use serde::Serialize;
 use crate::AppState;
 use crate::cache::View;
 use crate::chain::{FeedRead, PinnedBlock, ReadError};
+use crate::chains::ChainView;
 use crate::error::ApiError;
 use crate::params::Params;
 
 /// Parameters both price endpoints accept.
-const PRICE_PARAMS: &[&str] = &["block"];
+const PRICE_PARAMS: &[&str] = &["block", "chain"];
 
 /// Where a value was read: enough to verify it independently.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ChainRef {
+    /// The chain's name in this service (`?chain=`).
+    pub name: String,
     /// EIP-155 chain id.
     pub chain_id: u64,
     /// The OracleHub contract.
@@ -73,14 +77,14 @@ pub(crate) fn to_response(
     pair: &Pair,
     read: &FeedRead,
     heartbeat_s: u64,
-    state: &AppState,
+    chain: &ChainView,
 ) -> PriceResponse {
     let decimal = price::from_scaled(read.price, u32::from(read.decimals))
         .map(|d| d.to_string())
         .unwrap_or_else(|_| read.price.to_string());
     let now_s = now_ms() / 1000;
     let price_raw = read.price.to_string();
-    let detail = state.reports.get(pair, read.round, &price_raw);
+    let detail = chain.reports.get(pair, read.round, &price_raw);
     PriceResponse {
         pair: pair.to_string(),
         price: decimal,
@@ -93,14 +97,19 @@ pub(crate) fn to_response(
         updated_at: read.updated_at,
         stale: now_s.saturating_sub(read.updated_at) > heartbeat_s,
         node_reachable: true,
-        chain: chain_ref(state, read.block_number, read.block_hash),
+        chain: chain_ref(chain, read.block_number, read.block_hash),
     }
 }
 
-fn chain_ref(state: &AppState, block_number: u64, block_hash: alloy::primitives::B256) -> ChainRef {
+fn chain_ref(
+    chain: &ChainView,
+    block_number: u64,
+    block_hash: alloy::primitives::B256,
+) -> ChainRef {
     ChainRef {
-        chain_id: state.reader.chain_id(),
-        contract: state.reader.hub_checksum().to_owned(),
+        name: chain.name.to_string(),
+        chain_id: chain.reader.chain_id(),
+        contract: chain.reader.hub_checksum().to_owned(),
         block_number,
         block_hash: block_hash.to_string(),
     }
@@ -129,11 +138,6 @@ pub(crate) fn chain_error(e: ReadError) -> ApiError {
     }
 }
 
-async fn pin(state: &AppState, raw_query: Option<&str>) -> Result<PinnedBlock, ApiError> {
-    let params = Params::parse(raw_query, PRICE_PARAMS)?;
-    pin_at(state, params.u64("block")?).await
-}
-
 /// Waits at most `bff.chain_timeout` for a chain read: a node that does not
 /// answer is `chain_unavailable`, not a hanging request.
 pub(crate) async fn bounded<T>(
@@ -151,10 +155,14 @@ pub(crate) async fn bounded<T>(
 }
 
 /// Pins block `at` (the latest when `None`), timing the read.
-pub(crate) async fn pin_at(state: &AppState, at: Option<u64>) -> Result<PinnedBlock, ApiError> {
+pub(crate) async fn pin_at(
+    state: &AppState,
+    chain: &ChainView,
+    at: Option<u64>,
+) -> Result<PinnedBlock, ApiError> {
     let started = Instant::now();
     let pinned = bounded(state, async {
-        state.reader.pin(at).await.map_err(chain_error)
+        chain.reader.pin(at).await.map_err(chain_error)
     })
     .await;
     state
@@ -167,12 +175,13 @@ pub(crate) async fn pin_at(state: &AppState, at: Option<u64>) -> Result<PinnedBl
 /// One feed at a pinned block: `None` when it has no value there yet.
 pub(crate) async fn read(
     state: &AppState,
+    chain: &ChainView,
     pair: &Pair,
     block: PinnedBlock,
 ) -> Result<Option<FeedRead>, ApiError> {
     let started = Instant::now();
     let read = bounded(state, async {
-        match state.reader.read_at(pair, block).await {
+        match chain.reader.read_at(pair, block).await {
             Ok(r) if r.round == 0 => Ok(None),
             Ok(r) => Ok(Some(r)),
             Err(ReadError::UnknownFeed) => Ok(None),
@@ -213,34 +222,44 @@ pub async fn get_price_guarded(
     response
 }
 
-/// `GET /v1/prices/{pair}` with `pair` as `BTC-USD`; optional `?block=N`.
+/// `GET /v1/prices/{pair}` with `pair` as `BTC-USD`; optional `?block=N`
+/// and `?chain=NAME`.
 pub async fn get_price(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let pair: Pair = raw.parse()?;
-    let feed = state
+    if !state.chains.default_chain().feeds.contains_key(&pair) {
+        return Err(ApiError::UnknownPair(pair.to_string()));
+    }
+    let params = Params::parse(query.as_deref(), PRICE_PARAMS)?;
+    let chain = state.chains.get(params.str("chain"))?;
+    let feed = chain
         .feeds
         .get(&pair)
         .ok_or_else(|| ApiError::UnknownPair(pair.to_string()))?;
-    let params = Params::parse(query.as_deref(), PRICE_PARAMS)?;
     let at = params.u64("block")?;
     let heartbeat = feed.heartbeat.as_secs();
     if let Some(block) = at {
         state.metrics.cache_miss.inc();
-        let read = read(&state, &pair, pin_at(&state, Some(block)).await?)
-            .await?
-            .ok_or_else(|| ApiError::NoDataAt {
-                pair: pair.to_string(),
-                block,
-            })?;
-        return Ok(Json(to_response(&pair, &read, heartbeat, &state)).into_response());
+        let read = read(
+            &state,
+            chain,
+            &pair,
+            pin_at(&state, chain, Some(block)).await?,
+        )
+        .await?
+        .ok_or_else(|| ApiError::NoDataAt {
+            pair: pair.to_string(),
+            block,
+        })?;
+        return Ok(Json(to_response(&pair, &read, heartbeat, chain)).into_response());
     }
     // The latest value: from the event-fed cache while it is in step; the
     // last verified value, marked, while the node does not answer; the node
     // itself (bounded) before the cache ever was in step.
-    let read = match state.cache.view(&pair) {
+    let read = match chain.cache.view(&pair) {
         View::InStep(value) => {
             state.metrics.cache_hit.inc();
             value.ok_or_else(|| ApiError::NoData(pair.to_string()))?
@@ -253,13 +272,13 @@ pub async fn get_price(
                     since.as_secs()
                 ))
             })?;
-            let mut body = to_response(&pair, &value, heartbeat, &state);
+            let mut body = to_response(&pair, &value, heartbeat, chain);
             body.node_reachable = false;
             return Ok(Json(body).into_response());
         }
         View::Never => {
             state.metrics.cache_miss.inc();
-            read(&state, &pair, pin_at(&state, None).await?)
+            read(&state, chain, &pair, pin_at(&state, chain, None).await?)
                 .await?
                 .ok_or_else(|| ApiError::NoData(pair.to_string()))?
         }
@@ -271,16 +290,16 @@ pub async fn get_price(
         read.block_number,
         read.block_hash,
         read.round,
-        state.reports.last_seq(),
+        chain.reports.last_seq(),
         stale,
     );
-    if let Some(body) = state.bodies.get(&pair, key) {
+    if let Some(body) = chain.bodies.get(&pair, key) {
         return Ok(json_bytes(body));
     }
-    let body: Bytes = serde_json::to_vec(&to_response(&pair, &read, heartbeat, &state))
+    let body: Bytes = serde_json::to_vec(&to_response(&pair, &read, heartbeat, chain))
         .map_err(|e| ApiError::Chain(e.to_string()))?
         .into();
-    state.bodies.put(&pair, key, body.clone());
+    chain.bodies.put(&pair, key, body.clone());
     Ok(json_bytes(body))
 }
 
@@ -317,24 +336,32 @@ impl Bodies {
     }
 }
 
-/// `GET /v1/prices`: every served feed at one block; optional `?block=N`.
+/// `GET /v1/prices`: every served feed at one block; optional `?block=N`
+/// and `?chain=NAME`.
 pub async fn list_prices(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<PricesResponse>, ApiError> {
-    let block = pin(&state, query.as_deref()).await?;
-    let reads =
-        futures::future::join_all(state.feeds.keys().map(|pair| read(&state, pair, block))).await;
+    let params = Params::parse(query.as_deref(), PRICE_PARAMS)?;
+    let chain = state.chains.get(params.str("chain"))?;
+    let block = pin_at(&state, chain, params.u64("block")?).await?;
+    let reads = futures::future::join_all(
+        chain
+            .feeds
+            .keys()
+            .map(|pair| read(&state, chain, pair, block)),
+    )
+    .await;
     let mut prices = Vec::new();
     let mut no_data = Vec::new();
-    for ((pair, feed), read) in state.feeds.iter().zip(reads) {
+    for ((pair, feed), read) in chain.feeds.iter().zip(reads) {
         match read? {
-            Some(r) => prices.push(to_response(pair, &r, feed.heartbeat.as_secs(), &state)),
+            Some(r) => prices.push(to_response(pair, &r, feed.heartbeat.as_secs(), chain)),
             None => no_data.push(pair.to_string()),
         }
     }
     Ok(Json(PricesResponse {
-        chain: chain_ref(&state, block.number, block.hash),
+        chain: chain_ref(chain, block.number, block.hash),
         prices,
         no_data,
     }))

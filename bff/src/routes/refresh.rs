@@ -6,7 +6,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -50,6 +50,7 @@ pub struct Pending {
 pub async fn refresh(
     State(state): State<AppState>,
     Path(raw): Path<String>,
+    RawQuery(query): RawQuery,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| {
@@ -67,7 +68,9 @@ pub async fn refresh(
             "the body must be empty or a JSON object".into(),
         ));
     }
-    let feed = state
+    let p = crate::params::Params::parse(query.as_deref(), &["chain"])?;
+    let chain = state.chains.get(p.str("chain"))?;
+    let feed = chain
         .feeds
         .get(&pair)
         .ok_or_else(|| ApiError::UnknownPair(pair.to_string()))?;
@@ -83,7 +86,7 @@ pub async fn refresh(
     let payload = RefreshRequest {
         v: SCHEMA_VERSION,
         pair: pair.clone(),
-        chain: state.chain_name.to_string(),
+        chain: chain.name.to_string(),
     }
     .encode();
     let request = nats.send_request(
@@ -101,7 +104,10 @@ pub async fn refresh(
                 if submission_id.is_none()
                     && let Ok(event) = SubmissionEvent::decode(&msg.payload)
                     && event.at_ms >= asked_at_ms
-                    && event.is_on(state.reader.chain_id(), true)
+                    && event.is_on(
+                        chain.reader.chain_id(),
+                        std::ptr::eq(chain, state.chains.default_chain()),
+                    )
                     && event.reports.iter().any(|r| r.pair == pair)
                 {
                     submission_id = Some(event.id);
@@ -135,15 +141,15 @@ pub async fn refresh(
         code: "refresh_failed",
         message: "the aggregator answered without an inclusion block".into(),
     })?;
-    let pinned = pin_at(&state, Some(block)).await?;
-    let value = read(&state, &pair, pinned)
+    let pinned = pin_at(&state, chain, Some(block)).await?;
+    let value = read(&state, chain, &pair, pinned)
         .await?
         .ok_or_else(|| ApiError::NoData(pair.to_string()))?;
     Ok(Json(Refreshed {
         status: "included",
         submission_id: reply.submission_id,
         tx_hash: reply.tx_hash,
-        price: to_response(&pair, &value, heartbeat_s, &state),
+        price: to_response(&pair, &value, heartbeat_s, chain),
     })
     .into_response())
 }

@@ -8,13 +8,14 @@
 use alloy::primitives::{Bytes, hex};
 use alloy::sol_types::SolCall;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use oracle_common::Pair;
 use oracle_common::chain::{OracleHub, Report, pack_reports};
 use oracle_common::wire::{ReportMessage, SubmittedReport};
 use serde::Serialize;
 
 use crate::AppState;
+use crate::chains::ChainView;
 use crate::error::ApiError;
 
 /// An observation the report used.
@@ -83,7 +84,9 @@ pub struct LatestReport {
     pub sources: Vec<UsedSource>,
     /// Sources left out.
     pub rejected: Vec<RejectedSource>,
-    /// The chain the signatures are for.
+    /// The chain the signatures are for (its name here, `?chain=`).
+    pub chain: String,
+    /// Its id (the EIP-712 domain's).
     pub chain_id: u64,
     /// The hub they are for.
     pub hub: String,
@@ -126,7 +129,7 @@ pub fn calldata(reports: &[SubmittedReport], signatures: &[u8], pair: &Pair) -> 
     })
 }
 
-fn body(state: &AppState, r: &ReportMessage) -> LatestReport {
+fn body(state: &AppState, chain: &ChainView, r: &ReportMessage) -> LatestReport {
     let record = state.submissions.get(&r.submission_id);
     let calldata = record.as_ref().and_then(|rec| {
         let signatures = hex::decode(rec.latest.signatures.as_deref()?).ok()?;
@@ -165,8 +168,9 @@ fn body(state: &AppState, r: &ReportMessage) -> LatestReport {
                 reason: u.reason.clone(),
             })
             .collect(),
-        chain_id: state.reader.chain_id(),
-        hub: state.reader.hub_checksum().to_owned(),
+        chain: chain.name.to_string(),
+        chain_id: chain.reader.chain_id(),
+        hub: chain.reader.hub_checksum().to_owned(),
         calldata,
     }
 }
@@ -175,14 +179,17 @@ fn body(state: &AppState, r: &ReportMessage) -> LatestReport {
 pub async fn latest_report(
     State(state): State<AppState>,
     Path(raw): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<LatestReport>, ApiError> {
     let pair: Pair = raw.parse()?;
-    if !state.feeds.contains_key(&pair) {
+    let p = crate::params::Params::parse(query.as_deref(), &["chain"])?;
+    let chain = state.chains.get(p.str("chain"))?;
+    if !chain.feeds.contains_key(&pair) {
         return Err(ApiError::UnknownPair(pair.to_string()));
     }
-    let report = state
+    let report = chain
         .reports
         .latest(&pair)
         .ok_or_else(|| ApiError::NoReport(pair.to_string()))?;
-    Ok(Json(body(&state, &report)))
+    Ok(Json(body(&state, chain, &report)))
 }

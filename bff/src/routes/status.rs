@@ -1,8 +1,8 @@
 //! `GET /v1/status`: whether the parts behind the prices are up, for the web
 //! page and for clients that want to say why a value is not moving: the
 //! aggregator nodes (a leader holds the lease in the `oracle_leader` KV bucket,
-//! whose entries expire when not renewed), the chain node (the price cache is
-//! in step with it) and the message bus. Cached for [`CACHE_FOR`] so that a
+//! whose entries expire when not renewed), each chain's node (the price cache
+//! is in step with it) and the message bus. Cached for [`CACHE_FOR`] so that a
 //! crowd of pages costs one bus read per second.
 
 use std::sync::{Arc, Mutex};
@@ -49,13 +49,26 @@ pub struct BusStatus {
     pub state: &'static str,
 }
 
+/// One served chain's node.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NamedChainStatus {
+    /// The chain's name (`?chain=`).
+    pub name: String,
+    /// `up` while the price cache is in step with its node, else `down`.
+    pub state: &'static str,
+    /// The last head verified.
+    pub head: Option<u64>,
+}
+
 /// The answer.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Status {
     /// The aggregator nodes.
     pub aggregator: AggregatorStatus,
-    /// The chain node.
+    /// The default chain's node.
     pub chain: ChainStatus,
+    /// Every served chain's node, the default first.
+    pub chains: Vec<NamedChainStatus>,
     /// The bus.
     pub bus: BusStatus,
 }
@@ -106,14 +119,26 @@ pub async fn status(State(state): State<AppState>) -> Json<Status> {
     {
         return Json(status.clone());
     }
-    let head = state.cache.head().map(|h| h.number);
-    let in_step = head.is_some() && state.cache.behind_for().is_none();
+    let chains: Vec<NamedChainStatus> = state
+        .chains
+        .iter()
+        .map(|c| {
+            let head = c.cache.head().map(|h| h.number);
+            let in_step = head.is_some() && c.cache.behind_for().is_none();
+            NamedChainStatus {
+                name: c.name.to_string(),
+                state: if in_step { "up" } else { "down" },
+                head,
+            }
+        })
+        .collect();
     let status = Status {
         aggregator: aggregator(&state).await,
         chain: ChainStatus {
-            state: if in_step { "up" } else { "down" },
-            head,
+            state: chains[0].state,
+            head: chains[0].head,
         },
+        chains,
         bus: BusStatus {
             state: if state.nats_answers() { "up" } else { "down" },
         },

@@ -1,5 +1,6 @@
-//! `GET /v1/stream?pairs=BTC-USD,ETH-USD&throttle_ms=500` (Server-Sent
-//! Events): the current value of each pair, then each new on-chain round.
+//! `GET /v1/stream?pairs=BTC-USD,ETH-USD&throttle_ms=500&chain=NAME`
+//! (Server-Sent Events): the current value of each pair on the chain (the
+//! default one when not named), then each new on-chain round there.
 //! Per client, at most one `price` event per pair per `throttle_ms`,
 //! coalescing to the newest round; keep-alive comments every 15 s; a `lag`
 //! event (then the current values) when the client fell behind, and an
@@ -22,6 +23,7 @@ use tokio::time::Instant;
 use super::prices::to_response;
 use crate::AppState;
 use crate::cache::Update;
+use crate::chains::ChainView;
 use crate::error::ApiError;
 use crate::guard::{ClientId, StreamSlot};
 use crate::params::Params;
@@ -34,14 +36,14 @@ const MAX_THROTTLE_MS: u64 = 60_000;
 /// and shared by every client (thousands of streams, one serialization, no
 /// copy per client). A comment line says when this service saw the block,
 /// Unix ms, so a client can measure delivery; clients ignore comments.
-fn price_frame(state: &AppState, u: &Update) -> Bytes {
+fn price_frame(chain: &ChainView, u: &Update) -> Bytes {
     u.body
         .get_or_init(|| {
-            let heartbeat = state
+            let heartbeat = chain
                 .feeds
                 .get(&u.pair)
                 .map_or(0, |f| f.heartbeat.as_secs());
-            let data = serde_json::to_string(&to_response(&u.pair, &u.read, heartbeat, state))
+            let data = serde_json::to_string(&to_response(&u.pair, &u.read, heartbeat, chain))
                 .unwrap_or_default();
             Bytes::from(format!(
                 "event: price\nid: {}:{}\n: seen_at_ms={}\ndata: {data}\n\n",
@@ -67,7 +69,8 @@ pub async fn stream(
     who: Option<axum::Extension<ClientId>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(query.as_deref(), &["pairs", "throttle_ms"])?;
+    let p = Params::parse(query.as_deref(), &["pairs", "throttle_ms", "chain"])?;
+    let chain = state.chains.get(p.str("chain"))?.clone();
     let throttle_ms = p.u64("throttle_ms")?.unwrap_or(DEFAULT_THROTTLE_MS);
     if throttle_ms > MAX_THROTTLE_MS {
         return Err(ApiError::InvalidParameter(format!(
@@ -75,14 +78,14 @@ pub async fn stream(
         )));
     }
     let pairs: Vec<Pair> = match p.str("pairs") {
-        None => state.feeds.keys().cloned().collect(),
+        None => chain.feeds.keys().cloned().collect(),
         Some(list) => {
             let mut out = Vec::new();
             for raw in list.split(',') {
                 let pair: Pair = raw.parse().map_err(|e: oracle_common::pair::PairError| {
                     ApiError::InvalidParameter(format!("`pairs`: {e}"))
                 })?;
-                if !state.feeds.contains_key(&pair) {
+                if !chain.feeds.contains_key(&pair) {
                     return Err(ApiError::UnknownPair(pair.to_string()));
                 }
                 if !out.contains(&pair) {
@@ -101,8 +104,9 @@ pub async fn stream(
             .inc();
     })?;
     let mut feed = Feed {
-        updates: state.cache.subscribe(),
-        shutdown: Box::pin(state.cache.shutdown.clone().cancelled_owned()),
+        updates: chain.cache.subscribe(),
+        shutdown: Box::pin(chain.cache.shutdown.clone().cancelled_owned()),
+        chain,
         _gauge: ClientGauge::new(state.metrics.sse_clients.clone()),
         _slot: slot,
         state,
@@ -154,6 +158,8 @@ impl Drop for ClientGauge {
 /// the slot and gauge it holds until it is dropped (the client went away).
 struct Feed {
     state: AppState,
+    /// The chain streamed.
+    chain: ChainView,
     _slot: StreamSlot,
     _gauge: ClientGauge,
     pairs: Vec<Pair>,
@@ -185,7 +191,7 @@ impl Feed {
 
     /// Holds the current value of every pair of this client.
     fn hold_current(&mut self) {
-        for u in self.state.cache.current(&self.pairs) {
+        for u in self.chain.cache.current(&self.pairs) {
             self.hold(u);
         }
     }
@@ -206,7 +212,7 @@ impl Feed {
             if has_pending && Instant::now() >= self.next_send {
                 for u in self.pending.iter_mut().filter_map(Option::take) {
                     self.state.metrics.sse_events.inc();
-                    self.ready.push_back(price_frame(&self.state, &u));
+                    self.ready.push_back(price_frame(&self.chain, &u));
                 }
                 self.next_send = Instant::now() + self.throttle;
                 continue;

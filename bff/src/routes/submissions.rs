@@ -46,8 +46,17 @@ pub async fn list_submissions(
 ) -> Result<Json<SubmissionsPage>, ApiError> {
     let p = Params::parse(
         query.as_deref(),
-        &["status", "pair", "from", "to", "limit", "cursor"],
+        &["status", "pair", "from", "to", "limit", "cursor", "chain"],
     )?;
+    // Every chain's unless one is named.
+    let chain = match p.str("chain") {
+        None => None,
+        Some(name) => {
+            let view = state.chains.get(Some(name))?;
+            let first = std::ptr::eq(view, state.chains.default_chain());
+            Some((view.reader.chain_id(), first))
+        }
+    };
     let limit = p.u64("limit")?.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::InvalidParameter(format!(
@@ -74,6 +83,7 @@ pub async fn list_submissions(
     let filter = Filter {
         status: p.str("status").map(parse_status).transpose()?,
         pair,
+        chain,
         from_ms,
         to_ms,
         before: cursor,
