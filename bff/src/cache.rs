@@ -347,6 +347,59 @@ impl PriceCache {
     }
 }
 
+/// First and longest pause before subscribing again after the subscription
+/// failed or ended.
+const RESUBSCRIBE_MIN: Duration = Duration::from_secs(1);
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(30);
+
+/// Subscribes to new heads at `url` (`eth_subscribe newHeads`) and wakes the
+/// follower at each; subscribes again (with back-off) when it breaks. `live`
+/// is 1 while the subscription runs.
+async fn subscribe_heads(
+    url: String,
+    heads: Arc<tokio::sync::Notify>,
+    live: prometheus::IntGauge,
+    shutdown: CancellationToken,
+) {
+    use alloy::providers::{Provider, ProviderBuilder, WsConnect};
+    let mut pause = RESUBSCRIBE_MIN;
+    loop {
+        let run = async {
+            let provider = ProviderBuilder::new()
+                .connect_ws(WsConnect::new(url.clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut sub = provider
+                .subscribe_blocks()
+                .await
+                .map_err(|e| e.to_string())?;
+            live.set(1);
+            info!(url = %url, "following new heads over the websocket subscription");
+            loop {
+                match sub.recv().await {
+                    Ok(_) => heads.notify_one(),
+                    // Fell behind the subscription's buffer: a step reads the head anyway.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => heads.notify_one(),
+                    Err(e) => return Err::<(), String>(e.to_string()),
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = run => r,
+        };
+        live.set(0);
+        if let Err(e) = outcome {
+            warn!(url = %url, error = %e, retry_in = ?pause, "head subscription unavailable; polling meanwhile");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(RESUBSCRIBE_MAX);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use alloy::primitives::B256;
@@ -410,58 +463,5 @@ mod tests {
         assert_eq!(u.pair, eth);
         assert!(rx.try_recv().is_err());
         assert_eq!(in_step(&cache, &btc).unwrap().unwrap().block_number, 9);
-    }
-}
-
-/// First and longest pause before subscribing again after the subscription
-/// failed or ended.
-const RESUBSCRIBE_MIN: Duration = Duration::from_secs(1);
-const RESUBSCRIBE_MAX: Duration = Duration::from_secs(30);
-
-/// Subscribes to new heads at `url` (`eth_subscribe newHeads`) and wakes the
-/// follower at each; subscribes again (with back-off) when it breaks. `live`
-/// is 1 while the subscription runs.
-async fn subscribe_heads(
-    url: String,
-    heads: Arc<tokio::sync::Notify>,
-    live: prometheus::IntGauge,
-    shutdown: CancellationToken,
-) {
-    use alloy::providers::{Provider, ProviderBuilder, WsConnect};
-    let mut pause = RESUBSCRIBE_MIN;
-    loop {
-        let run = async {
-            let provider = ProviderBuilder::new()
-                .connect_ws(WsConnect::new(url.clone()))
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut sub = provider
-                .subscribe_blocks()
-                .await
-                .map_err(|e| e.to_string())?;
-            live.set(1);
-            info!(url = %url, "following new heads over the websocket subscription");
-            loop {
-                match sub.recv().await {
-                    Ok(_) => heads.notify_one(),
-                    // Fell behind the subscription's buffer: a step reads the head anyway.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => heads.notify_one(),
-                    Err(e) => return Err::<(), String>(e.to_string()),
-                }
-            }
-        };
-        let outcome = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = run => r,
-        };
-        live.set(0);
-        if let Err(e) = outcome {
-            warn!(url = %url, error = %e, retry_in = ?pause, "head subscription unavailable; polling meanwhile");
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(pause) => {}
-        }
-        pause = (pause * 2).min(RESUBSCRIBE_MAX);
     }
 }
