@@ -2,7 +2,9 @@
 //! previous leader, a relayer) updated, found from the hub's `PriceUpdated`
 //! logs of each new block; the hub's signer set; and the sender's balance.
 //! One watcher per chain; whether its RPC answers is the node's readiness
-//! check `chain:{name}` and `oracle_aggregator_chain_up{chain}`.
+//! check `chain:{name}` and `oracle_aggregator_chain_up{chain}`. When the
+//! endpoint in use stops answering, the lane moves to the chain's next
+//! configured RPC URL that does.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -103,6 +105,11 @@ pub async fn run(
                 if head.is_ok() || failures >= CHAIN_FAILURES {
                     readiness.set(&check, head.is_ok());
                     metrics.chain_up.with_label_values(&c).set(i64::from(head.is_ok()));
+                }
+                if failures >= CHAIN_FAILURES && submitter.fail_over().await {
+                    // Every task of the lane shares the endpoint in use.
+                    failures = 0;
+                    continue;
                 }
                 let Ok(head) = head else { continue };
                 metrics.chain_head.with_label_values(&c).set(i64::try_from(head).unwrap_or(i64::MAX));

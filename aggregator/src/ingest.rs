@@ -582,23 +582,23 @@ impl Ingest {
     /// The lane a request names (empty: the first chain), or the error to
     /// answer.
     fn lane_of(&self, chain: &str) -> Result<usize, (ErrorCode, String)> {
-        if chain.is_empty() {
-            return Ok(0);
-        }
-        let i = self
-            .lanes
-            .iter()
-            .position(|l| l.name == chain)
-            .ok_or_else(|| {
-                (
-                    ErrorCode::BadRequest,
-                    format!("{chain} is not a configured chain"),
-                )
-            })?;
+        let i = if chain.is_empty() {
+            0 // the first chain
+        } else {
+            self.lanes
+                .iter()
+                .position(|l| l.name == chain)
+                .ok_or_else(|| {
+                    (
+                        ErrorCode::BadRequest,
+                        format!("{chain} is not a configured chain"),
+                    )
+                })?
+        };
         if self.lanes[i].up.is_none() {
             return Err((
                 ErrorCode::ChainError,
-                format!("chain {chain} is not connected"),
+                format!("chain {} is not connected", self.lanes[i].name),
             ));
         }
         Ok(i)

@@ -3,6 +3,8 @@
 //! transactions that carry a quorum-signed batch. Report signatures come from
 //! the nodes of the quorum (see `proposal` and `verify`), not from here.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use alloy::network::EthereumWallet;
@@ -13,7 +15,7 @@ use oracle_common::Pair;
 use oracle_common::chain::{HubSignature, OracleHub, Report, pack_reports, pack_signatures};
 use oracle_common::config::{ChainConfig, Secret};
 use oracle_common::wire::SkipReason;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::policy::OnChain;
 
@@ -73,11 +75,13 @@ pub struct FeedOnHub {
     pub max_report_age: u32,
 }
 
-/// Reads and writes the hub.
+/// Reads and writes the hub, through one of the chain's RPC endpoints.
 #[derive(Debug, Clone)]
 pub struct Submitter {
-    hub: OracleHub::OracleHubInstance<DynProvider>,
-    provider: DynProvider,
+    /// Every configured endpoint, in order: its URL and provider.
+    endpoints: Arc<Vec<(String, DynProvider)>>,
+    /// The one in use (see [`Submitter::fail_over`]).
+    active: Arc<AtomicUsize>,
     wallet: EthereumWallet,
     sender: Address,
     chain_id: u64,
@@ -181,60 +185,122 @@ impl Submitter {
         let sender = parse_key(sender_key.expose(), "aggregator.sender_key")?;
         let sender_address = sender.address();
         let wallet = EthereumWallet::from(sender);
-        let mut last_error = None;
+        let mut endpoints = Vec::with_capacity(chain.rpc_urls.len());
         for url in &chain.rpc_urls {
             let parsed = url.trim().parse().map_err(|_| SubmitError::Config {
                 key: "chains.rpc_urls",
                 message: format!("{url} is not a URL"),
             })?;
-            let provider = http_provider(parsed);
-            let chain_id = match provider.get_chain_id().await {
-                Ok(id) => id,
-                Err(e) => {
-                    warn!(chain = %chain.name, url = %url, error = %e, "RPC endpoint does not answer; trying the next");
-                    last_error = Some(SubmitError::Rpc(format!("eth_chainId at {url}: {e}")));
-                    continue;
-                }
-            };
-            if chain_id != chain.chain_id {
-                return Err(SubmitError::Config {
-                    key: "chains.chain_id",
-                    message: format!(
-                        "chain {} expects id {}, {url} serves chain {chain_id}",
-                        chain.name, chain.chain_id
-                    ),
-                });
-            }
-            let hub = OracleHub::new(hub_address, provider.clone());
-            let submitter = Self {
-                hub,
-                provider,
-                wallet: wallet.clone(),
-                sender: sender_address,
-                chain_id,
-                hub_address,
-            };
-            let (signers, threshold) = submitter.signer_set().await?;
-            if !signers.contains(&signer) {
-                return Err(SubmitError::Config {
-                    key: "aggregator.signer_key",
-                    message: format!(
-                        "{signer} is not an authorized signer of hub {hub_address} on chain {}",
-                        chain.name
-                    ),
-                });
-            }
-            info!(chain = %chain.name, %hub_address, chain_id, sender = %sender_address, %signer,
-                  signers = signers.len(), threshold, "connected to chain");
-            return Ok(submitter);
+            endpoints.push((url.trim().to_owned(), http_provider(parsed)));
         }
-        Err(last_error.unwrap_or_else(|| SubmitError::Rpc("no RPC URL".into())))
+        let submitter = Self {
+            endpoints: Arc::new(endpoints),
+            active: Arc::new(AtomicUsize::new(0)),
+            wallet,
+            sender: sender_address,
+            chain_id: chain.chain_id,
+            hub_address,
+        };
+        // The first endpoint that answers, checked to serve the chain.
+        let mut last_error = None;
+        let mut found = false;
+        for i in 0..submitter.endpoints.len() {
+            match submitter.check_endpoint(i).await {
+                Ok(()) => {
+                    submitter.active.store(i, Ordering::Release);
+                    found = true;
+                    break;
+                }
+                Err(e @ SubmitError::Config { .. }) => return Err(e),
+                Err(e) => {
+                    warn!(chain = %chain.name, url = %submitter.endpoints[i].0, error = %e,
+                          "RPC endpoint does not answer; trying the next");
+                    last_error = Some(e);
+                }
+            }
+        }
+        if !found {
+            return Err(last_error.unwrap_or_else(|| SubmitError::Rpc("no RPC URL".into())));
+        }
+        let (signers, threshold) = submitter.signer_set().await?;
+        if !signers.contains(&signer) {
+            return Err(SubmitError::Config {
+                key: "aggregator.signer_key",
+                message: format!(
+                    "{signer} is not an authorized signer of hub {hub_address} on chain {}",
+                    chain.name
+                ),
+            });
+        }
+        info!(chain = %chain.name, %hub_address, chain_id = chain.chain_id, url = %submitter.endpoint(),
+              sender = %sender_address, %signer, signers = signers.len(), threshold, "connected to chain");
+        Ok(submitter)
+    }
+
+    /// Whether endpoint `i` answers and serves this chain (a `Config` error
+    /// when it serves another one).
+    async fn check_endpoint(&self, i: usize) -> Result<(), SubmitError> {
+        let (url, provider) = &self.endpoints[i];
+        let id = provider
+            .get_chain_id()
+            .await
+            .map_err(|e| SubmitError::Rpc(format!("eth_chainId at {url}: {e}")))?;
+        if id != self.chain_id {
+            return Err(SubmitError::Config {
+                key: "chains.chain_id",
+                message: format!("expected chain {}, {url} serves chain {id}", self.chain_id),
+            });
+        }
+        Ok(())
+    }
+
+    /// The provider in use.
+    fn provider(&self) -> &DynProvider {
+        &self.endpoints[self.active.load(Ordering::Acquire) % self.endpoints.len()].1
+    }
+
+    /// The hub, through the provider in use.
+    fn hub(&self) -> OracleHub::OracleHubInstance<DynProvider> {
+        OracleHub::new(self.hub_address, self.provider().clone())
+    }
+
+    /// The URL of the endpoint in use.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoints[self.active.load(Ordering::Acquire) % self.endpoints.len()].0
+    }
+
+    /// Moves to the next configured endpoint that answers and serves this
+    /// chain, when the one in use stopped answering; `true` when it moved.
+    /// One endpoint, or none other answering: stays.
+    pub async fn fail_over(&self) -> bool {
+        let n = self.endpoints.len();
+        let current = self.active.load(Ordering::Acquire) % n;
+        for step in 1..n {
+            let i = (current + step) % n;
+            match self.check_endpoint(i).await {
+                Ok(()) => {
+                    self.active.store(i, Ordering::Release);
+                    warn!(from = %self.endpoints[current].0, to = %self.endpoints[i].0,
+                          "RPC endpoint stopped answering: using the next one");
+                    return true;
+                }
+                Err(e) => {
+                    debug!(url = %self.endpoints[i].0, error = %e, "fallback endpoint not usable")
+                }
+            }
+        }
+        false
     }
 
     /// The hub's authorized signers (ascending) and its threshold.
     pub async fn signer_set(&self) -> Result<(Vec<Address>, usize), SubmitError> {
-        let signers = self.hub.signers().call().await.map_err(contract_error)?;
-        let threshold = self.hub.threshold().call().await.map_err(contract_error)?;
+        let signers = self.hub().signers().call().await.map_err(contract_error)?;
+        let threshold = self
+            .hub()
+            .threshold()
+            .call()
+            .await
+            .map_err(contract_error)?;
         Ok((signers, usize::from(threshold)))
     }
 
@@ -251,7 +317,7 @@ impl Submitter {
     /// What the hub holds for the feed at `index`.
     pub async fn read_index(&self, index: u16) -> Result<OnChain, SubmitError> {
         let r = self
-            .hub
+            .hub()
             .latestByIndex(index)
             .call()
             .await
@@ -261,7 +327,7 @@ impl Submitter {
 
     /// The latest block number.
     pub async fn block_number(&self) -> Result<u64, SubmitError> {
-        self.provider
+        self.provider()
             .get_block_number()
             .await
             .map_err(|e| SubmitError::Rpc(format!("eth_blockNumber: {e}")))
@@ -276,7 +342,7 @@ impl Submitter {
             .from_block(from)
             .to_block(to);
         let logs = self
-            .provider
+            .provider()
             .get_logs(&filter)
             .await
             .map_err(|e| SubmitError::Rpc(format!("eth_getLogs: {e}")))?;
@@ -293,7 +359,7 @@ impl Submitter {
     /// What the hub holds for a pair.
     pub async fn read(&self, pair: &Pair) -> Result<OnChain, SubmitError> {
         let r = self
-            .hub
+            .hub()
             .latest(pair.feed_id())
             .call()
             .await
@@ -304,7 +370,7 @@ impl Submitter {
     /// The feed's registration on the hub (index, decimals, bounds).
     pub async fn feed(&self, pair: &Pair) -> Result<FeedOnHub, SubmitError> {
         let info = self
-            .hub
+            .hub()
             .feedInfo(pair.feed_id())
             .call()
             .await
@@ -326,7 +392,7 @@ impl Submitter {
 
     /// The sender's next nonce as the node sees it (pending transactions included).
     pub async fn pending_nonce(&self) -> Result<u64, SubmitError> {
-        self.provider
+        self.provider()
             .get_transaction_count(self.sender)
             .pending()
             .await
@@ -335,7 +401,7 @@ impl Submitter {
 
     /// The sender's nonce counting mined transactions only.
     pub async fn mined_nonce(&self) -> Result<u64, SubmitError> {
-        self.provider
+        self.provider()
             .get_transaction_count(self.sender)
             .latest()
             .await
@@ -345,7 +411,7 @@ impl Submitter {
     /// Current fee estimate.
     pub async fn fees(&self) -> Result<Fees, SubmitError> {
         let f = self
-            .provider
+            .provider()
             .estimate_eip1559_fees()
             .await
             .map_err(|e| SubmitError::Rpc(format!("fee estimate: {e}")))?;
@@ -357,7 +423,7 @@ impl Submitter {
 
     /// The sender's balance, wei.
     pub async fn balance(&self) -> Result<alloy::primitives::U256, SubmitError> {
-        self.provider
+        self.provider()
             .get_balance(self.sender)
             .await
             .map_err(|e| SubmitError::Rpc(format!("eth_getBalance: {e}")))
@@ -376,7 +442,7 @@ impl Submitter {
         use alloy::eips::eip2718::Encodable2718;
         use alloy::network::{NetworkTransactionBuilder, TransactionBuilder};
         let mut tx = self
-            .hub
+            .hub()
             .submit(pack_reports(reports), pack_signatures(signatures))
             .into_transaction_request();
         tx.set_from(self.sender);
@@ -385,7 +451,7 @@ impl Submitter {
         tx.set_max_fee_per_gas(fees.max_fee);
         tx.set_max_priority_fee_per_gas(fees.priority);
         let gas = self
-            .provider
+            .provider()
             .estimate_gas(tx.clone())
             .await
             .map_err(|e| contract_error(alloy::contract::Error::TransportError(e)))?;
@@ -403,7 +469,7 @@ impl Submitter {
 
     /// Broadcasts a signed transaction. "Already known" is not an error.
     pub async fn broadcast(&self, raw: &[u8]) -> Result<(), SubmitError> {
-        match self.provider.send_raw_transaction(raw).await {
+        match self.provider().send_raw_transaction(raw).await {
             Ok(_) => Ok(()),
             Err(e) if e.to_string().to_lowercase().contains("already known") => Ok(()),
             Err(e) => Err(SubmitError::Rpc(format!("eth_sendRawTransaction: {e}"))),
@@ -417,7 +483,7 @@ impl Submitter {
     ) -> Result<Option<alloy::rpc::types::TransactionReceipt>, SubmitError> {
         for hash in hashes {
             let r = self
-                .provider
+                .provider()
                 .get_transaction_receipt(*hash)
                 .await
                 .map_err(|e| SubmitError::Rpc(format!("eth_getTransactionReceipt: {e}")))?;

@@ -1,7 +1,9 @@
 // The live page's script (/assets/app.js, an ES module; no framework, nothing
 // from elsewhere): loads the feeds, prices, recent rounds, latest reports and
 // submissions from the bff's public API, follows new rounds over the SSE
-// stream, polls the system status, and runs on-demand refreshes.
+// stream, polls the system status, and runs on-demand refreshes. It shows one
+// chain: the page's own `?chain=NAME` (default: the API's first chain), chosen
+// in the header's list of `/v1/chains`.
 
 const HISTORY_POINTS = 30; // rounds drawn in a sparkline
 const STATUS_EVERY_MS = 2000;
@@ -14,6 +16,16 @@ const SVG_NS = 'http://www.w3.org/2000/svg';
 const feeds = new Map();
 /** Set once the first values, rounds and reports were asked for. */
 let started = false;
+/** The chain shown: the page's `?chain=`, or empty for the API's default. */
+const CHAIN = new URLSearchParams(window.location.search).get('chain') || '';
+/** Its name as the API gave it (known once the feeds are loaded). */
+let chainName = CHAIN;
+
+/** `path` asking for the chain shown (routes that read one chain). */
+function withChain(path) {
+  if (!CHAIN || path.startsWith('/v1/status') || path.startsWith('/v1/chains')) return path;
+  return `${path}${path.includes('?') ? '&' : '?'}chain=${encodeURIComponent(CHAIN)}`;
+}
 
 // ---- API ------------------------------------------------------------------
 
@@ -31,7 +43,7 @@ async function api(path, init = {}) {
   headers.set('Accept', 'application/json');
   const key = apiKey();
   if (key) headers.set('X-API-Key', key);
-  const response = await fetch(path, { ...init, headers, cache: 'no-store' });
+  const response = await fetch(withChain(path), { ...init, headers, cache: 'no-store' });
   const text = await response.text();
   let body = null;
   if (text) {
@@ -438,7 +450,7 @@ async function pollStatus() {
     aggDetail = agg.leader ? `last leader ${agg.leader}` : 'no leader';
   }
   setPill('status-aggregator', aggState, aggState === 'unknown' ? '—' : aggState === 'down' ? 'stopped' : 'up', aggDetail);
-  const chain = s.chain || {};
+  const chain = (Array.isArray(s.chains) && s.chains.find((c) => c.name === chainName)) || s.chain || {};
   const chainState = stateOf(chain);
   setPill('status-chain', chainState, chainState === 'unknown' ? '—' : chainState, typeof chain.head === 'number' ? `head ${chain.head}` : '');
   const busState = stateOf(s.bus);
@@ -536,7 +548,7 @@ function stopFallback() {
 }
 
 function openStream() {
-  const stream = new EventSource('/v1/stream');
+  const stream = new EventSource(withChain('/v1/stream'));
   setStream('connecting', 'connecting');
   stream.addEventListener('open', () => {
     setStream('up', 'live');
@@ -569,6 +581,35 @@ function openStream() {
   });
 }
 
+// ---- chains ---------------------------------------------------------------------
+
+/** Fills the chain list from `/v1/chains`; choosing one reloads the page on it. */
+async function loadChains() {
+  const select = document.getElementById('chain-select');
+  let r;
+  try {
+    r = await api('/v1/chains');
+  } catch {
+    return;
+  }
+  if (!r.ok || !r.body || !Array.isArray(r.body.chains) || r.body.chains.length < 2) return;
+  const options = r.body.chains.map((c) => {
+    const option = el('option', '', `${c.name} (${c.chain_id})`);
+    option.value = c.name;
+    option.selected = c.name === chainName;
+    return option;
+  });
+  select.replaceChildren(...options);
+  select.closest('label').hidden = false;
+  select.addEventListener('change', () => {
+    const url = new URL(window.location.href);
+    const first = r.body.chains.find((c) => c.default);
+    if (first && select.value === first.name) url.searchParams.delete('chain');
+    else url.searchParams.set('chain', select.value);
+    window.location.assign(url.toString());
+  });
+}
+
 // ---- start ----------------------------------------------------------------------
 
 async function start() {
@@ -584,7 +625,12 @@ async function start() {
     setTimeout(start, 3000);
     return;
   }
-  setText(document.getElementById('chain-summary'), `chain ${r.body.chain_id} · hub ${r.body.contract}`);
+  chainName = r.body.chain || CHAIN;
+  setText(
+    document.getElementById('chain-summary'),
+    `${chainName ? `${chainName} · ` : ''}chain ${r.body.chain_id} · hub ${r.body.contract}`,
+  );
+  loadChains();
   for (const f of r.body.feeds) addFeed(f);
   message.hidden = r.body.feeds.length > 0;
   setText(message, r.body.feeds.length ? '' : 'No feeds are configured.');

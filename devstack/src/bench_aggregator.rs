@@ -98,7 +98,11 @@ impl OneNode {
         std::fs::write(&path, toml).map_err(err)?;
         let mut config = Config::load_with_env(&path, Vec::new())
             .map_err(|e| StackError::Config(e.to_string()))?;
-        config.chains[0].rpc_urls[0] = rpc_url.clone();
+        config.chains = vec![oracle_common::config::ChainConfig::new(
+            "bench",
+            31337,
+            rpc_url.clone(),
+        )];
         config.telemetry.log_level = "warn".into();
         adjust(&mut config);
         let node = NodeSpec {

@@ -253,7 +253,6 @@ impl Stack {
 
         if options.ephemeral_ports {
             let p = || tools::free_port().map_err(io("finding a free port"));
-            config.chains[0].rpc_urls[0] = format!("http://127.0.0.1:{}", p()?);
             let sim_port = p()?;
             for (id, source) in config.sources.iter_mut() {
                 source.base_url = format!("http://127.0.0.1:{sim_port}/{id}");

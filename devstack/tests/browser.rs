@@ -5,7 +5,8 @@
 //! headless Chromium) against the bff. The script checks the page loads
 //! without console errors or failed requests, shows the API's exact price and
 //! the chain proof, shows each new round within 2 s of the API serving it
-//! without a reload, runs a refresh from its button, and fits a phone; when
+//! without a reload, runs a refresh from its button, switches to the second
+//! chain (two are served here) from the header's list, and fits a phone; when
 //! it prints `PHASE stop-aggregator` this test kills the aggregator and
 //! answers `aggregator-stopped`, and the page must then show the aggregator
 //! stopped and the feed stale. The script's output is printed; screenshots
@@ -58,6 +59,7 @@ async fn the_live_page_follows_the_chain_in_a_real_browser() {
     let spec = StackSpec {
         processes: true,
         nodes: 1,
+        chains: 2,
         env,
         ..StackSpec::default()
     };

@@ -210,6 +210,43 @@ async fn two_chains_each_current_and_one_stalled_chain_never_delays_the_other() 
     stack.resume_chain(1);
     wait_round(&stack, 1, paused_at + 1, Duration::from_secs(90)).await;
 
+    // Its sender runs out of gas money there: the local chain is not
+    // affected, and the node reports the slow chain's balance as zero.
+    let sender: alloy::signers::local::PrivateKeySigner =
+        stack.nodes[0].sender_key.expose().parse().unwrap();
+    provider(&stack, 1)
+        .raw_request::<_, ()>(
+            "anvil_setBalance".into(),
+            (sender.address(), alloy::primitives::U256::ZERO),
+        )
+        .await
+        .unwrap();
+    let r = round(&stack, 0, "BTC/USD").await;
+    wait_round(&stack, 0, r + 3, Duration::from_secs(90)).await;
+    eventually(
+        Duration::from_secs(60),
+        "the slow chain's sender balance at 0",
+        || async {
+            (gauge(
+                &stack,
+                "oracle_aggregator_signer_balance_wei",
+                &[("chain", &slow)],
+            ) == Some(0.0))
+            .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        gauge(
+            &stack,
+            "oracle_aggregator_signer_balance_wei",
+            &[("chain", &local)]
+        )
+        .unwrap()
+            > 0.0
+    );
+
     // It stops for good: the local chain still updates, and the node says
     // which chain it cannot reach.
     stack.stop_chain(1).await;
@@ -278,4 +315,71 @@ async fn the_bff_follows_new_heads_over_the_websocket() {
         1.0
     );
     stack.stop().await;
+}
+
+/// Forwards TCP connections from a free port to `to` until the returned
+/// token is cancelled; then every connection is dropped and the port closed.
+/// The counter is the connections it accepted.
+async fn tcp_proxy(
+    to: std::net::SocketAddr,
+) -> (
+    String,
+    tokio_util::sync::CancellationToken,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (token, count) = (stop.clone(), accepted.clone());
+    tokio::spawn(async move {
+        loop {
+            let (mut inbound, _) = tokio::select! {
+                _ = token.cancelled() => return,
+                a = listener.accept() => match a { Ok(a) => a, Err(_) => return },
+            };
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let token = token.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = token.cancelled() => {}
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                }
+            });
+        }
+    });
+    (url, stop, accepted)
+}
+
+/// A node whose first RPC URL is dead from the start uses the next one; when
+/// that one dies while it runs, it moves on to the one after: rounds keep
+/// coming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_moves_to_the_next_rpc_url_when_one_stops_answering() {
+    let rig = rig::Rig::start("rpc-failover", rig::RigOptions::fetchers()).await;
+    let direct = rig.config.chains[0].rpc_urls[0].clone();
+    let anvil: std::net::SocketAddr = direct.trim_start_matches("http://").parse().unwrap();
+    let (proxy, cut, through_proxy) = tcp_proxy(anvil).await;
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        oracle_devstack::tools::free_port().unwrap()
+    );
+    let mut config = rig.node_config(0);
+    config.chains[0].rpc_urls = vec![dead, proxy, direct];
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (registry, _task) = rig.run_node_with(config, &stop);
+    let r = rig.wait_round("BTC/USD", 2, Duration::from_secs(60)).await;
+    let used = through_proxy.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(used > 0, "the node did not use the second URL");
+    cut.cancel();
+    rig.wait_round("BTC/USD", r + 2, Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        oracle_devstack::metric_value(&registry, "oracle_aggregator_chain_up", None),
+        1.0
+    );
+    stop.cancel();
 }

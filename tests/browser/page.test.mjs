@@ -1,8 +1,8 @@
 // The bff's live page (bff/web) in a real headless Chromium, against a running
 // stack: loads without console errors or failed requests, shows the API's
 // exact price and chain proof, shows new rounds within 2 s without a reload,
-// runs a refresh from its button, shows a stopped aggregator, and fits a
-// phone. Run by devstack/tests/browser.rs (which starts the stack and, when
+// runs a refresh from its button, switches to another served chain from the
+// header's list, shows a stopped aggregator, and fits a phone. Run by devstack/tests/browser.rs (which starts the stack and, when
 // this script prints `PHASE stop-aggregator`, stops the aggregator and
 // answers `aggregator-stopped` on stdin).
 //
@@ -149,7 +149,12 @@ page.on('console', (m) => {
   problems.push(`console error: ${m.text()} (${m.location().url || 'no location'})`);
 });
 page.on('pageerror', (e) => problems.push(`uncaught exception: ${e.message}`));
-page.on('requestfailed', (r) => problems.push(`request failed: ${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
+/** True while the script itself navigates: the old page's requests are aborted then. */
+let navigating = false;
+page.on('requestfailed', (r) => {
+  if (navigating && r.failure()?.errorText === 'net::ERR_ABORTED') return;
+  problems.push(`request failed: ${r.method()} ${r.url()}: ${r.failure()?.errorText}`);
+});
 page.on('response', async (r) => {
   if (r.status() < 400) return;
   let code = null;
@@ -364,6 +369,44 @@ async function run() {
   ok(`phone (375×812): no horizontal scroll (scrollWidth ${overflow.scrollWidth}), refresh button on screen`);
   await screenshot('page-phone.png');
   await page.setViewportSize({ width: 1280, height: 900 });
+
+  // ---- another chain, chosen in the header ----
+  const chains = (await getJson('/v1/chains')).body.chains;
+  if (chains.length < 2) {
+    note('skipped: choosing another chain (this bff serves one)');
+  } else {
+    const other = chains.find((c) => !c.default);
+    const options = await page.locator('#chain-select option').evaluateAll((els) => els.map((e) => e.value));
+    assert(
+      JSON.stringify(options) === JSON.stringify(chains.map((c) => c.name)),
+      `the chain list shows ${options}, the API serves ${chains.map((c) => c.name)}`,
+    );
+    const shownChain = await pageText(card.locator('[data-field=chain-id]'));
+    navigating = true;
+    await Promise.all([
+      page.waitForURL((u) => u.searchParams.get('chain') === other.name, { timeout: 10000 }),
+      page.locator('#chain-select').selectOption(other.name),
+    ]);
+    await until(`the ${other.name} chain's BTC/USD on the page`, 15000, async () => {
+      const api = (await getJson(`/v1/prices/${PATH}?chain=${other.name}`)).body;
+      const shown = await pageText(row.locator('[data-field=price]'));
+      return api && (await pageRound()) === api.round && shown === api.price;
+    });
+    navigating = false;
+    const summary = await pageText(page.locator('#chain-summary'));
+    assert(
+      summary.includes(other.name) && summary.includes(String(other.chain_id)),
+      `the header says "${summary}" on chain ${other.name} (${other.chain_id})`,
+    );
+    await until('the chain proof of the other chain', 10000, async () =>
+      (await pageText(card.locator('[data-field=chain-id]'))) === String(other.chain_id));
+    ok(`chain ${other.name} chosen in the header: its price, round and chain id (${other.chain_id}, was ${shownChain}) shown`);
+    await screenshot('page-other-chain.png');
+    navigating = true;
+    await page.goto(`${BFF}/`, { waitUntil: 'load' });
+    await until('the default chain again', 15000, async () => (await pageRound()) > 0);
+    navigating = false;
+  }
 
   // ---- a stopped aggregator ----
   if (!DRIVEN) {

@@ -20,8 +20,9 @@ pub struct ChainConfig {
     pub name: String,
     /// The chain id the RPC must report (also the EIP-712 domain's).
     pub chain_id: u64,
-    /// JSON-RPC endpoints (http(s)); the first is used while it answers, the
-    /// others in order when it does not.
+    /// JSON-RPC endpoints (http(s)). An aggregator node uses the first that
+    /// answers and moves to the next one that does when it stops answering;
+    /// the bff reads the first.
     pub rpc_urls: Vec<String>,
     /// A websocket endpoint for new-head subscriptions (the bff); polling
     /// the first RPC URL is the fallback.
@@ -79,6 +80,24 @@ fn default_min_balance() -> f64 {
 }
 
 impl ChainConfig {
+    /// A chain with the defaults of every optional key.
+    pub fn new(name: impl Into<String>, chain_id: u64, rpc_url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            chain_id,
+            rpc_urls: vec![rpc_url.into()],
+            ws_url: None,
+            hub_address: None,
+            block_time: default_block_time(),
+            confirmations: 0,
+            receipt_timeout: None,
+            fee_bump_percent: None,
+            max_fee_per_gas_gwei: None,
+            min_sender_balance_eth: default_min_balance(),
+            feeds: BTreeMap::new(),
+        }
+    }
+
     /// Checks the entry at `i` (the feeds it overrides must exist).
     pub fn validate(&self, i: usize, feeds: &[FeedConfig]) -> Result<(), ConfigError> {
         let key = |k: &str| format!("chains[{i}].{k}");
