@@ -706,7 +706,7 @@ async fn on_batch_done(
         if !event.reports.iter().any(|r| &r.pair == pair) {
             continue; // refused by the signers and dropped from the batch
         }
-        if event.applied(pair) {
+        if event.included(pair) {
             state.failures = 0;
         } else if event.status == oracle_common::wire::SubmissionStatus::Failed {
             state.failures += 1;

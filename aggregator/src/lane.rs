@@ -186,7 +186,7 @@ pub async fn run(lane: usize, shared: Shared, shutdown: CancellationToken) -> Re
                 signer_set: Arc::clone(&chain.signer_set),
                 metrics: shared.metrics.clone(),
             },
-            lifecycle: Lifecycle::new(
+            lifecycle: Arc::new(Lifecycle::new(
                 shared.js.clone(),
                 ChainPolicy {
                     name: name.clone(),
@@ -203,7 +203,7 @@ pub async fn run(lane: usize, shared: Shared, shutdown: CancellationToken) -> Re
                     .iter()
                     .map(|(p, s)| (p.clone(), s.hub.max_report_age))
                     .collect(),
-            ),
+            )),
             js: shared.js.clone(),
             specs: Arc::clone(&chain.specs),
             metrics: shared.metrics.clone(),

@@ -7,7 +7,10 @@
 //! On a chain with `confirmations`, a mined transaction is recorded as
 //! `pending` with its block, and is `success` only once that many blocks are
 //! on top of it; a reorg that drops it returns it to `pending` (no block) and
-//! the same signed transaction, same nonce, is broadcast again.
+//! the same signed transaction, same nonce, is broadcast again. The batch is
+//! handed back at inclusion (its reports are on chain) and its confirmations
+//! are followed in the background, so that the chain's next batch, with the
+//! next nonce and the next rounds, need not wait for them.
 //!
 //! One nonce manager per sender key and chain (each node has its own). A transaction not
 //! mined within `receipt_timeout` is replaced with the same nonce and fees
@@ -22,6 +25,7 @@
 //! one never broadcast is marked failed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256};
@@ -87,6 +91,12 @@ pub struct Lifecycle {
     confirmations: u64,
     /// How often an included transaction is checked while it gathers them.
     confirm_poll: Duration,
+    /// Submissions this node is confirming in the background (reconcile
+    /// leaves them alone).
+    confirming: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Unfinished submissions seen by this node: id → when first pending,
+    /// Unix ms (the pending gauges).
+    open: std::sync::Mutex<BTreeMap<String, u64>>,
     submitter: Submitter,
     node: String,
     config: AggregatorConfig,
@@ -128,6 +138,8 @@ impl Lifecycle {
             confirmations: chain.confirmations,
             confirm_poll: (chain.block_time / 4)
                 .clamp(Duration::from_millis(50), Duration::from_secs(1)),
+            confirming: std::sync::Mutex::default(),
+            open: std::sync::Mutex::default(),
             submitter,
             node,
             config,
@@ -149,26 +161,30 @@ impl Lifecycle {
     /// Publishes an event and waits for the stream's acknowledgement: a step
     /// is taken only once its announcement is stored.
     async fn record(&self, event: &SubmissionEvent) -> Result<(), SubmitError> {
-        // Submissions are followed one at a time, so one gauge tells how long
-        // the current one has been waiting for a receipt.
-        let c = [self.chain.as_str()];
-        let since = self.metrics.pending_since.with_label_values(&c);
-        match event.status {
-            SubmissionStatus::Pending if since.get() == 0.0 => {
-                since.set(event.at_ms as f64 / 1000.0);
-                self.metrics
-                    .pending_transactions
-                    .with_label_values(&c)
-                    .set(1);
+        // Several may be open at once (the next batch goes out while the
+        // last one gathers its confirmations): the gauges show how many, and
+        // since when the oldest has been waiting.
+        {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            match event.status {
+                SubmissionStatus::Pending => {
+                    open.entry(event.id.clone()).or_insert(event.at_ms);
+                }
+                SubmissionStatus::Success | SubmissionStatus::Failed => {
+                    open.remove(&event.id);
+                }
+                SubmissionStatus::Queued => {}
             }
-            SubmissionStatus::Success | SubmissionStatus::Failed => {
-                since.set(0.0);
-                self.metrics
-                    .pending_transactions
-                    .with_label_values(&c)
-                    .set(0);
-            }
-            _ => {}
+            let c = [self.chain.as_str()];
+            let oldest = open.values().min().copied().unwrap_or(0);
+            self.metrics
+                .pending_since
+                .with_label_values(&c)
+                .set(oldest as f64 / 1000.0);
+            self.metrics
+                .pending_transactions
+                .with_label_values(&c)
+                .set(i64::try_from(open.len()).unwrap_or(i64::MAX));
         }
         // One id per event: a retry after a lost acknowledgement is stored once.
         let msg_id = format!("{}:{}:{}", event.id, event.status.as_str(), event.at_ms);
@@ -221,7 +237,7 @@ impl Lifecycle {
     /// `Err` (why) when nothing was sent because the submission could not
     /// even be recorded (the broker did not store it): not the feeds' fault.
     pub async fn submit(
-        &self,
+        self: &Arc<Self>,
         id: String,
         planned: &[Planned],
         quorum: &Quorum,
@@ -234,7 +250,7 @@ impl Lifecycle {
     }
 
     async fn submit_inner(
-        &self,
+        self: &Arc<Self>,
         id: String,
         planned: &[Planned],
         quorum: &Quorum,
@@ -274,7 +290,7 @@ impl Lifecycle {
     /// The rest of [`Lifecycle::submit`] once `queued` is stored: nonce,
     /// fees, signing, broadcast, follow-up; returns the final event.
     async fn send_recorded(
-        &self,
+        self: &Arc<Self>,
         mut event: SubmissionEvent,
         planned: &[Planned],
         quorum: &Quorum,
@@ -310,7 +326,7 @@ impl Lifecycle {
     /// Signs, records `pending`, broadcasts, waits; replaces with higher fees
     /// when no receipt comes in time. Returns the final event.
     async fn follow(
-        &self,
+        self: &Arc<Self>,
         mut event: SubmissionEvent,
         reports: &[Report],
         signatures: &[HubSignature],
@@ -361,7 +377,7 @@ impl Lifecycle {
                 warn!(error = %e, "broadcast failed; watching for a receipt anyway");
             }
             match self
-                .await_receipt(&event, self.config.receipt_timeout)
+                .await_receipt(&event, self.config.receipt_timeout, Until::Included)
                 .await
             {
                 Waited::Mined(receipt) => {
@@ -369,7 +385,7 @@ impl Lifecycle {
                         .confirmation
                         .with_label_values(&[&self.chain])
                         .observe(started.elapsed().as_secs_f64());
-                    return self.settle(event, &receipt).await;
+                    return self.included(event, *receipt).await;
                 }
                 Waited::NonceTaken => return self.nonce_taken(event).await,
                 Waited::TimedOut => {
@@ -402,7 +418,7 @@ impl Lifecycle {
     async fn wait_only(&self, event: SubmissionEvent) -> SubmissionEvent {
         loop {
             match self
-                .await_receipt(&event, self.config.receipt_timeout)
+                .await_receipt(&event, self.config.receipt_timeout, Until::Final)
                 .await
             {
                 Waited::Mined(receipt) => return self.settle(event, &receipt).await,
@@ -425,6 +441,55 @@ impl Lifecycle {
         .await
     }
 
+    /// A transaction of `event` was mined: on a chain without confirmations
+    /// that is final. Otherwise the inclusion is recorded (`pending` with its
+    /// block, gas and the reports the hub skipped) and returned, so that the
+    /// chain's next batch need not wait, and this node follows it to its
+    /// confirmations in the background (a reorg that drops it: broadcast
+    /// again, same nonce, followed again). A reverted transaction fails at
+    /// once.
+    async fn included(
+        self: &Arc<Self>,
+        event: SubmissionEvent,
+        receipt: alloy::rpc::types::TransactionReceipt,
+    ) -> SubmissionEvent {
+        if self.confirmations == 0 || !receipt.status() {
+            return self.settle(event, &receipt).await;
+        }
+        let mut included = self.outcome(event, &receipt);
+        included.status = SubmissionStatus::Pending;
+        info!(block = included.block.unwrap_or_default(), confirmations = self.confirmations,
+              tx_hash = %receipt.transaction_hash, skipped = included.skipped.len(),
+              "included; its confirmations are followed in the background");
+        if let Err(e) = self.record(&included).await {
+            warn!(error = %e, "cannot record the inclusion");
+        }
+        self.confirming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(included.id.clone());
+        let (me, waiting) = (Arc::clone(self), included.clone());
+        tokio::spawn(
+            async move {
+                let id = waiting.id.clone();
+                match me.confirm(&waiting, receipt, true).await {
+                    Some(receipt) => {
+                        me.settle(waiting, &receipt).await;
+                    }
+                    None => {
+                        me.wait_only(waiting).await;
+                    }
+                }
+                me.confirming
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+            }
+            .instrument(tracing::Span::current()),
+        );
+        included
+    }
+
     /// Waits until `receipt`'s block has the chain's confirmations on top
     /// while the transaction stays in it, and returns the final receipt. The
     /// inclusion is recorded (`pending` with its block) so that readers and a
@@ -435,11 +500,16 @@ impl Lifecycle {
         &self,
         event: &SubmissionEvent,
         mut receipt: alloy::rpc::types::TransactionReceipt,
+        announced_already: bool,
     ) -> Option<alloy::rpc::types::TransactionReceipt> {
         if self.confirmations == 0 {
             return Some(receipt);
         }
-        let mut announced: Option<B256> = None;
+        let mut announced: Option<B256> = if announced_already {
+            receipt.block_hash
+        } else {
+            None
+        };
         loop {
             let (Some(block), Some(block_hash)) = (receipt.block_number, receipt.block_hash) else {
                 return Some(receipt);
@@ -512,7 +582,12 @@ impl Lifecycle {
     /// Polls for a receipt of any of the event's hashes until `timeout`,
     /// checking every second whether the nonce was consumed by another
     /// transaction (then, after a last look for our receipts, gives up).
-    async fn await_receipt(&self, event: &SubmissionEvent, timeout: Duration) -> Waited {
+    async fn await_receipt(
+        &self,
+        event: &SubmissionEvent,
+        timeout: Duration,
+        until: Until,
+    ) -> Waited {
         let hashes: Vec<B256> = event
             .tx_hashes
             .iter()
@@ -525,8 +600,11 @@ impl Lifecycle {
         let mut pause = Duration::from_millis(20);
         loop {
             match self.submitter.find_receipt(&hashes).await {
+                Ok(Some(receipt)) if until == Until::Included => {
+                    return Waited::Mined(Box::new(receipt));
+                }
                 Ok(Some(receipt)) => {
-                    if let Some(receipt) = self.confirm(event, receipt).await {
+                    if let Some(receipt) = self.confirm(event, receipt, false).await {
                         return Waited::Mined(Box::new(receipt));
                     }
                     // A reorg dropped it: broadcast again, wait again.
@@ -542,7 +620,10 @@ impl Lifecycle {
                 {
                     // Mined between the two lookups? Look once more.
                     return match self.submitter.find_receipt(&hashes).await {
-                        Ok(Some(receipt)) => match self.confirm(event, receipt).await {
+                        Ok(Some(receipt)) if until == Until::Included => {
+                            Waited::Mined(Box::new(receipt))
+                        }
+                        Ok(Some(receipt)) => match self.confirm(event, receipt, false).await {
                             Some(receipt) => Waited::Mined(Box::new(receipt)),
                             None => continue,
                         },
@@ -558,27 +639,19 @@ impl Lifecycle {
         }
     }
 
-    async fn settle(
+    /// `event` as `receipt` decides it: block, gas, hash, and `success` with
+    /// the reports the hub skipped (matched to their feed by index), or
+    /// `failed` when it reverted.
+    fn outcome(
         &self,
         mut event: SubmissionEvent,
         receipt: &alloy::rpc::types::TransactionReceipt,
     ) -> SubmissionEvent {
-        if event.sender == self.submitter.sender().to_string() {
-            let mut state = self.nonce.lock().await;
-            if let Some(n) = event.nonce
-                && state.next.is_none_or(|x| x <= n)
-            {
-                state.next = Some(n + 1);
-            }
-        }
         event.tx_hash = Some(receipt.transaction_hash.to_string());
         event.block = receipt.block_number;
         event.gas_used = Some(receipt.gas_used);
         event.at_ms = now_ms();
-        self.metrics
-            .gas_used
-            .with_label_values(&[&self.chain])
-            .observe(receipt.gas_used as f64);
+        event.error = None;
         if receipt.status() {
             event.status = SubmissionStatus::Success;
             // Matched by the feed index the hub names: rounds repeat across feeds.
@@ -606,6 +679,27 @@ impl Lifecycle {
             event.status = SubmissionStatus::Failed;
             event.error = Some("the transaction reverted".into());
         }
+        event
+    }
+
+    async fn settle(
+        &self,
+        event: SubmissionEvent,
+        receipt: &alloy::rpc::types::TransactionReceipt,
+    ) -> SubmissionEvent {
+        if event.sender == self.submitter.sender().to_string() {
+            let mut state = self.nonce.lock().await;
+            if let Some(n) = event.nonce
+                && state.next.is_none_or(|x| x <= n)
+            {
+                state.next = Some(n + 1);
+            }
+        }
+        self.metrics
+            .gas_used
+            .with_label_values(&[&self.chain])
+            .observe(receipt.gas_used as f64);
+        let event = self.outcome(event, receipt);
         self.metrics
             .submissions
             .with_label_values(&[&self.chain, event.status.as_str()])
@@ -682,13 +776,20 @@ impl Lifecycle {
 
     /// Finishes every submission the stream shows as unfinished (after a
     /// crash or a takeover). Returns how many it finished.
-    pub async fn reconcile(&self) -> Result<usize, SubmitError> {
+    pub async fn reconcile(self: &Arc<Self>) -> Result<usize, SubmitError> {
         let chain_id = self.submitter.chain_id();
+        // Those this node follows to their confirmations already stay its own.
+        let confirming = self
+            .confirming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let unfinished: Vec<SubmissionEvent> = Self::latest_events(&self.js)
             .await?
             .into_iter()
             .filter(|e| {
-                e.is_on(chain_id, self.first)
+                !confirming.contains(&e.id)
+                    && e.is_on(chain_id, self.first)
                     && matches!(
                         e.status,
                         SubmissionStatus::Queued | SubmissionStatus::Pending
@@ -726,7 +827,7 @@ impl Lifecycle {
                     .collect();
                 match self.submitter.find_receipt(&hashes).await {
                     Ok(Some(receipt)) => {
-                        if let Some(receipt) = self.confirm(event, receipt).await {
+                        if let Some(receipt) = self.confirm(event, receipt, false).await {
                             self.settle(event.clone(), &receipt).await;
                             return true;
                         }
@@ -781,7 +882,10 @@ impl Lifecycle {
                 }
                 if !own {
                     // Another node's transaction: this node cannot replace it.
-                    return match self.await_receipt(event, self.config.receipt_timeout).await {
+                    return match self
+                        .await_receipt(event, self.config.receipt_timeout, Until::Final)
+                        .await
+                    {
                         Waited::Mined(receipt) => {
                             self.settle(event.clone(), &receipt).await;
                             true
@@ -798,7 +902,10 @@ impl Lifecycle {
                         state.next = Some(nonce + 1);
                     }
                 }
-                match self.await_receipt(event, self.config.receipt_timeout).await {
+                match self
+                    .await_receipt(event, self.config.receipt_timeout, Until::Final)
+                    .await
+                {
                     Waited::Mined(receipt) => {
                         self.settle(event.clone(), &receipt).await;
                     }
@@ -850,6 +957,15 @@ impl Lifecycle {
         }
         Ok(finished)
     }
+}
+
+/// What waiting for a receipt waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// The first receipt of one of the hashes.
+    Included,
+    /// A receipt with the chain's confirmations on top (reorgs handled).
+    Final,
 }
 
 /// How waiting for a receipt ended.

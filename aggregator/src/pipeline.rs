@@ -79,8 +79,9 @@ pub struct Pipeline {
     pub chain: String,
     /// Proposes to the quorum.
     pub proposer: Proposer,
-    /// Sends and follows transactions.
-    pub lifecycle: Lifecycle,
+    /// Sends and follows transactions (shared with the confirmations it
+    /// follows in the background).
+    pub lifecycle: std::sync::Arc<Lifecycle>,
     /// For report records.
     pub js: jetstream::Context,
     /// The feeds.
@@ -217,7 +218,7 @@ impl Pipeline {
         let mut reread = Vec::new();
         for c in &candidates {
             let pair = &c.report.pair;
-            if event.applied(pair) {
+            if event.included(pair) {
                 info!(pair = %pair, round = c.planned.roundId, price = %c.report.price, reason = c.report.reason.as_str(),
                       tx_hash = event.tx_hash.as_deref().unwrap_or_default(), block = event.block.unwrap_or_default(),
                       submission = %event.id, "feed updated");

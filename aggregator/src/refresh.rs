@@ -146,7 +146,7 @@ impl Refreshes {
         for r in settled {
             let pair = r.pair.to_string();
             let body = match (&done.event, &done.unsent) {
-                (Some(e), _) if e.applied(&r.pair) => {
+                (Some(e), _) if e.included(&r.pair) => {
                     let rep = e.reports.iter().find(|x| x.pair == r.pair);
                     RefreshReply {
                         v: SCHEMA_VERSION,

@@ -91,14 +91,19 @@ async fn two_chains_each_current_and_one_stalled_chain_never_delays_the_other() 
     // are its own and contiguous.
     let js =
         async_nats::jetstream::new(async_nats::connect(&stack.config.nats.urls).await.unwrap());
-    let events = rig::events(&js).await;
     for (i, name) in [&local, &slow].into_iter().enumerate() {
         let chain_id = stack.config.chains[i].chain_id;
-        let mine: Vec<_> = events
-            .iter()
-            .filter(|e| e.status == SubmissionStatus::Success && &e.chain == name)
-            .collect();
-        assert!(!mine.is_empty(), "no successful submission on {name}");
+        // Final once its confirmations are on top (the slow chain has one).
+        let mine = eventually(Duration::from_secs(30), "a final submission", || async {
+            let mine: Vec<_> = rig::events(&js)
+                .await
+                .into_iter()
+                .filter(|e| e.status == SubmissionStatus::Success && &e.chain == name)
+                .collect();
+            (!mine.is_empty()).then_some(mine)
+        })
+        .await
+        .unwrap();
         assert!(mine.iter().all(|e| e.chain_id == chain_id));
         let rounds =
             rig::applied_rounds(&provider(&stack, i), stack.deployments[i].hub, "BTC/USD").await;

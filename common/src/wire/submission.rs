@@ -210,6 +210,17 @@ impl SubmissionEvent {
         self.chain_id == chain_id || (self.chain_id == 0 && first)
     }
 
+    /// Whether the report of `pair` is on chain: the transaction was mined
+    /// (final, or included and waiting for its confirmations) and the hub did
+    /// not skip it. A reorg may still drop an included one.
+    pub fn included(&self, pair: &Pair) -> bool {
+        let mined = self.status == SubmissionStatus::Success
+            || (self.status == SubmissionStatus::Pending && self.block.is_some());
+        mined
+            && self.reports.iter().any(|r| &r.pair == pair)
+            && !self.skipped.iter().any(|s| &s.pair == pair)
+    }
+
     /// Whether the report of `pair` was applied: the submission succeeded and
     /// the hub did not skip it.
     pub fn applied(&self, pair: &Pair) -> bool {
@@ -287,6 +298,13 @@ mod tests {
         }];
         assert!(!e.applied(&btc));
         assert!(e.applied(&eth));
+        assert!(!e.included(&btc) && e.included(&eth));
+        // Included, waiting for confirmations: on chain, not final.
+        e.status = SubmissionStatus::Pending;
+        e.block = Some(7);
+        assert!(!e.applied(&eth) && e.included(&eth));
+        e.block = None;
+        assert!(!e.included(&eth));
         assert_eq!(SubmissionEvent::decode(&e.encode()).unwrap(), e);
     }
 }
