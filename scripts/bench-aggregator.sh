@@ -2,8 +2,9 @@
 # The aggregator's benchmarks, release build, real nats-server and anvil:
 # observations per second through a node's real service loop (ingest,
 # evaluate, ack) against a bare pull consumer, and the latency from an
-# observation's PubAck to its round being readable from the contract with a
-# quorum of oracle-aggregator node processes (3 of 4 signing, default config),
+# observation's PubAck to its round being readable from the contract on each
+# chain of config/dev.toml (an automining one, one with a 2 s block time) with
+# a quorum of oracle-aggregator node processes (3 of 4 signing, default config),
 # and one node's evaluation time per cycle with 500 feeds x 12 sources.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

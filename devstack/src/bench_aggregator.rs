@@ -287,7 +287,11 @@ pub async fn bench_consumption(count: usize, rounds: usize) -> Result<(), StackE
     Ok(())
 }
 
-/// `oracle-devstack bench-latency`.
+/// `oracle-devstack bench-latency`: `nodes` node processes serving every
+/// chain of config/dev.toml (each its own anvil and hub; the first automines,
+/// the others mine every `block_time`); per chain, the time from the PubAck
+/// of the observations that make BTC/USD due to its next round being
+/// readable there. An iteration ends when every chain shows it.
 pub async fn bench_latency(
     bin_dir: &Path,
     iterations: usize,
