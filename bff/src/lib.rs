@@ -235,7 +235,10 @@ pub fn router(state: AppState) -> Router {
         routes::prices::PRICE_ROUTE,
         get(routes::prices::get_price_guarded),
     );
-    let router = hot.merge(router);
+    // The hot route's own 405 (a POST to it) is the API's JSON error too.
+    let router = hot
+        .merge(router)
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let router = match guard::cors(&state.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,

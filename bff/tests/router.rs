@@ -753,3 +753,18 @@ async fn every_served_chain_is_listed_and_chosen_by_name() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["code"], "chain_unavailable");
 }
+
+#[tokio::test]
+async fn a_wrong_method_on_the_price_route_is_a_json_405() {
+    // The latest price is routed apart (no layers); its 405 must still be the
+    // API's JSON error, like every other route's.
+    for path in ["/v1/prices/BTC-USD", "/v1/prices/v1", "/v1/feeds"] {
+        let (status, body) = send(
+            Request::post(path).body(Body::empty()).unwrap(),
+            &Registry::new(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(body["code"], "method_not_allowed", "{path}: {body}");
+    }
+}
