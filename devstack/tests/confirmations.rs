@@ -52,8 +52,18 @@ async fn success_waits_for_confirmations_and_a_reorg_sends_the_same_nonce_again(
         first.at_ms - included.at_ms
     );
 
-    // The next submission: snapshot while it waits in the mempool, let it
-    // be included, then revert under it.
+    // The next submission: with mining held, snapshot while it waits to be
+    // mined, mine again, let it be included, then revert under it.
+    let interval_mining = |secs: u64| {
+        let provider = rig.provider.clone();
+        async move {
+            provider
+                .raw_request::<_, ()>("evm_setIntervalMining".into(), (secs,))
+                .await
+                .unwrap();
+        }
+    };
+    interval_mining(0).await;
     let broadcast = oracle_devstack::eventually(
         Duration::from_secs(60),
         "a submission broadcast and not yet included",
@@ -75,6 +85,7 @@ async fn success_waits_for_confirmations_and_a_reorg_sends_the_same_nonce_again(
         .raw_request("evm_snapshot".into(), ())
         .await
         .unwrap();
+    interval_mining(1).await;
     let included = rig
         .wait_event(Duration::from_secs(30), "its inclusion", |e| {
             e.id == broadcast.id && e.status == SubmissionStatus::Pending && e.block.is_some()
