@@ -500,6 +500,7 @@ impl Ingest {
         };
         let Some(up) = &lane.up else { return };
         let specs = Arc::clone(&up.chain.specs);
+        let chain = Arc::clone(&up.chain);
         match done {
             Done::TookOver(chain) => {
                 for (pair, c) in chain {
@@ -516,7 +517,16 @@ impl Ingest {
                 }
             }
             Done::Batch(done) => {
-                on_batch_done(lane, &specs, &self.config, &self.metrics, &self.nats, *done).await;
+                on_batch_done(
+                    lane,
+                    &chain,
+                    &specs,
+                    &self.config,
+                    &self.metrics,
+                    &self.nats,
+                    *done,
+                )
+                .await;
             }
         }
         self.dirty.extend(self.feeds.keys().cloned());
@@ -680,6 +690,7 @@ impl Ingest {
 /// What a finished batch changes of its lane.
 async fn on_batch_done(
     lane: &mut Lane,
+    chain: &Chain,
     specs: &Specs,
     config: &AggregatorConfig,
     metrics: &Metrics,
@@ -710,7 +721,8 @@ async fn on_batch_done(
             state.failures = 0;
         } else if event.status == oracle_common::wire::SubmissionStatus::Failed {
             state.failures += 1;
-            if state.failures > config.retry_limit {
+            let limit = chain.config.retry_limit.unwrap_or(config.retry_limit);
+            if state.failures > limit {
                 warn!(chain = %lane.name, pair = %pair, failures = state.failures, submission = %event.id,
                       "repeated failed submissions: feed parked until an operator retries it");
                 metrics

@@ -142,8 +142,8 @@ pub struct Shared {
     pub updates: mpsc::Sender<ChainUpdate>,
 }
 
-/// The chain's effective transaction policy: the aggregator's, with the
-/// chain's overrides.
+/// The chain's effective transaction and retry policy: the aggregator's,
+/// with the chain's overrides.
 pub fn effective(aggregator: &AggregatorConfig, chain: &ChainConfig) -> AggregatorConfig {
     let mut a = aggregator.clone();
     if let Some(t) = chain.receipt_timeout {
@@ -154,6 +154,9 @@ pub fn effective(aggregator: &AggregatorConfig, chain: &ChainConfig) -> Aggregat
     }
     if let Some(g) = chain.max_fee_per_gas_gwei {
         a.max_fee_per_gas_gwei = g;
+    }
+    if let Some(r) = chain.retry_limit {
+        a.retry_limit = r;
     }
     a
 }
@@ -355,4 +358,46 @@ async fn load_feeds(
         );
     }
     Ok((specs, states))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_overrides_only_what_it_sets() {
+        let a = AggregatorConfig::default();
+        let mut c = ChainConfig::new("l2", 10, "http://a:8545");
+        let same = effective(&a, &c);
+        assert_eq!(
+            (
+                same.receipt_timeout,
+                same.fee_bump_percent,
+                same.max_fee_per_gas_gwei,
+                same.retry_limit
+            ),
+            (
+                a.receipt_timeout,
+                a.fee_bump_percent,
+                a.max_fee_per_gas_gwei,
+                a.retry_limit
+            )
+        );
+        c.receipt_timeout = Some(Duration::from_secs(7));
+        c.fee_bump_percent = Some(12);
+        c.max_fee_per_gas_gwei = Some(3);
+        c.retry_limit = Some(9);
+        let own = effective(&a, &c);
+        assert_eq!(
+            (
+                own.receipt_timeout,
+                own.fee_bump_percent,
+                own.max_fee_per_gas_gwei,
+                own.retry_limit
+            ),
+            (Duration::from_secs(7), 12, 3, 9)
+        );
+        // Everything else is the node's.
+        assert_eq!(own.proposal_timeout, a.proposal_timeout);
+    }
 }

@@ -49,6 +49,10 @@ pub struct ChainConfig {
     /// Cap on the max fee per gas, gwei (default: the aggregator's).
     #[serde(default)]
     pub max_fee_per_gas_gwei: Option<u64>,
+    /// Failed submissions in a row before a feed waits for an operator on
+    /// this chain (default: the aggregator's `retry_limit`).
+    #[serde(default)]
+    pub retry_limit: Option<u32>,
     /// Below this sender balance (ether) the node warns and the alert fires.
     #[serde(default = "default_min_balance")]
     pub min_sender_balance_eth: f64,
@@ -93,6 +97,7 @@ impl ChainConfig {
             receipt_timeout: None,
             fee_bump_percent: None,
             max_fee_per_gas_gwei: None,
+            retry_limit: None,
             min_sender_balance_eth: default_min_balance(),
             feeds: BTreeMap::new(),
         }
