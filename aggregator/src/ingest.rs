@@ -736,7 +736,8 @@ async fn on_batch_done(
     match &done.event {
         Some(_) => lane.backoff = BACKOFF_MIN,
         None => {
-            // No signer quorum: do not hammer the nodes.
+            // Nothing sent (no signer quorum, or the chain's node did not
+            // answer): do not hammer the nodes.
             lane.next_proposal_ms = now_ms() + lane.backoff.as_millis() as u64;
             lane.backoff = (lane.backoff * 2).min(BACKOFF_MAX);
         }

@@ -234,8 +234,10 @@ impl Lifecycle {
 
     /// Submits `planned` with the quorum's signatures as one transaction
     /// (submission `id`) and follows it to a final status, which it returns;
-    /// `Err` (why) when nothing was sent because the submission could not
-    /// even be recorded (the broker did not store it): not the feeds' fault.
+    /// `Err` (why) when nothing was sent for a reason that is not the feeds'
+    /// fault: the broker did not store the submission, or the chain's node
+    /// did not answer before anything was signed (then the submission is
+    /// recorded `failed` with why, and the feeds are not counted against).
     pub async fn submit(
         self: &Arc<Self>,
         id: String,
@@ -284,7 +286,15 @@ impl Lifecycle {
             error!(error = %e, "cannot record the submission; not sending");
             return Err(format!("not recorded: {e}"));
         }
-        Ok(self.send_recorded(event, planned, quorum).await)
+        self.send_recorded(event, planned, quorum).await
+    }
+
+    /// Records `event` failed because the node did not answer before anything
+    /// was sent; the reason, for [`Lifecycle::submit`]'s `Err`.
+    async fn unsent(&self, event: SubmissionEvent, e: &SubmitError) -> String {
+        let why = format!("nothing sent, the chain's node did not answer: {e}");
+        self.fail(event, why.clone()).await;
+        why
     }
 
     /// The rest of [`Lifecycle::submit`] once `queued` is stored: nonce,
@@ -294,11 +304,12 @@ impl Lifecycle {
         mut event: SubmissionEvent,
         planned: &[Planned],
         quorum: &Quorum,
-    ) -> SubmissionEvent {
+    ) -> Result<SubmissionEvent, String> {
         let reports: Vec<Report> = planned.iter().map(|p| p.report.clone()).collect();
         let (nonce, floor) = match self.reserve_nonce().await {
             Ok(n) => n,
-            Err(e) => return self.fail(event, e.to_string()).await,
+            Err(e) if e.is_transient() => return Err(self.unsent(event, &e).await),
+            Err(e) => return Ok(self.fail(event, e.to_string()).await),
         };
         let fees = match self.submitter.fees().await {
             Ok(f) => {
@@ -315,12 +326,15 @@ impl Lifecycle {
             }
             Err(e) => {
                 self.release_nonce(nonce).await;
-                return self.fail(event, e.to_string()).await;
+                if e.is_transient() {
+                    return Err(self.unsent(event, &e).await);
+                }
+                return Ok(self.fail(event, e.to_string()).await);
             }
         };
         event.nonce = Some(nonce);
         tracing::Span::current().record("nonce", nonce);
-        self.follow(event, &reports, &quorum.signatures, fees).await
+        Ok(self.follow(event, &reports, &quorum.signatures, fees).await)
     }
 
     /// Signs, records `pending`, broadcasts, waits; replaces with higher fees

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_nats::jetstream;
 use oracle_common::chain::Report;
 use oracle_common::wire::{
-    RefusalCode, RejectedInput, ReportMessage, SubmissionEvent, UsedInput, WireMessage,
+    ErrorCode, RefusalCode, RejectedInput, ReportMessage, SubmissionEvent, UsedInput, WireMessage,
     report_subject,
 };
 use oracle_common::{Pair, now_ms};
@@ -66,7 +66,7 @@ pub struct BatchDone {
     /// The submission's final event, when one was made.
     pub event: Option<SubmissionEvent>,
     /// Why no transaction was sent, when none was.
-    pub unsent: Option<String>,
+    pub unsent: Option<(ErrorCode, String)>,
     /// What the chain holds now for each feed of the batch (the applied value,
     /// or a fresh read for the others).
     pub chain: BTreeMap<Pair, OnChain>,
@@ -152,13 +152,13 @@ impl Pipeline {
     }
 
     /// A batch that sent no transaction, and why; the chain is read again.
-    async fn unsent(&self, id: u64, pairs: Vec<Pair>, why: String) -> BatchDone {
+    async fn unsent(&self, id: u64, pairs: Vec<Pair>, code: ErrorCode, why: String) -> BatchDone {
         BatchDone {
             id,
             chain: self.reread(&pairs).await,
             pairs,
             event: None,
-            unsent: Some(why),
+            unsent: Some((code, why)),
         }
     }
 
@@ -186,7 +186,9 @@ impl Pipeline {
             Err(unsigned) => {
                 let why = unsigned.describe();
                 warn!(proposal = %unsigned.proposal.id, reason = %why, "no signer quorum: nothing sent");
-                return self.unsent(batch.id, pairs, why).await;
+                return self
+                    .unsent(batch.id, pairs, ErrorCode::NoSignerQuorum, why)
+                    .await;
             }
         };
         let id = crate::proposal::new_id();
@@ -209,10 +211,14 @@ impl Pipeline {
             .await
         {
             Ok(event) => event,
-            // Nothing sent: the broker did not store the submission. Not the
-            // feeds' fault (no parking); they stay due and are proposed again
-            // after the back-off.
-            Err(why) => return self.unsent(batch.id, pairs, why).await,
+            // Nothing sent: the broker did not store the submission, or the
+            // chain's node did not answer. Not the feeds' fault (no parking);
+            // they stay due and are proposed again after the back-off.
+            Err(why) => {
+                return self
+                    .unsent(batch.id, pairs, ErrorCode::ChainError, why)
+                    .await;
+            }
         };
         let mut chain = BTreeMap::new();
         let mut reread = Vec::new();

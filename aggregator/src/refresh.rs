@@ -181,11 +181,12 @@ impl Refreshes {
                     ErrorCode::NoSignerQuorum,
                     "the signers refused this feed's report".into(),
                 ),
-                (None, unsent) => RefreshReply::error(
-                    pair,
-                    ErrorCode::NoSignerQuorum,
-                    unsent.clone().unwrap_or_default(),
-                ),
+                (None, unsent) => {
+                    let (code, why) = unsent
+                        .clone()
+                        .unwrap_or((ErrorCode::NoSignerQuorum, String::new()));
+                    RefreshReply::error(pair, code, why)
+                }
             };
             answer(nats, r.reply, &body).await;
         }

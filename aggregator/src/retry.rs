@@ -119,11 +119,12 @@ impl Retries {
                     error: None,
                     message: e.error.clone(),
                 },
-                (None, unsent) => RetryReply::error(
-                    r.retry_of,
-                    ErrorCode::NoSignerQuorum,
-                    unsent.clone().unwrap_or_default(),
-                ),
+                (None, unsent) => {
+                    let (code, why) = unsent
+                        .clone()
+                        .unwrap_or((ErrorCode::NoSignerQuorum, String::new()));
+                    RetryReply::error(r.retry_of, code, why)
+                }
             };
             answer(nats, r.reply, &body).await;
         }

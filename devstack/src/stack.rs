@@ -305,7 +305,11 @@ impl Stack {
             if options.ephemeral_ports {
                 let port = free_port()?;
                 chain.rpc_urls = vec![format!("http://127.0.0.1:{port}")];
-                chain.ws_url = Some(format!("ws://127.0.0.1:{port}"));
+                // anvil answers websockets on its HTTP port; a chain configured
+                // without one stays without (its bff polls).
+                if chain.ws_url.is_some() {
+                    chain.ws_url = Some(format!("ws://127.0.0.1:{port}"));
+                }
             }
             let block_time = if i == 0 {
                 options.block_time
