@@ -107,8 +107,11 @@ pub async fn run(
                     metrics.chain_up.with_label_values(&c).set(i64::from(head.is_ok()));
                 }
                 if failures >= CHAIN_FAILURES && submitter.fail_over().await {
-                    // Every task of the lane shares the endpoint in use.
+                    // Every task of the lane shares the endpoint in use, which
+                    // just answered.
                     failures = 0;
+                    readiness.set(&check, true);
+                    metrics.chain_up.with_label_values(&c).set(1);
                     continue;
                 }
                 let Ok(head) = head else { continue };

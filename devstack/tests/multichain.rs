@@ -270,31 +270,24 @@ async fn two_chains_each_current_and_one_stalled_chain_never_delays_the_other() 
     stack.stop().await;
 }
 
-/// With polling all but off (`chain_poll` of an hour), the bff's cache still
-/// follows every new round: new heads come over the websocket subscription.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_bff_follows_new_heads_over_the_websocket() {
-    let stack = rig::stack("ws-heads", StackSpec::default(), |config, _| {
-        config.bff.chain_poll = Duration::from_secs(3600);
-    })
-    .await;
-    assert!(stack.config.chains[0].ws_url.is_some());
+/// Waits for the hub's round of BTC/USD on the first chain to move twice,
+/// checks the bff serves the new round within 10 s, and returns how
+/// `/v1/chains` says the bff follows that chain's heads.
+async fn bff_follows_new_rounds(stack: &Stack) -> serde_json::Value {
     let client = reqwest::Client::new();
     let url = format!("{}/v1/prices/BTC-USD", stack.bff_url);
     let served_round = || async {
-        let r = client.get(&url).send().await.ok()?;
-        let body: serde_json::Value = r.json().await.ok()?;
+        let body: serde_json::Value = client.get(&url).send().await.ok()?.json().await.ok()?;
         body["round"].as_u64()
     };
     let start = served_round().await.unwrap_or(0);
     let hub_round = wait_round(
-        &stack,
+        stack,
         0,
         u32::try_from(start).unwrap() + 2,
         Duration::from_secs(90),
     )
     .await;
-    // The first poll ran at start; later rounds reach the cache by new heads only.
     eventually(
         Duration::from_secs(10),
         "the bff serving the hub's new round",
@@ -310,7 +303,20 @@ async fn the_bff_follows_new_heads_over_the_websocket() {
         .json()
         .await
         .unwrap();
-    assert_eq!(chains["chains"][0]["heads_via"], "websocket");
+    chains["chains"][0]["heads_via"].clone()
+}
+
+/// With polling all but off (`chain_poll` of an hour), the bff's cache still
+/// follows every new round: new heads come over the websocket subscription
+/// (the first poll ran at start; later rounds reach the cache by heads only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bff_follows_new_heads_over_the_websocket() {
+    let stack = rig::stack("ws-heads", StackSpec::default(), |config, _| {
+        config.bff.chain_poll = Duration::from_secs(3600);
+    })
+    .await;
+    assert!(stack.config.chains[0].ws_url.is_some());
+    assert_eq!(bff_follows_new_rounds(&stack).await, "websocket");
     assert_eq!(
         oracle_devstack::metric_value(
             &stack.registries.bff,
@@ -331,36 +337,7 @@ async fn without_a_websocket_the_bff_polls() {
     })
     .await;
     assert!(stack.config.chains[0].ws_url.is_none());
-    let client = reqwest::Client::new();
-    let url = format!("{}/v1/prices/BTC-USD", stack.bff_url);
-    let served_round = || async {
-        let body: serde_json::Value = client.get(&url).send().await.ok()?.json().await.ok()?;
-        body["round"].as_u64()
-    };
-    let start = served_round().await.unwrap_or(0);
-    let hub_round = wait_round(
-        &stack,
-        0,
-        u32::try_from(start).unwrap() + 2,
-        Duration::from_secs(90),
-    )
-    .await;
-    eventually(
-        Duration::from_secs(10),
-        "the bff serving the hub's new round",
-        || async { (served_round().await? >= u64::from(hub_round)).then_some(()) },
-    )
-    .await
-    .unwrap();
-    let chains: serde_json::Value = client
-        .get(format!("{}/v1/chains", stack.bff_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(chains["chains"][0]["heads_via"], "polling");
+    assert_eq!(bff_follows_new_rounds(&stack).await, "polling");
     stack.stop().await;
 }
 
@@ -428,10 +405,12 @@ async fn a_node_moves_to_the_next_rpc_url_when_one_stops_answering() {
     // BTC/USD moves by deviation or at least every 30 s heartbeat.
     rig.wait_round("BTC/USD", r + 1, Duration::from_secs(90))
         .await;
-    assert_eq!(
-        oracle_devstack::metric_value(&registry, "oracle_aggregator_chain_up", None),
-        1.0
-    );
+    eventually(Duration::from_secs(10), "chain_up back to 1", || async {
+        (oracle_devstack::metric_value(&registry, "oracle_aggregator_chain_up", None) == 1.0)
+            .then_some(())
+    })
+    .await
+    .unwrap();
     // Batches that could not even be priced while the endpoint was down are
     // not the feeds' fault: nothing is parked.
     assert_eq!(
