@@ -615,15 +615,13 @@ impl Ingest {
     }
 
     async fn on_refresh(&mut self, msg: async_nats::Message) {
-        let chain = RefreshRequest::decode(&msg.payload)
-            .map(|r| r.chain)
-            .unwrap_or_default();
-        let i = match self.lane_of(&chain) {
+        // Unreadable: the lane's own reading answers `bad_request`.
+        let request = RefreshRequest::decode(&msg.payload).ok();
+        let chain = request.as_ref().map_or("", |r| r.chain.as_str());
+        let i = match self.lane_of(chain) {
             Ok(i) => i,
             Err((code, message)) => {
-                let pair = RefreshRequest::decode(&msg.payload)
-                    .map(|r| r.pair.to_string())
-                    .unwrap_or_default();
+                let pair = request.map(|r| r.pair.to_string()).unwrap_or_default();
                 return crate::refresh::answer(
                     &self.nats,
                     msg.reply,
@@ -642,15 +640,12 @@ impl Ingest {
 
     async fn on_retry(&mut self, msg: async_nats::Message) {
         let wait_ms = self.config.refresh_timeout.as_millis() as u64;
-        let chain = RetryRequest::decode(&msg.payload)
-            .map(|r| r.chain)
-            .unwrap_or_default();
-        let i = match self.lane_of(&chain) {
+        let request = RetryRequest::decode(&msg.payload).ok();
+        let chain = request.as_ref().map_or("", |r| r.chain.as_str());
+        let i = match self.lane_of(chain) {
             Ok(i) => i,
             Err((code, message)) => {
-                let retry_of = RetryRequest::decode(&msg.payload)
-                    .map(|r| r.retry_of)
-                    .unwrap_or_default();
+                let retry_of = request.map(|r| r.retry_of).unwrap_or_default();
                 return retry::answer(
                     &self.nats,
                     msg.reply,
@@ -721,7 +716,7 @@ async fn on_batch_done(
             state.failures = 0;
         } else if event.status == oracle_common::wire::SubmissionStatus::Failed {
             state.failures += 1;
-            let limit = chain.config.retry_limit.unwrap_or(config.retry_limit);
+            let limit = crate::lane::effective(config, &chain.config).retry_limit;
             if state.failures > limit {
                 warn!(chain = %lane.name, pair = %pair, failures = state.failures, submission = %event.id,
                       "repeated failed submissions: feed parked until an operator retries it");

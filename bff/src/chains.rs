@@ -72,6 +72,12 @@ impl Chains {
         }
     }
 
+    /// Whether `view` is the default chain (which owns the records that
+    /// name no chain).
+    pub fn is_default(&self, view: &ChainView) -> bool {
+        std::ptr::eq(view, self.default_chain())
+    }
+
     /// Every chain, default first.
     pub fn iter(&self) -> impl Iterator<Item = &ChainView> {
         self.0.iter()

@@ -64,7 +64,7 @@ impl Reports {
             return;
         };
         if let Some((chain_id, first)) = self.chain
-            && !(r.chain_id == chain_id || (r.chain_id == 0 && first))
+            && !r.is_on(chain_id, first)
         {
             return; // another chain's
         }

@@ -106,7 +106,7 @@ pub async fn refresh(
                     && event.at_ms >= asked_at_ms
                     && event.is_on(
                         chain.reader.chain_id(),
-                        std::ptr::eq(chain, state.chains.default_chain()),
+                        state.chains.is_default(chain),
                     )
                     && event.reports.iter().any(|r| r.pair == pair)
                 {

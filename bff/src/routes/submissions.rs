@@ -53,7 +53,7 @@ pub async fn list_submissions(
         None => None,
         Some(name) => {
             let view = state.chains.get(Some(name))?;
-            let first = std::ptr::eq(view, state.chains.default_chain());
+            let first = state.chains.is_default(view);
             Some((view.reader.chain_id(), first))
         }
     };

@@ -166,3 +166,10 @@ macro_rules! wire_message {
     )+};
 }
 pub(crate) use wire_message;
+
+/// Whether a record naming chain `recorded` (0: none, written before several
+/// chains were served) is of chain `chain_id`; the first configured chain
+/// (`first`) owns the records that name none.
+pub fn record_is_on(recorded: u64, chain_id: u64, first: bool) -> bool {
+    recorded == chain_id || (recorded == 0 && first)
+}

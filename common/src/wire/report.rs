@@ -104,3 +104,11 @@ pub struct ReportMessage {
 }
 
 wire_message!(ReportMessage => 2);
+
+impl ReportMessage {
+    /// Whether the report is for chain `chain_id` (the first configured chain
+    /// when `first`, which owns the records that name none).
+    pub fn is_on(&self, chain_id: u64, first: bool) -> bool {
+        super::record_is_on(self.chain_id, chain_id, first)
+    }
+}

@@ -207,7 +207,7 @@ impl SubmissionEvent {
     /// Whether the event is of the chain `chain_id`, the first configured
     /// chain (`first`) owning the events that name none.
     pub fn is_on(&self, chain_id: u64, first: bool) -> bool {
-        self.chain_id == chain_id || (self.chain_id == 0 && first)
+        super::record_is_on(self.chain_id, chain_id, first)
     }
 
     /// Whether the report of `pair` is on chain: the transaction was mined
