@@ -96,6 +96,8 @@ pub struct Shared {
     pub streams: guard::StreamSlots,
     /// Longest wait for the chain node on a client request.
     pub chain_timeout: std::time::Duration,
+    /// How long past its heartbeat the freshest feed keeps `/readyz` ready.
+    pub readiness_grace: std::time::Duration,
     /// The last `/v1/status` answer.
     pub status: routes::status::StatusCache,
     /// CORS origins.
@@ -341,6 +343,7 @@ pub async fn state(
         ),
         streams: guard::StreamSlots::new(config.bff.max_streams, config.bff.max_streams_per_client),
         chain_timeout: config.bff.chain_timeout,
+        readiness_grace: config.bff.readiness_grace,
         status: routes::status::StatusCache::default(),
         cors_origins: Arc::new(config.bff.cors_origins.clone()),
         max_body_bytes: config.bff.max_body_bytes,

@@ -1,6 +1,6 @@
 //! `GET /healthz` (the process is alive), `GET /readyz` (NATS answers probes,
-//! chain reachable, and the freshest feed inside its heartbeat: the service
-//! can answer with a value worth serving). `/metrics` is served on
+//! chain reachable, and the freshest feed inside its heartbeat plus
+//! `bff.readiness_grace`: the service can answer with a value worth serving). `/metrics` is served on
 //! `bff.metrics_addr` only.
 
 use axum::Json;
@@ -144,12 +144,47 @@ async fn chain_checks(state: &AppState, view: &ChainView) -> (Check, Check) {
             freshest = Some((pair.to_string(), age, heartbeat));
         }
     }
-    let feeds = match freshest {
+    (chain, freshness(freshest, state.readiness_grace))
+}
+
+/// The feeds check: the freshest feed (pair, age, heartbeat in seconds) is
+/// no older than its heartbeat plus `grace`.
+fn freshness(freshest: Option<(String, u64, u64)>, grace: std::time::Duration) -> Check {
+    match freshest {
         None => Check::new(false, "no feed has an on-chain value"),
         Some((pair, age, heartbeat)) => Check::new(
-            age <= heartbeat,
-            format!("freshest {pair}: {age}s old, heartbeat {heartbeat}s"),
+            age <= heartbeat.saturating_add(grace.as_secs()),
+            format!(
+                "freshest {pair}: {age}s old, heartbeat {heartbeat}s (+{}s grace)",
+                grace.as_secs()
+            ),
         ),
-    };
-    (chain, feeds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn check(age: u64, heartbeat: u64, grace: u64) -> bool {
+        freshness(
+            Some(("BTC/USD".into(), age, heartbeat)),
+            Duration::from_secs(grace),
+        )
+        .ok
+    }
+
+    #[test]
+    fn a_heartbeat_update_still_landing_keeps_the_service_ready() {
+        // The update fires when the value is 30 s old and lands a round and a
+        // block later: 31 s old is an oracle at work, not one that stopped.
+        assert!(check(31, 30, 60));
+        assert!(check(90, 30, 60));
+        assert!(!check(91, 30, 60));
+        // Without grace the heartbeat itself is the limit.
+        assert!(check(30, 30, 0));
+        assert!(!check(31, 30, 0));
+        assert!(!freshness(None, Duration::from_secs(60)).ok);
+    }
 }

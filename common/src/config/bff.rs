@@ -46,6 +46,13 @@ pub struct BffConfig {
     /// `node_reachable: false`, other reads answer 503 `chain_unavailable`.
     #[serde(with = "humantime_serde")]
     pub chain_timeout: Duration,
+    /// How long past its heartbeat the freshest feed may be before
+    /// `/readyz` reports the service unready. A heartbeat update lands a
+    /// round and a block after the heartbeat elapsed (longer while a broker
+    /// node restarts); readiness is about an oracle that stopped updating,
+    /// not one a few seconds late. Prices are marked `stale` without it.
+    #[serde(with = "humantime_serde")]
+    pub readiness_grace: Duration,
     /// Proxies (addresses or CIDR blocks, `10.0.0.0/8`) whose
     /// `X-Forwarded-For` is believed; from anyone else it is ignored and the
     /// peer address is the client.
@@ -75,6 +82,7 @@ impl Default for BffConfig {
             max_body_bytes: 16 * 1024,
             request_timeout: Duration::from_secs(30),
             chain_timeout: Duration::from_millis(800),
+            readiness_grace: Duration::from_secs(60),
             trusted_proxies: Vec::new(),
             max_streams: 20_000,
             max_streams_per_client: 16,
