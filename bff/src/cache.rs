@@ -79,12 +79,23 @@ pub enum View {
 /// Longest a poll of the follower may take before it counts as failed.
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What stream clients receive from the cache.
+#[derive(Debug, Clone)]
+pub enum Broadcast {
+    /// A new round.
+    Round(Arc<Update>),
+    /// The service is stopping: streams end. Sent through the same channel
+    /// so that a stream waits on one thing (a separate shutdown future
+    /// polled at every wake-up takes a lock shared by every client).
+    Closing,
+}
+
 /// The cache shared by the handlers.
 #[derive(Debug, Clone)]
 pub struct PriceCache {
     inner: Arc<RwLock<Snapshot>>,
     /// Shared, so that thousands of stream clients receive a pointer each.
-    updates: broadcast::Sender<Arc<Update>>,
+    updates: broadcast::Sender<Broadcast>,
     /// How long since the last successful poll the cache still counts as in step.
     fresh_for: Duration,
     /// Cancelled when the service stops (ends the streams).
@@ -107,8 +118,21 @@ impl PriceCache {
     }
 
     /// Subscribes to new rounds.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Update>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Broadcast> {
         self.updates.subscribe()
+    }
+
+    /// Ends every stream (the service is stopping).
+    pub fn close_streams(&self) {
+        let _ = self.updates.send(Broadcast::Closing);
+    }
+
+    /// Sends new rounds to the streams (called with no lock held: waking
+    /// thousands of clients must not keep readers of the cache waiting).
+    fn broadcast(&self, rounds: Vec<Arc<Update>>) {
+        for u in rounds {
+            let _ = self.updates.send(Broadcast::Round(u));
+        }
     }
 
     /// How the cache stands for `pair`: in step, or behind a node that stopped
@@ -170,22 +194,26 @@ impl PriceCache {
         values: BTreeMap<Pair, FeedRead>,
         indexes: HashMap<u16, Pair>,
     ) {
-        let Ok(mut s) = self.inner.write() else {
-            return;
-        };
-        for (pair, v) in &values {
-            let changed = s
-                .values
-                .get(pair)
-                .is_none_or(|old| (old.round, old.price) != (v.round, v.price));
-            if changed && s.head.is_some() {
-                let _ = self.updates.send(Update::new(pair.clone(), v.clone()));
+        let mut rounds = Vec::new();
+        {
+            let Ok(mut s) = self.inner.write() else {
+                return;
+            };
+            for (pair, v) in &values {
+                let changed = s
+                    .values
+                    .get(pair)
+                    .is_none_or(|old| (old.round, old.price) != (v.round, v.price));
+                if changed && s.head.is_some() {
+                    rounds.push(Update::new(pair.clone(), v.clone()));
+                }
             }
+            s.values = values;
+            s.indexes = indexes;
+            s.head = Some(head);
+            s.synced_at = Some(Instant::now());
         }
-        s.values = values;
-        s.indexes = indexes;
-        s.head = Some(head);
-        s.synced_at = Some(Instant::now());
+        self.broadcast(rounds);
     }
 
     /// Follows `chain` until the cache's shutdown token is cancelled: a step
@@ -214,7 +242,10 @@ impl PriceCache {
         let mut failing = false;
         loop {
             tokio::select! {
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.cancelled() => {
+                    self.close_streams();
+                    return;
+                }
                 _ = interval.tick() => {}
                 _ = heads.notified() => {}
             }
@@ -289,6 +320,7 @@ impl PriceCache {
         {
             return Ok(());
         }
+        let mut rounds = Vec::new();
         let Ok(mut s) = self.inner.write() else {
             return Ok(());
         };
@@ -309,10 +341,12 @@ impl PriceCache {
                 block_hash: e.block_hash,
             };
             s.values.insert(pair.clone(), read.clone());
-            let _ = self.updates.send(Update::new(pair.clone(), read));
+            rounds.push(Update::new(pair.clone(), read));
         }
         s.head = Some(head);
         s.synced_at = Some(Instant::now());
+        drop(s);
+        self.broadcast(rounds);
         Ok(())
     }
 
@@ -459,9 +493,14 @@ mod tests {
             BTreeMap::from([(btc.clone(), read(1, 100, 9)), (eth.clone(), read(1, 7, 9))]),
             HashMap::new(),
         );
-        let u = rx.try_recv().unwrap();
+        let Ok(Broadcast::Round(u)) = rx.try_recv() else {
+            panic!("no round broadcast")
+        };
         assert_eq!(u.pair, eth);
         assert!(rx.try_recv().is_err());
         assert_eq!(in_step(&cache, &btc).unwrap().unwrap().block_number, 9);
+        // Stopping is one more message on the same channel.
+        cache.close_streams();
+        assert!(matches!(rx.try_recv(), Ok(Broadcast::Closing)));
     }
 }

@@ -6,6 +6,11 @@
 //! real (nats-server, anvil, the deployed hub); the
 //! fetchers and aggregator are stopped once the feed has a value so they do
 //! not compete for the two cores.
+//!
+//! `oracle-devstack bench-sse`: thousands of `/v1/stream` clients on the
+//! release bff while the whole pipeline produces rounds, then the same
+//! clients on a bare fan-out (`oracle-devstack bare-sse`) for this machine's
+//! floor in the same run.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -318,6 +323,7 @@ async fn sse_client(
     addr: std::net::SocketAddr,
     path: Arc<str>,
     connected: Arc<tokio::sync::Barrier>,
+    from_ms: Arc<std::sync::atomic::AtomicU64>,
     until: tokio_util::sync::CancellationToken,
 ) -> Vec<(String, u64)> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -369,7 +375,7 @@ async fn sse_client(
             if first {
                 // The current value, sent on connecting: not a new round.
                 first = false;
-            } else {
+            } else if seen >= from_ms.load(std::sync::atomic::Ordering::Relaxed) {
                 out.push((id, now.saturating_sub(seen)));
             }
         }
@@ -380,12 +386,115 @@ async fn sse_client(
     out
 }
 
+/// What one measured window of stream clients saw.
+struct SseFigures {
+    /// Every delivery of a new round, ms from the server seeing it.
+    deliveries: Vec<u64>,
+    /// Clients that got no event.
+    closed_early: usize,
+}
+
+impl SseFigures {
+    /// The `p` quantile of every delivery, ms.
+    fn quantile(&self, p: f64) -> Option<u64> {
+        let n = self.deliveries.len();
+        (n > 0).then(|| self.deliveries[((n as f64 * p) as usize).min(n - 1)])
+    }
+
+    /// Rounds delivered (to every client).
+    fn rounds(&self, clients: usize) -> usize {
+        (self.deliveries.len() / clients.max(1)).max(1)
+    }
+}
+
+/// Connects `clients` stream clients to `path` on `addr` (on the
+/// [`client_runtime`]), waits until all are connected, then `settled` (the
+/// measure of the server's memory, given the time), records `duration` of
+/// rounds and prints one row per round (p50, p99, max over clients).
+async fn measure_clients(
+    runtime: &tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    path: &str,
+    clients: usize,
+    duration: Duration,
+    settled: impl AsyncFnOnce(Duration),
+) -> SseFigures {
+    let path: Arc<str> = path.into();
+    let connected = Arc::new(tokio::sync::Barrier::new(clients + 1));
+    let until = tokio_util::sync::CancellationToken::new();
+    // Rounds made before every client is connected and settled are not
+    // counted (some clients would see them as their current value).
+    let from_ms = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        tasks.push(runtime.spawn(sse_client(
+            addr,
+            path.clone(),
+            connected.clone(),
+            from_ms.clone(),
+            until.clone(),
+        )));
+    }
+    connected.wait().await;
+    settled(started.elapsed()).await;
+    from_ms.store(
+        oracle_common::now_ms(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    tokio::time::sleep(duration).await;
+    until.cancel();
+    let mut by_round: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    let mut closed_early = 0usize;
+    for t in tasks {
+        match t.await {
+            Ok(events) if !events.is_empty() => {
+                for (id, ms) in events {
+                    by_round.entry(id).or_default().push(ms);
+                }
+            }
+            _ => closed_early += 1,
+        }
+    }
+    let mut deliveries = Vec::new();
+    println!("round            clients   p50 ms   p99 ms   max ms");
+    for (id, mut ms) in by_round {
+        if ms.len() < clients / 2 {
+            continue; // a round only some clients saw as news (at the edges)
+        }
+        ms.sort_unstable();
+        let pct = |p: f64| ms[((ms.len() as f64 * p) as usize).min(ms.len() - 1)];
+        let (p50, p99, max) = (pct(0.5), pct(0.99), ms[ms.len() - 1]);
+        println!("{id:<16} {:>7} {p50:>8} {p99:>8} {max:>8}", ms.len());
+        deliveries.extend(ms);
+    }
+    deliveries.sort_unstable();
+    SseFigures {
+        deliveries,
+        closed_early,
+    }
+}
+
+/// Prints the summary line of a window.
+fn print_summary(label: &str, f: &SseFigures, duration: Duration) {
+    match (f.quantile(0.5), f.quantile(0.99), f.deliveries.last()) {
+        (Some(p50), Some(p99), Some(max)) => println!(
+            "{label}: {} deliveries, p50 {p50} ms, p99 {p99} ms, max {max} ms; clients without events: {}",
+            f.deliveries.len(),
+            f.closed_early
+        ),
+        _ => println!("{label}: no round was delivered to the clients during {duration:?}"),
+    }
+}
+
 /// Opens `clients` concurrent `/v1/stream` clients on the release bff (keys
 /// and limits on; the per-client stream cap raised, since every client comes
 /// from 127.0.0.1), lets the real pipeline produce rounds for `duration`,
 /// and prints for each new round how long after the bff saw its block the
 /// clients read it (p50, p99, max over clients), and the bff's resident
-/// memory per connected client.
+/// memory per connected client. Then the same clients against a bare
+/// fan-out (`oracle-devstack bare-sse`, a separate process, the same event
+/// bytes, no HTTP framework): this machine's floor, in the same run.
 pub async fn bench_sse(
     bin_dir: &Path,
     clients: usize,
@@ -398,7 +507,7 @@ pub async fn bench_sse(
         )));
     }
     let cap = (clients + 100).to_string();
-    let (mut stack, _, _) = bench_stack(
+    let (mut stack, body, data_dir) = bench_stack(
         bin_dir,
         "bench-sse",
         &[
@@ -415,79 +524,37 @@ pub async fn bench_sse(
         .trim_start_matches("http://")
         .parse()
         .map_err(|e| StackError::Io(format!("bff url {}: {e}", stack.bff_url)))?;
+    let runtime = client_runtime()?;
     let rss_before = rss_bytes(pid).unwrap_or(0);
-    let path: Arc<str> = "/v1/stream?pairs=BTC-USD&throttle_ms=0".into();
-    let connected = Arc::new(tokio::sync::Barrier::new(clients + 1));
-    let until = tokio_util::sync::CancellationToken::new();
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        tasks.push(tokio::spawn(sse_client(
-            addr,
-            path.clone(),
-            connected.clone(),
-            until.clone(),
-        )));
-    }
-    connected.wait().await;
-    let connect_time = started.elapsed();
-    // Let the connections settle, then measure memory.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_connected = rss_bytes(pid).unwrap_or(0);
-    println!(
-        "{clients} SSE clients connected in {:.1} s (bff: API keys and a rate limit on; client and bff share the 2 cores)",
-        connect_time.as_secs_f64()
-    );
-    println!(
-        "bff RSS: {:.1} MiB before, {:.1} MiB with the clients: {:.1} KiB per client",
-        rss_before as f64 / 1048576.0,
-        rss_connected as f64 / 1048576.0,
-        (rss_connected.saturating_sub(rss_before)) as f64 / 1024.0 / clients as f64
-    );
-    let (cpu_before, self_before) = (cpu_time(pid), cpu_time(std::process::id()));
-    tokio::time::sleep(duration).await;
+    let cpu = std::cell::Cell::new(None);
+    let bff = measure_clients(
+        &runtime,
+        addr,
+        "/v1/stream?pairs=BTC-USD&throttle_ms=0",
+        clients,
+        duration,
+        async |connect_time| {
+            // Let the connections settle, then measure memory.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let rss_connected = rss_bytes(pid).unwrap_or(0);
+            println!(
+                "{clients} SSE clients connected in {:.1} s (bff: API keys and a rate limit on; clients on two SCHED_BATCH threads sharing the 2 cores with the bff)",
+                connect_time.as_secs_f64()
+            );
+            println!(
+                "bff RSS: {:.1} MiB before, {:.1} MiB with the clients: {:.1} KiB per client",
+                rss_before as f64 / 1048576.0,
+                rss_connected as f64 / 1048576.0,
+                (rss_connected.saturating_sub(rss_before)) as f64 / 1024.0 / clients as f64
+            );
+            cpu.set(Some((cpu_time(pid), cpu_time(std::process::id()))));
+        },
+    )
+    .await;
     let (cpu_after, self_after) = (cpu_time(pid), cpu_time(std::process::id()));
-    until.cancel();
-    let mut by_round: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
-    let mut closed_early = 0usize;
-    for t in tasks {
-        match t.await {
-            Ok(events) if !events.is_empty() => {
-                for (id, ms) in events {
-                    by_round.entry(id).or_default().push(ms);
-                }
-            }
-            _ => closed_early += 1,
-        }
-    }
-    let mut all = Vec::new();
-    println!("round            clients   p50 ms   p99 ms   max ms");
-    for (id, mut ms) in by_round {
-        if ms.len() < clients / 2 {
-            continue; // a round only some clients saw as news (at the edges)
-        }
-        ms.sort_unstable();
-        let pct = |p: f64| ms[((ms.len() as f64 * p) as usize).min(ms.len() - 1)];
-        let (p50, p99, max) = (pct(0.5), pct(0.99), ms[ms.len() - 1]);
-        println!("{id:<16} {:>7} {p50:>8} {p99:>8} {max:>8}", ms.len());
-        all.extend(ms);
-    }
-    all.sort_unstable();
-    if all.is_empty() {
-        println!("no round was delivered to the clients during {duration:?}");
-    } else {
-        let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-        println!(
-            "all rounds: {} deliveries, p50 {} ms, p99 {} ms, max {} ms; clients without events: {closed_early}",
-            all.len(),
-            pct(0.5),
-            pct(0.99),
-            all[all.len() - 1]
-        );
-    }
-    if let (Some(b), Some(a), Some(sb), Some(sa)) = (cpu_before, cpu_after, self_before, self_after)
-    {
-        let rounds = (all.len() / clients.max(1)).max(1);
+    print_summary("bff, all rounds", &bff, duration);
+    if let (Some((Some(b), Some(sb))), Some(a), Some(sa)) = (cpu.get(), cpu_after, self_after) {
+        let rounds = bff.rounds(clients);
         println!(
             "CPU over the {duration:?} measured: bff {:.2} s, clients {:.2} s, {rounds} rounds: {:.0} ms and {:.0} ms per round",
             (a - b).as_secs_f64(),
@@ -496,7 +563,152 @@ pub async fn bench_sse(
             (sa - sb).as_secs_f64() * 1e3 / rounds as f64
         );
     }
+
+    // The floor: the same clients, the same bytes, a bare fan-out.
+    let port = tools::free_port().map_err(|e| StackError::Io(e.to_string()))?;
+    let exe = std::env::current_exe().map_err(|e| StackError::Io(e.to_string()))?;
+    let mut bare = ChildProcess::spawn(
+        "bare-sse",
+        &exe,
+        &[
+            "bare-sse".into(),
+            "--addr".into(),
+            format!("127.0.0.1:{port}"),
+            "--data".into(),
+            body,
+        ],
+        &[],
+        Output::File(data_dir.join("bare-sse.log")),
+    )
+    .map_err(|e| StackError::Io(e.to_string()))?;
+    let bare_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    eventually(Duration::from_secs(10), "bare-sse up", || async {
+        tokio::net::TcpStream::connect(bare_addr)
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await?;
+    println!(
+        "the floor: the same clients on a bare fan-out (a task per connection, one write per round of the same event bytes, HTTP/1.1 chunked, a round every {BARE_ROUND_EVERY:?}; the stack idle beside it)"
+    );
+    let floor_time = duration.min(Duration::from_secs(30));
+    let bare_pid = bare.id().unwrap_or(0);
+    let bare_cpu = std::cell::Cell::new(None);
+    let floor = measure_clients(
+        &runtime,
+        bare_addr,
+        "/v1/stream",
+        clients,
+        floor_time,
+        async |_| {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            bare_cpu.set(cpu_time(bare_pid));
+        },
+    )
+    .await;
+    print_summary("bare fan-out, all rounds", &floor, floor_time);
+    if let (Some(b), Some(a)) = (bare_cpu.get(), cpu_time(bare_pid)) {
+        let rounds = floor.rounds(clients);
+        println!(
+            "CPU of the bare fan-out: {:.2} s, {rounds} rounds: {:.0} ms per round",
+            (a - b).as_secs_f64(),
+            (a - b).as_secs_f64() * 1e3 / rounds as f64
+        );
+    }
+    if let (Some(b), Some(f)) = (bff.quantile(0.99), floor.quantile(0.99)) {
+        println!("p99: bff {b} ms, bare fan-out {f} ms (target: bff <= 100 ms)");
+    }
+    bare.kill_now().await;
+    runtime.shutdown_background();
     stack.kill_service("fetchers").await;
     stack.stop().await;
     Ok(())
+}
+
+/// How often the bare fan-out sends a round.
+const BARE_ROUND_EVERY: Duration = Duration::from_secs(3);
+
+/// The floor of bench-sse: accepts connections on `addr`, answers each
+/// request head with a chunked `text/event-stream` head, and every
+/// [`BARE_ROUND_EVERY`] writes to every connection one event in the bff's
+/// format (`data` the bff's JSON body, a `seen_at_ms` comment stamped when
+/// the round is made), built once and shared. One task per connection woken
+/// by a broadcast, one write per round: no HTTP framework, no stream logic.
+pub async fn bare_sse(addr: std::net::SocketAddr, data: String) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let (rounds, _) = tokio::sync::broadcast::channel::<axum::body::Bytes>(16);
+    let event = move |round: u64| {
+        let frame = format!(
+            "event: price\nid: BTC/USD:{round}\n: seen_at_ms={}\ndata: {data}\n\n",
+            oracle_common::now_ms()
+        );
+        axum::body::Bytes::from(format!("{:x}\r\n{frame}\r\n", frame.len()))
+    };
+    let sender = rounds.clone();
+    let make = event.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(BARE_ROUND_EVERY);
+        for round in 1.. {
+            tick.tick().await;
+            let _ = sender.send(make(round));
+        }
+    });
+    loop {
+        let (mut socket, _) = listener.accept().await?;
+        let mut updates = rounds.subscribe();
+        let first = event(0);
+        tokio::spawn(async move {
+            let mut head = Vec::with_capacity(512);
+            let mut buf = [0u8; 512];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let response = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n";
+            if socket.write_all(response).await.is_err() || socket.write_all(&first).await.is_err()
+            {
+                return;
+            }
+            while let Ok(frame) = updates.recv().await {
+                if socket.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// The runtime the stream clients run on: two workers scheduled as
+/// `SCHED_BATCH`, so that a client woken by the bff's write does not preempt
+/// the bff in the middle of its fan-out. In production the clients are on
+/// other machines; on loopback their receive path and wake-ups run on the
+/// bff's cores, and with wake-up preemption every delivery costs the bff two
+/// context switches (measured: 200 ms of bff CPU per round instead of 140).
+fn client_runtime() -> Result<tokio::runtime::Runtime, StackError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sse-client")
+        .on_thread_start(batch_scheduling)
+        .enable_all()
+        .build()
+        .map_err(|e| StackError::Io(format!("client runtime: {e}")))
+}
+
+/// Makes the calling thread `SCHED_BATCH` (Linux): CPU-bound, never
+/// preempting others when it wakes up.
+#[allow(unsafe_code)]
+fn batch_scheduling() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sets the calling thread's (pid 0) policy from a valid struct.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+    if rc != 0 {
+        eprintln!(
+            "sse client thread: SCHED_BATCH refused: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }

@@ -117,6 +117,17 @@ enum Command {
         #[arg(long)]
         body: String,
     },
+    /// A bare fan-out of stream events to every connection (the floor of
+    /// bench-sse).
+    #[command(hide = true)]
+    BareSse {
+        /// Listen address.
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        /// The JSON `data` of each event.
+        #[arg(long)]
+        data: String,
+    },
     /// Measure observations per second through a node's real service loop
     /// against a bare pull consumer (see scripts/bench-aggregator.sh).
     BenchConsumption {
@@ -190,6 +201,9 @@ async fn main() -> anyhow::Result<()> {
         Command::BenchSse { clients, duration } => {
             let bin_dir = bin_dir()?;
             Ok(oracle_devstack::bench_bff::bench_sse(&bin_dir, clients, duration).await?)
+        }
+        Command::BareSse { addr, data } => {
+            Ok(oracle_devstack::bench_bff::bare_sse(addr, data).await?)
         }
         Command::BareHttp { addr, body } => {
             Ok(oracle_devstack::bench_bff::bare_http(addr, body).await?)

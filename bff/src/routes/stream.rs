@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::prices::to_response;
 use crate::AppState;
-use crate::cache::Update;
+use crate::cache::{Broadcast, Update};
 use crate::chains::ChainView;
 use crate::error::ApiError;
 use crate::guard::{ClientId, StreamSlot};
@@ -105,7 +105,6 @@ pub async fn stream(
     })?;
     let mut feed = Feed {
         updates: chain.cache.subscribe(),
-        shutdown: Box::pin(chain.cache.shutdown.clone().cancelled_owned()),
         chain,
         _gauge: ClientGauge::new(state.metrics.sse_clients.clone()),
         _slot: slot,
@@ -164,10 +163,9 @@ struct Feed {
     _gauge: ClientGauge,
     pairs: Vec<Pair>,
     throttle: Duration,
-    updates: broadcast::Receiver<Arc<Update>>,
-    /// Registered once with the token (not once per wake-up, which takes
-    /// the token's lock shared by every client).
-    shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    /// New rounds, and the service stopping (one channel: a wake-up polls
+    /// nothing shared by every client but the broadcast itself).
+    updates: broadcast::Receiver<Broadcast>,
     /// The newest update per pair (by position in `pairs`) not sent yet,
     /// coalesced by the throttle.
     pending: Vec<Option<Arc<Update>>>,
@@ -223,15 +221,15 @@ impl Feed {
                 self.throttle_timer.as_mut().reset(self.next_send);
             }
             tokio::select! {
-                _ = self.shutdown.as_mut() => {
-                    self.done = true;
-                    self.ready.push_back(frame(
-                        "error",
-                        &json!({"code": "shutting_down", "message": "the server is stopping; reconnect"}),
-                    ));
-                }
                 received = self.updates.recv() => match received {
-                    Ok(u) => self.hold(u),
+                    Ok(Broadcast::Round(u)) => self.hold(u),
+                    Ok(Broadcast::Closing) => {
+                        self.done = true;
+                        self.ready.push_back(frame(
+                            "error",
+                            &json!({"code": "shutting_down", "message": "the server is stopping; reconnect"}),
+                        ));
+                    }
                     Err(broadcast::error::RecvError::Lagged(skipped)) => {
                         self.ready.push_back(frame(
                             "lag",

@@ -46,6 +46,7 @@ pub fn state(registry: &Registry) -> AppState {
         trusted_proxies: oracle_bff::guard::TrustedProxies::default(),
         streams: oracle_bff::guard::StreamSlots::new(100, 10),
         chain_timeout: std::time::Duration::from_millis(800),
+        readiness_grace: std::time::Duration::from_secs(60),
         status: oracle_bff::routes::status::StatusCache::default(),
         cors_origins: Arc::new(vec![]),
         max_body_bytes: 1024,
