@@ -187,6 +187,34 @@ async fn bench_stack(
     Ok((stack, body, data_dir))
 }
 
+/// Starts this binary's hidden baseline server `command` (`bare-http`,
+/// `bare-sse`) on a free loopback port with `flag value`, logging into
+/// `data_dir`.
+fn spawn_bare(
+    data_dir: &Path,
+    command: &str,
+    flag: &str,
+    value: &str,
+) -> Result<(ChildProcess, u16), StackError> {
+    let port = tools::free_port().map_err(|e| StackError::Io(e.to_string()))?;
+    let exe = std::env::current_exe().map_err(|e| StackError::Io(e.to_string()))?;
+    let child = ChildProcess::spawn(
+        command,
+        &exe,
+        &[
+            command.into(),
+            "--addr".into(),
+            format!("127.0.0.1:{port}"),
+            flag.into(),
+            value.into(),
+        ],
+        &[],
+        Output::File(data_dir.join(format!("{command}.log"))),
+    )
+    .map_err(|e| StackError::Io(e.to_string()))?;
+    Ok((child, port))
+}
+
 /// Runs the benchmark and prints its figures.
 pub async fn bench_bff(
     bin_dir: &Path,
@@ -200,22 +228,7 @@ pub async fn bench_bff(
     stack.kill_service("fetchers").await;
     stack.kill_service("aggregator").await;
 
-    let port = tools::free_port().map_err(|e| StackError::Io(e.to_string()))?;
-    let exe = std::env::current_exe().map_err(|e| StackError::Io(e.to_string()))?;
-    let mut bare = ChildProcess::spawn(
-        "bare-http",
-        &exe,
-        &[
-            "bare-http".into(),
-            "--addr".into(),
-            format!("127.0.0.1:{port}"),
-            "--body".into(),
-            body.clone(),
-        ],
-        &[],
-        Output::File(data_dir.join("bare-http.log")),
-    )
-    .map_err(|e| StackError::Io(e.to_string()))?;
+    let (mut bare, port) = spawn_bare(&data_dir, "bare-http", "--body", &body)?;
     let bare_url = format!("http://127.0.0.1:{port}/v1/prices/BTC-USD");
     eventually(Duration::from_secs(10), "bare server up", || async {
         client.get(&bare_url).send().await.ok().map(|_| ())
@@ -565,22 +578,7 @@ pub async fn bench_sse(
     }
 
     // The floor: the same clients, the same bytes, a bare fan-out.
-    let port = tools::free_port().map_err(|e| StackError::Io(e.to_string()))?;
-    let exe = std::env::current_exe().map_err(|e| StackError::Io(e.to_string()))?;
-    let mut bare = ChildProcess::spawn(
-        "bare-sse",
-        &exe,
-        &[
-            "bare-sse".into(),
-            "--addr".into(),
-            format!("127.0.0.1:{port}"),
-            "--data".into(),
-            body,
-        ],
-        &[],
-        Output::File(data_dir.join("bare-sse.log")),
-    )
-    .map_err(|e| StackError::Io(e.to_string()))?;
+    let (mut bare, port) = spawn_bare(&data_dir, "bare-sse", "--data", &body)?;
     let bare_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     eventually(Duration::from_secs(10), "bare-sse up", || async {
         tokio::net::TcpStream::connect(bare_addr)
