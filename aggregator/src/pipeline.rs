@@ -72,6 +72,16 @@ pub struct BatchDone {
     pub chain: BTreeMap<Pair, OnChain>,
 }
 
+impl BatchDone {
+    /// Why nothing was sent, as answered to a refresh or retry waiting on
+    /// the batch (no reason recorded: the signers did not reach a quorum).
+    pub fn why_unsent(&self) -> (ErrorCode, String) {
+        self.unsent
+            .clone()
+            .unwrap_or((ErrorCode::NoSignerQuorum, String::new()))
+    }
+}
+
 /// The pipeline's parts: one pipeline per chain.
 #[derive(Debug)]
 pub struct Pipeline {

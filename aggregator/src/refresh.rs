@@ -145,8 +145,8 @@ impl Refreshes {
             .collect();
         for r in settled {
             let pair = r.pair.to_string();
-            let body = match (&done.event, &done.unsent) {
-                (Some(e), _) if e.included(&r.pair) => {
+            let body = match &done.event {
+                Some(e) if e.included(&r.pair) => {
                     let rep = e.reports.iter().find(|x| x.pair == r.pair);
                     RefreshReply {
                         v: SCHEMA_VERSION,
@@ -160,7 +160,7 @@ impl Refreshes {
                         message: None,
                     }
                 }
-                (Some(e), _) if e.reports.iter().any(|x| x.pair == r.pair) => RefreshReply {
+                Some(e) if e.reports.iter().any(|x| x.pair == r.pair) => RefreshReply {
                     submission_id: Some(e.id.clone()),
                     ..RefreshReply::error(
                         pair,
@@ -176,15 +176,13 @@ impl Refreshes {
                         }),
                     )
                 },
-                (Some(_), _) => RefreshReply::error(
+                Some(_) => RefreshReply::error(
                     pair,
                     ErrorCode::NoSignerQuorum,
                     "the signers refused this feed's report".into(),
                 ),
-                (None, unsent) => {
-                    let (code, why) = unsent
-                        .clone()
-                        .unwrap_or((ErrorCode::NoSignerQuorum, String::new()));
+                None => {
+                    let (code, why) = done.why_unsent();
                     RefreshReply::error(pair, code, why)
                 }
             };

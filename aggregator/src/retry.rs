@@ -110,8 +110,8 @@ impl Retries {
             .extract_if(.., |r| r.batch == Some(done.id))
             .collect();
         for r in settled {
-            let body = match (&done.event, &done.unsent) {
-                (Some(e), _) => RetryReply {
+            let body = match &done.event {
+                Some(e) => RetryReply {
                     v: SCHEMA_VERSION,
                     retry_of: r.retry_of,
                     submission_id: Some(e.id.clone()),
@@ -119,10 +119,8 @@ impl Retries {
                     error: None,
                     message: e.error.clone(),
                 },
-                (None, unsent) => {
-                    let (code, why) = unsent
-                        .clone()
-                        .unwrap_or((ErrorCode::NoSignerQuorum, String::new()));
+                None => {
+                    let (code, why) = done.why_unsent();
                     RetryReply::error(r.retry_of, code, why)
                 }
             };

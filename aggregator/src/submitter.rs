@@ -254,9 +254,14 @@ impl Submitter {
         Ok(())
     }
 
+    /// The endpoint in use: its URL and provider.
+    fn active(&self) -> &(String, DynProvider) {
+        &self.endpoints[self.active.load(Ordering::Acquire) % self.endpoints.len()]
+    }
+
     /// The provider in use.
     fn provider(&self) -> &DynProvider {
-        &self.endpoints[self.active.load(Ordering::Acquire) % self.endpoints.len()].1
+        &self.active().1
     }
 
     /// The hub, through the provider in use.
@@ -266,7 +271,7 @@ impl Submitter {
 
     /// The URL of the endpoint in use.
     pub fn endpoint(&self) -> &str {
-        &self.endpoints[self.active.load(Ordering::Acquire) % self.endpoints.len()].0
+        &self.active().0
     }
 
     /// Moves to the next configured endpoint that answers and serves this

@@ -99,7 +99,7 @@ pub struct PriceCache {
     /// How long since the last successful poll the cache still counts as in step.
     fresh_for: Duration,
     /// Cancelled when the service stops (ends the streams).
-    pub shutdown: CancellationToken,
+    shutdown: CancellationToken,
     /// Reorgs seen so far: whatever was cached from logs before a reorg is
     /// stale once it changes.
     generation: Arc<std::sync::atomic::AtomicU64>,

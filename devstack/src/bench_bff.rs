@@ -420,73 +420,100 @@ impl SseFigures {
     }
 }
 
-/// Connects `clients` stream clients to `path` on `addr` (on the
-/// [`client_runtime`]), waits until all are connected, then `settled` (the
-/// measure of the server's memory, given the time), records `duration` of
-/// rounds and prints one row per round (p50, p99, max over clients).
-async fn measure_clients(
+/// Stream clients connected to one server, not measuring yet.
+struct Clients {
+    count: usize,
+    tasks: Vec<tokio::task::JoinHandle<Vec<(String, u64)>>>,
+    /// Rounds the server made before this time (Unix ms) are not counted:
+    /// some clients would see them as their current value.
+    from_ms: Arc<std::sync::atomic::AtomicU64>,
+    until: tokio_util::sync::CancellationToken,
+}
+
+/// Connects `count` stream clients to `path` on `addr` (on the
+/// [`client_runtime`]) and returns once every one is connected, with how
+/// long that took.
+async fn connect_clients(
     runtime: &tokio::runtime::Runtime,
     addr: std::net::SocketAddr,
     path: &str,
-    clients: usize,
-    duration: Duration,
-    settled: impl AsyncFnOnce(Duration),
-) -> SseFigures {
+    count: usize,
+) -> (Clients, Duration) {
     let path: Arc<str> = path.into();
-    let connected = Arc::new(tokio::sync::Barrier::new(clients + 1));
+    let connected = Arc::new(tokio::sync::Barrier::new(count + 1));
     let until = tokio_util::sync::CancellationToken::new();
-    // Rounds made before every client is connected and settled are not
-    // counted (some clients would see them as their current value).
     let from_ms = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        tasks.push(runtime.spawn(sse_client(
-            addr,
-            path.clone(),
-            connected.clone(),
-            from_ms.clone(),
-            until.clone(),
-        )));
-    }
+    let tasks = (0..count)
+        .map(|_| {
+            runtime.spawn(sse_client(
+                addr,
+                path.clone(),
+                connected.clone(),
+                from_ms.clone(),
+                until.clone(),
+            ))
+        })
+        .collect();
     connected.wait().await;
-    settled(started.elapsed()).await;
-    from_ms.store(
-        oracle_common::now_ms(),
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    tokio::time::sleep(duration).await;
-    until.cancel();
-    let mut by_round: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
-    let mut closed_early = 0usize;
-    for t in tasks {
-        match t.await {
-            Ok(events) if !events.is_empty() => {
-                for (id, ms) in events {
-                    by_round.entry(id).or_default().push(ms);
+    let clients = Clients {
+        count,
+        tasks,
+        from_ms,
+        until,
+    };
+    (clients, started.elapsed())
+}
+
+impl Clients {
+    /// Records the rounds of the next `duration`, ends the clients and
+    /// prints one row per round (p50, p99, max over clients).
+    async fn measure(self, duration: Duration) -> SseFigures {
+        self.from_ms.store(
+            oracle_common::now_ms(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        tokio::time::sleep(duration).await;
+        self.until.cancel();
+        let mut by_round: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+        let mut closed_early = 0usize;
+        for t in self.tasks {
+            match t.await {
+                Ok(events) if !events.is_empty() => {
+                    for (id, ms) in events {
+                        by_round.entry(id).or_default().push(ms);
+                    }
                 }
+                _ => closed_early += 1,
             }
-            _ => closed_early += 1,
         }
-    }
-    let mut deliveries = Vec::new();
-    println!("round            clients   p50 ms   p99 ms   max ms");
-    for (id, mut ms) in by_round {
-        if ms.len() < clients / 2 {
-            continue; // a round only some clients saw as news (at the edges)
+        let mut deliveries = Vec::new();
+        println!("round            clients   p50 ms   p99 ms   max ms");
+        for (id, mut ms) in by_round {
+            if ms.len() < self.count / 2 {
+                continue; // a round only some clients saw as news (at the edges)
+            }
+            ms.sort_unstable();
+            let pct = |p: f64| ms[((ms.len() as f64 * p) as usize).min(ms.len() - 1)];
+            let (p50, p99, max) = (pct(0.5), pct(0.99), ms[ms.len() - 1]);
+            println!("{id:<16} {:>7} {p50:>8} {p99:>8} {max:>8}", ms.len());
+            deliveries.extend(ms);
         }
-        ms.sort_unstable();
-        let pct = |p: f64| ms[((ms.len() as f64 * p) as usize).min(ms.len() - 1)];
-        let (p50, p99, max) = (pct(0.5), pct(0.99), ms[ms.len() - 1]);
-        println!("{id:<16} {:>7} {p50:>8} {p99:>8} {max:>8}", ms.len());
-        deliveries.extend(ms);
-    }
-    deliveries.sort_unstable();
-    SseFigures {
-        deliveries,
-        closed_early,
+        deliveries.sort_unstable();
+        SseFigures {
+            deliveries,
+            closed_early,
+        }
     }
 }
+
+/// CPU time spent between two readings of [`cpu_time`], when both worked.
+fn cpu_spent(before: Option<Duration>, after: Option<Duration>) -> Option<Duration> {
+    Some(after?.saturating_sub(before?))
+}
+
+/// How long connections settle before memory is read and rounds counted.
+const SETTLE: Duration = Duration::from_secs(2);
 
 /// Prints the summary line of a window.
 fn print_summary(label: &str, f: &SseFigures, duration: Duration) {
@@ -539,41 +566,38 @@ pub async fn bench_sse(
         .map_err(|e| StackError::Io(format!("bff url {}: {e}", stack.bff_url)))?;
     let runtime = client_runtime()?;
     let rss_before = rss_bytes(pid).unwrap_or(0);
-    let cpu = std::cell::Cell::new(None);
-    let bff = measure_clients(
+    let (streams, connect_time) = connect_clients(
         &runtime,
         addr,
         "/v1/stream?pairs=BTC-USD&throttle_ms=0",
         clients,
-        duration,
-        async |connect_time| {
-            // Let the connections settle, then measure memory.
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let rss_connected = rss_bytes(pid).unwrap_or(0);
-            println!(
-                "{clients} SSE clients connected in {:.1} s (bff: API keys and a rate limit on; clients on two SCHED_BATCH threads sharing the 2 cores with the bff)",
-                connect_time.as_secs_f64()
-            );
-            println!(
-                "bff RSS: {:.1} MiB before, {:.1} MiB with the clients: {:.1} KiB per client",
-                rss_before as f64 / 1048576.0,
-                rss_connected as f64 / 1048576.0,
-                (rss_connected.saturating_sub(rss_before)) as f64 / 1024.0 / clients as f64
-            );
-            cpu.set(Some((cpu_time(pid), cpu_time(std::process::id()))));
-        },
     )
     .await;
-    let (cpu_after, self_after) = (cpu_time(pid), cpu_time(std::process::id()));
+    tokio::time::sleep(SETTLE).await;
+    let rss_connected = rss_bytes(pid).unwrap_or(0);
+    println!(
+        "{clients} SSE clients connected in {:.1} s (bff: API keys and a rate limit on; clients on two SCHED_BATCH threads sharing the 2 cores with the bff)",
+        connect_time.as_secs_f64()
+    );
+    println!(
+        "bff RSS: {:.1} MiB before, {:.1} MiB with the clients: {:.1} KiB per client",
+        rss_before as f64 / 1048576.0,
+        rss_connected as f64 / 1048576.0,
+        (rss_connected.saturating_sub(rss_before)) as f64 / 1024.0 / clients as f64
+    );
+    let (bff_before, self_before) = (cpu_time(pid), cpu_time(std::process::id()));
+    let bff = streams.measure(duration).await;
+    let bff_cpu = cpu_spent(bff_before, cpu_time(pid));
+    let self_cpu = cpu_spent(self_before, cpu_time(std::process::id()));
     print_summary("bff, all rounds", &bff, duration);
-    if let (Some((Some(b), Some(sb))), Some(a), Some(sa)) = (cpu.get(), cpu_after, self_after) {
+    if let (Some(b), Some(c)) = (bff_cpu, self_cpu) {
         let rounds = bff.rounds(clients);
         println!(
             "CPU over the {duration:?} measured: bff {:.2} s, clients {:.2} s, {rounds} rounds: {:.0} ms and {:.0} ms per round",
-            (a - b).as_secs_f64(),
-            (sa - sb).as_secs_f64(),
-            (a - b).as_secs_f64() * 1e3 / rounds as f64,
-            (sa - sb).as_secs_f64() * 1e3 / rounds as f64
+            b.as_secs_f64(),
+            c.as_secs_f64(),
+            b.as_secs_f64() * 1e3 / rounds as f64,
+            c.as_secs_f64() * 1e3 / rounds as f64
         );
     }
 
@@ -592,26 +616,18 @@ pub async fn bench_sse(
     );
     let floor_time = duration.min(Duration::from_secs(30));
     let bare_pid = bare.id().unwrap_or(0);
-    let bare_cpu = std::cell::Cell::new(None);
-    let floor = measure_clients(
-        &runtime,
-        bare_addr,
-        "/v1/stream",
-        clients,
-        floor_time,
-        async |_| {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            bare_cpu.set(cpu_time(bare_pid));
-        },
-    )
-    .await;
+    let (streams, _) = connect_clients(&runtime, bare_addr, "/v1/stream", clients).await;
+    tokio::time::sleep(SETTLE).await;
+    let bare_before = cpu_time(bare_pid);
+    let floor = streams.measure(floor_time).await;
+    let bare_cpu = cpu_spent(bare_before, cpu_time(bare_pid));
     print_summary("bare fan-out, all rounds", &floor, floor_time);
-    if let (Some(b), Some(a)) = (bare_cpu.get(), cpu_time(bare_pid)) {
+    if let Some(c) = bare_cpu {
         let rounds = floor.rounds(clients);
         println!(
             "CPU of the bare fan-out: {:.2} s, {rounds} rounds: {:.0} ms per round",
-            (a - b).as_secs_f64(),
-            (a - b).as_secs_f64() * 1e3 / rounds as f64
+            c.as_secs_f64(),
+            c.as_secs_f64() * 1e3 / rounds as f64
         );
     }
     if let (Some(b), Some(f)) = (bff.quantile(0.99), floor.quantile(0.99)) {

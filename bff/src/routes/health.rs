@@ -1,7 +1,7 @@
 //! `GET /healthz` (the process is alive), `GET /readyz` (NATS answers probes,
 //! chain reachable, and the freshest feed inside its heartbeat plus
-//! `bff.readiness_grace`: the service can answer with a value worth serving). `/metrics` is served on
-//! `bff.metrics_addr` only.
+//! `bff.readiness_grace`: the service can answer with a value worth
+//! serving). `/metrics` is served on `bff.metrics_addr` only.
 
 use axum::Json;
 use axum::extract::State;

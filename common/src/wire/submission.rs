@@ -224,9 +224,7 @@ impl SubmissionEvent {
     /// Whether the report of `pair` was applied: the submission succeeded and
     /// the hub did not skip it.
     pub fn applied(&self, pair: &Pair) -> bool {
-        self.status == SubmissionStatus::Success
-            && self.reports.iter().any(|r| &r.pair == pair)
-            && !self.skipped.iter().any(|s| &s.pair == pair)
+        self.status == SubmissionStatus::Success && self.included(pair)
     }
 }
 
